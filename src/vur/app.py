@@ -1,0 +1,114 @@
+"""create_app(): the FastAPI application with every domain router mounted."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from vur import __version__
+from vur.core import health, hub
+from vur.core.db import get_database
+from vur.core.errors import error_response, install_error_handlers
+from vur.core.logging import configure_logging
+from vur.core.metrics import register_job_collector
+from vur.core.middleware import RequestContextMiddleware
+from vur.core.migrations import ensure_up_to_date
+from vur.core.storage import LocalArtifactStore
+from vur.datasets import api as datasets_api
+from vur.forecasting import api as forecasting_api
+from vur.identity import api as identity_api
+from vur.jobs import api as jobs_api
+from vur.jobs.models import Job
+from vur.jobs.registry import load_job_modules
+from vur.jobs.runner import Worker
+from vur.jobs.service import count_by_status
+from vur.registry import api as registry_api
+from vur.settings import Settings, get_settings
+
+TAGS = [
+    {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
+    {"name": "auth", "description": "Accounts, workspaces, access and refresh tokens."},
+    {"name": "datasets", "description": "Tabular datasets: upload once, read as typed Parquet."},
+    {"name": "forecasting", "description": "The algorithm catalogue, training runs and forecasts."},
+    {"name": "models", "description": "The model registry."},
+    {"name": "jobs", "description": "Background work: status, progress, logs, cancellation."},
+    {"name": "realtime", "description": "The WebSocket hub at /ws."},
+]
+
+
+def _job_in_workspace(session, workspace_id, job_id) -> bool:  # type: ignore[no-untyped-def]
+    return session.scalar(select(Job.id).where(Job.id == job_id, Job.workspace_id == workspace_id)) is not None
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    database = get_database(settings.resolved_database_url)
+    # Job types must be known here too: enqueueing checks them, cancelling runs their hooks.
+    load_job_modules(settings.job_modules)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ensure_up_to_date(settings.resolved_database_url)
+
+        def jobs_by_status() -> dict[str, int]:
+            with database.session() as session:
+                return count_by_status(session)
+
+        register_job_collector(jobs_by_status)
+        if settings.job_runner == "inprocess":
+            app.state.worker = Worker(settings)
+            app.state.worker.start_in_background()
+        try:
+            yield
+        finally:
+            if app.state.worker is not None:
+                app.state.worker.stop()
+
+    app = FastAPI(
+        title="VUR",
+        version=__version__,
+        description="Self-hosted machine-learning platform: datasets, forecasting, predictions and monitoring over one HTTP API.",
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.store = LocalArtifactStore(settings.artifacts_dir)
+    app.state.worker = None
+
+    install_error_handlers(app)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity_error(_: Request, __: IntegrityError) -> JSONResponse:
+        return error_response(409, "The change conflicts with existing data", {})
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["X-Request-ID", "X-Total-Count"],
+    )
+    app.add_middleware(RequestContextMiddleware)
+
+    hub.register_topic("job", _job_in_workspace)
+    app.include_router(health.router)
+    app.include_router(hub.router)
+    app.include_router(identity_api.router)
+    app.include_router(identity_api.members_router)
+    app.include_router(jobs_api.router)
+    app.include_router(datasets_api.upload_router, max_body_size=settings.max_upload_bytes + 1_048_576)
+    app.include_router(datasets_api.router)
+    # Before the registry router: "/models/algorithms" must not be read as a model id.
+    app.include_router(forecasting_api.router)
+    app.include_router(registry_api.router)
+    return app

@@ -1,0 +1,38 @@
+"""Request-scoped dependencies shared by every domain router."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from vur.core.db import Database
+from vur.core.storage import ArtifactStore
+from vur.settings import Settings
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_database_dep(request: Request) -> Database:
+    return request.app.state.database
+
+
+def get_store(request: Request) -> ArtifactStore:
+    return request.app.state.store
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    # One request is one transaction: commit when the route returns, roll back if it raises.
+    with request.app.state.database.session() as session:
+        yield session
+
+
+# scope="function": commit before the response is sent, so a 2xx means the write landed.
+DbSession = Annotated[Session, Depends(get_session, scope="function")]
+AppSettings = Annotated[Settings, Depends(get_settings_dep)]
+Store = Annotated[ArtifactStore, Depends(get_store)]
+AppDatabase = Annotated[Database, Depends(get_database_dep)]

@@ -1,0 +1,130 @@
+"""One error base class and the handlers that render every failure as the envelope
+
+    {"error": str, "details": object, "request_id": str}
+
+Domains subclass `VurError` in their `exceptions.py`; routes never build error bodies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vur.core.request_context import REQUEST_ID_HEADER, current_request_id
+
+log = structlog.get_logger("vur.errors")
+
+
+class VurError(Exception):
+    status_code = 400
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None, *, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+        self.headers = headers or {}
+
+
+class BadRequest(VurError):
+    status_code = 400
+
+
+class Unauthorized(VurError):
+    status_code = 401
+
+    def __init__(self, message: str = "Not authenticated", details: dict[str, Any] | None = None):
+        super().__init__(message, details, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(VurError):
+    status_code = 403
+
+
+class NotFound(VurError):
+    status_code = 404
+
+    @classmethod
+    def for_id(cls, resource: str, id_: object) -> NotFound:
+        return cls(f"{resource} with id '{id_}' not found")
+
+
+class Conflict(VurError):
+    status_code = 409
+
+
+class PayloadTooLarge(VurError):
+    status_code = 413
+
+
+class UnprocessableEntity(VurError):
+    status_code = 422
+
+
+class TooManyRequests(VurError):
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message, {"retry_after_seconds": retry_after}, headers={"Retry-After": str(retry_after)})
+
+
+class ServiceUnavailable(VurError):
+    status_code = 503
+
+
+def error_response(status_code: int, message: str, details: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    request_id = current_request_id()
+    body = {"error": message, "details": details if details is not None else {}, "request_id": request_id}
+    all_headers = {REQUEST_ID_HEADER: request_id, **(headers or {})}
+    return JSONResponse(body, status_code=status_code, headers=all_headers)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    # ("body", "user", "email") -> "user.email"; the "body"/"query" prefix says where, keep it
+    # only when nothing else names the field.
+    parts = [str(p) for p in loc]
+    if len(parts) > 1 and parts[0] in {"body", "query", "path", "header", "cookie", "form"}:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def validation_details(errors: list[dict[str, Any]]) -> dict[str, str]:
+    details: dict[str, str] = {}
+    for err in errors:
+        key = _field_path(tuple(err.get("loc", ())))
+        message = err.get("msg", "Invalid value")
+        details[key] = f"{details[key]}; {message}" if key in details else message
+    return details
+
+
+async def _vur_error(_: Request, exc: VurError) -> JSONResponse:
+    return error_response(exc.status_code, exc.message, exc.details, exc.headers)
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(400, "Malformed JSON body", validation_details(errors))
+    return error_response(422, "Validation failed", validation_details(errors))
+
+
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    messages = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
+    message = exc.detail if isinstance(exc.detail, str) and exc.status_code not in messages else messages.get(exc.status_code, str(exc.detail))
+    return error_response(exc.status_code, message, {}, dict(exc.headers or {}))
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled_error", path=request.url.path, method=request.method, error=repr(exc))
+    return error_response(500, "Internal server error", {})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(VurError, _vur_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unhandled)

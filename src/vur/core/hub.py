@@ -1,0 +1,151 @@
+"""The WebSocket hub at `/ws`.
+
+1. Authenticate: `?token=<access token>` on the URL, or a first message
+   `{"type": "auth", "token": "..."}` within `AUTH_TIMEOUT` seconds. Anything else
+   closes the socket with 1008 (policy violation).
+2. Subscribe: `{"type": "subscribe", "topics": ["job:<id>", "training"]}` (and
+   `unsubscribe`, `ping`).
+3. Receive `{"type": ..., "topic": ..., "data": ...}` for every event of a subscribed
+   topic that belongs to the caller's workspace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+from starlette.concurrency import run_in_threadpool
+
+from vur.core.errors import VurError
+from vur.core.events import Event, bus
+
+router = APIRouter(tags=["realtime"])
+
+AUTH_TIMEOUT = 10.0
+STATIC_TOPICS = frozenset({"training", "predictions", "system", "alerts"})
+# "job:<uuid>" style topics: the prefix names a check that the id belongs to the workspace.
+TopicCheck = Callable[[Any, uuid.UUID, uuid.UUID], bool]
+_topic_checks: dict[str, TopicCheck] = {}
+
+
+def register_topic(prefix: str, check: TopicCheck) -> None:
+    """`check(session, workspace_id, object_id) -> bool` says whether the caller may follow it."""
+    _topic_checks[prefix] = check
+
+
+class Connection:
+    def __init__(self, websocket: WebSocket, principal: Any) -> None:
+        self.websocket = websocket
+        self.principal = principal
+        self.topics: set[str] = set()
+
+    async def send(self, type_: str, data: dict[str, Any], topic: str | None = None) -> None:
+        message: dict[str, Any] = {"type": type_, "data": data}
+        if topic is not None:
+            message["topic"] = topic
+        await self.websocket.send_text(json.dumps(message, default=str))
+
+    def wants(self, event: Event) -> bool:
+        return event.topic in self.topics and (event.workspace_id is None or event.workspace_id == str(self.principal.workspace_id))
+
+
+def _authenticate(websocket: WebSocket, token: str | None) -> Any:
+    from vur.identity.auth import principal_from_token
+
+    app = websocket.app
+    with app.state.database.session() as session:
+        return principal_from_token(session, app.state.settings, token)
+
+
+def _may_follow(websocket: WebSocket, principal: Any, topic: str) -> bool:
+    if topic in STATIC_TOPICS:
+        return True
+    prefix, _, raw_id = topic.partition(":")
+    check = _topic_checks.get(prefix)
+    if check is None or not raw_id:
+        return False
+    try:
+        object_id = uuid.UUID(raw_id)
+    except ValueError:
+        return False
+    with websocket.app.state.database.session() as session:
+        return check(session, principal.workspace_id, object_id)
+
+
+async def _first_message_token(websocket: WebSocket) -> str | None:
+    try:
+        raw = await asyncio.wait_for(websocket.receive_text(), timeout=AUTH_TIMEOUT)
+        message = json.loads(raw)
+    except (TimeoutError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+    if isinstance(message, dict) and message.get("type") == "auth" and isinstance(message.get("token"), str):
+        return message["token"]
+    return None
+
+
+@router.websocket("/ws")
+async def websocket_hub(websocket: WebSocket) -> None:
+    await websocket.accept()
+    token = websocket.query_params.get("token") or await _first_message_token(websocket)
+    try:
+        principal = await run_in_threadpool(_authenticate, websocket, token)
+    except VurError:
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="authentication required")
+        return
+    connection = Connection(websocket, principal)
+    handle, queue = bus.subscribe()
+    try:
+        await connection.send("welcome", {"user_id": str(principal.user_id), "workspace_id": str(principal.workspace_id)})
+        reader = asyncio.create_task(_read_commands(connection))
+        writer = asyncio.create_task(_write_events(connection, queue))
+        done, pending = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        for task in done:
+            if (error := task.exception()) and not isinstance(error, WebSocketDisconnect):
+                raise error
+    except WebSocketDisconnect:
+        pass
+    finally:
+        bus.unsubscribe(handle)
+
+
+async def _write_events(connection: Connection, queue: asyncio.Queue[Event]) -> None:
+    while True:
+        event = await queue.get()
+        if connection.wants(event):
+            await connection.send(event.type, event.data, topic=event.topic)
+
+
+async def _read_commands(connection: Connection) -> None:
+    while True:
+        raw = await connection.websocket.receive_text()
+        try:
+            message = json.loads(raw)
+            kind = message["type"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            await connection.send("error", {"message": "messages are JSON objects with a 'type'"})
+            continue
+        if kind == "ping":
+            await connection.send("pong", {})
+        elif kind in ("subscribe", "unsubscribe"):
+            topics = message.get("topics")
+            if not isinstance(topics, list) or not all(isinstance(t, str) and len(t) <= 200 for t in topics):
+                await connection.send("error", {"message": "'topics' must be a list of topic names"})
+                continue
+            if kind == "unsubscribe":
+                connection.topics.difference_update(topics)
+                await connection.send("unsubscribed", {"topics": topics})
+                continue
+            allowed = [t for t in topics if await run_in_threadpool(_may_follow, connection.websocket, connection.principal, t)]
+            connection.topics.update(allowed)
+            rejected = [t for t in topics if t not in allowed]
+            await connection.send("subscribed", {"topics": allowed, "rejected": rejected})
+        elif kind == "auth":
+            await connection.send("error", {"message": "already authenticated"})
+        else:
+            await connection.send("error", {"message": f"unknown message type {kind!r}"})

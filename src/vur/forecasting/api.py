@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+
+from vur.core.deps import DbSession, Store
+from vur.forecasting import service
+from vur.forecasting.algorithms import catalogue_by_family
+from vur.forecasting.schemas import ForecastResponse, TrainAccepted, TrainingStatus, TrainRequest
+from vur.identity.auth import WorkspaceReader, WorkspaceWriter
+from vur.registry import service as registry
+
+router = APIRouter(prefix="/api/v1/models", tags=["forecasting"])
+
+
+@router.get("/algorithms", summary="The algorithm catalogue, grouped by family, with parameter schemas")
+def list_algorithms(_: WorkspaceReader) -> dict[str, list[dict[str, Any]]]:
+    return catalogue_by_family()
+
+
+@router.post("/train", response_model=TrainAccepted, status_code=202, summary="Configure a forecaster and start training it")
+def train(body: TrainRequest, principal: WorkspaceWriter, session: DbSession) -> TrainAccepted:
+    model, job = service.start_training(session, principal.workspace_id, principal.user_id, body)
+    return TrainAccepted(model_id=model.id, job_id=job.id, status=job.status.value)
+
+
+@router.get("/{model_id}/training/status", response_model=TrainingStatus, summary="Progress, logs and metrics of the model's training")
+def training_status(model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession) -> TrainingStatus:
+    return service.training_status(session, registry.get_model(session, model_id, principal.workspace_id))
+
+
+@router.get("/{model_id}/forecast", response_model=ForecastResponse, summary="The forecast made at the end of training")
+def forecast(model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession, store: Store) -> ForecastResponse:
+    return service.read_forecast(store, registry.get_model(session, model_id, principal.workspace_id))

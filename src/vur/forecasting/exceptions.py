@@ -1,0 +1,17 @@
+from vur.core.errors import Conflict, UnprocessableEntity
+
+
+class UnknownAlgorithm(UnprocessableEntity):
+    pass
+
+
+class InvalidHyperparameters(UnprocessableEntity):
+    pass
+
+
+class InvalidTrainingConfig(UnprocessableEntity):
+    pass
+
+
+class ForecastNotReady(Conflict):
+    pass

@@ -1,0 +1,108 @@
+"""Configuring and starting training runs, and reading their results."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from sqlalchemy.orm import Session
+
+from vur.core.events import Event, publish_after_commit
+from vur.core.storage import ArtifactStore
+from vur.datasets import service as datasets
+from vur.forecasting.algorithms import get_algorithm
+from vur.forecasting.exceptions import ForecastNotReady, InvalidTrainingConfig
+from vur.forecasting.schemas import ForecastResponse, TrainRequest, TrainingStatus
+from vur.jobs import service as jobs
+from vur.jobs.models import Job, JobStatus
+from vur.registry.models import ModelStatus, RegisteredModel
+
+TRAIN_JOB = "forecasting.train"
+
+
+def start_training(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, body: TrainRequest) -> tuple[RegisteredModel, Job]:
+    algorithm = get_algorithm(body.algorithm)
+    hyperparameters = algorithm.resolve(body.hyperparameters)
+    dataset = datasets.get_dataset(session, body.dataset_id, workspace_id)
+    config = {
+        "date_column": body.date_column or dataset.config.get("date_column"),
+        "target_column": body.target_column or dataset.config.get("target_column"),
+        "series_id_column": body.series_id_column or dataset.config.get("series_id_column"),
+        "horizon": body.horizon,
+        "levels": body.levels,
+        "frequency": dataset.frequency,
+    }
+    _check_columns(dataset.detected_types, config)
+    model = RegisteredModel(
+        workspace_id=workspace_id,
+        created_by=user_id,
+        kind="forecaster",
+        name=body.name or f"{algorithm.name} on {dataset.name}",
+        algorithm=algorithm.id,
+        hyperparameters=hyperparameters,
+        config=config,
+        dataset_id=dataset.id,
+        status=ModelStatus.training,
+        metrics={},
+    )
+    session.add(model)
+    session.flush()
+    job = jobs.enqueue(session, TRAIN_JOB, {"model_id": str(model.id)}, workspace_id=workspace_id, created_by=user_id)
+    model.training_job_id = job.id
+    session.flush()
+    publish_after_commit(
+        session,
+        Event("training", "training.queued", {"model_id": str(model.id), "job_id": str(job.id), "algorithm": algorithm.id}, str(workspace_id)),
+    )
+    return model, job
+
+
+def _check_columns(types: dict[str, str], config: dict) -> None:
+    problems: dict[str, str] = {}
+    for role, expected in (("date_column", "datetime"), ("target_column", "numeric")):
+        column = config[role]
+        if column is None:
+            problems[role] = f"no {expected} column was found or given"
+        elif column not in types:
+            problems[role] = f"'{column}' is not a column of the dataset"
+        elif types[column] != expected:
+            problems[role] = f"'{column}' is {types[column]}, not {expected}"
+    series = config["series_id_column"]
+    if series is not None and series not in types:
+        problems["series_id_column"] = f"'{series}' is not a column of the dataset"
+    if config["frequency"] is None and "date_column" not in problems:
+        problems["date_column"] = "the timestamps have no regular frequency"
+    if problems:
+        raise InvalidTrainingConfig("The dataset cannot be used for this training run", problems)
+
+
+_STATUS_WORDS = {
+    JobStatus.queued: "queued",
+    JobStatus.running: "training",
+    JobStatus.succeeded: "completed",
+    JobStatus.failed: "failed",
+    JobStatus.cancelled: "cancelled",
+}
+
+
+def training_status(session: Session, model: RegisteredModel) -> TrainingStatus:
+    job = session.get(Job, model.training_job_id) if model.training_job_id else None
+    if job is None:
+        return TrainingStatus(status=model.status.value, progress=0, current_epoch=None, total_epochs=None, logs=[], metrics=model.metrics, job_id=None, error=None)
+    return TrainingStatus(
+        status=_STATUS_WORDS[job.status],
+        progress=job.progress,
+        current_epoch=None,
+        total_epochs=None,
+        logs=job.log,
+        metrics=model.metrics,
+        job_id=job.id,
+        error=job.error,
+    )
+
+
+def read_forecast(store: ArtifactStore, model: RegisteredModel) -> ForecastResponse:
+    if model.status != ModelStatus.trained or model.artifact_key is None:
+        raise ForecastNotReady(f"Model '{model.id}' has no forecast yet", {"status": model.status.value})
+    with store.open(model.artifact_key) as handle:
+        return ForecastResponse.model_validate({"model_id": model.id, **json.load(handle)})

@@ -1,0 +1,128 @@
+"""The training job: fit, evaluate on a holdout, forecast, store the result.
+
+Runs in a worker process. Model libraries are imported here, inside the job.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from vur.core.db import get_database, utcnow
+from vur.core.storage import LocalArtifactStore
+from vur.datasets.models import Dataset
+from vur.datasets.service import load_frame
+from vur.forecasting.algorithms import get_algorithm
+from vur.jobs.registry import job
+from vur.jobs.models import Job, JobStatus
+from vur.jobs.runner import JobContext
+from vur.registry.models import ModelStatus, RegisteredModel
+
+
+def forecast_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    error = actual - predicted
+    nonzero = actual != 0
+    denominator = np.abs(actual) + np.abs(predicted)
+    return {
+        "mae": float(np.mean(np.abs(error))),
+        "rmse": float(math.sqrt(np.mean(error**2))),
+        "mape": float(np.mean(np.abs(error[nonzero] / actual[nonzero])) * 100) if nonzero.any() else float("nan"),
+        "smape": float(np.mean(np.where(denominator == 0, 0.0, 2 * np.abs(error) / np.where(denominator == 0, 1, denominator))) * 100),
+    }
+
+
+def _long_frame(frame: Any, config: dict[str, Any]) -> Any:
+    """The statsforecast layout: unique_id, ds, y, sorted, without missing targets."""
+    import pandas as pd
+
+    data = frame.to_pandas()
+    series = config.get("series_id_column")
+    long = pd.DataFrame(
+        {
+            "unique_id": data[series].astype(str) if series else "series_1",
+            "ds": pd.to_datetime(data[config["date_column"]]),
+            "y": pd.to_numeric(data[config["target_column"]], errors="coerce"),
+        }
+    )
+    return long.dropna().sort_values(["unique_id", "ds"]).reset_index(drop=True)
+
+
+def _training_ended_without_model(session: Session, job: Job) -> None:
+    model = session.get(RegisteredModel, uuid.UUID(job.payload["model_id"]))
+    if model is not None and model.status == ModelStatus.training:
+        model.status = ModelStatus.configured if job.status == JobStatus.cancelled else ModelStatus.failed
+
+
+@job("forecasting.train", retry_safe=True, max_attempts=2, on_unsuccessful=_training_ended_without_model)
+def train_forecaster(ctx: JobContext, model_id: str) -> dict[str, Any]:
+    database = get_database(ctx.settings.resolved_database_url)
+    store = LocalArtifactStore(ctx.settings.artifacts_dir)
+    with database.session() as session:
+        model = session.get(RegisteredModel, uuid.UUID(model_id))
+        if model is None:
+            raise LookupError(f"model {model_id} no longer exists")
+        dataset = session.get(Dataset, model.dataset_id) if model.dataset_id else None
+        if dataset is None:
+            raise LookupError("the model's dataset no longer exists")
+        algorithm_id, params, config = model.algorithm, dict(model.hyperparameters), dict(model.config)
+        workspace_hex = model.workspace_id.hex
+        columns = [c for c in (config["date_column"], config["target_column"], config.get("series_id_column")) if c]
+        frame = load_frame(store, dataset, columns)
+    result = _fit_and_forecast(ctx, algorithm_id, params, config, frame)
+    key = f"models/{workspace_hex}/{uuid.UUID(model_id).hex}/forecast.json"
+    store.write_bytes(key, json.dumps({"algorithm": algorithm_id, **result["forecast"]}).encode())
+    with database.session() as session:
+        model = session.get(RegisteredModel, uuid.UUID(model_id), with_for_update=True)
+        assert model is not None
+        model.status = ModelStatus.trained
+        model.metrics = result["metrics"]
+        model.trained_at = utcnow()
+        model.artifact_key = key
+    ctx.publish("training", "training.completed", {"model_id": model_id, "metrics": result["metrics"]})
+    return {"model_id": model_id, "metrics": result["metrics"]}
+
+
+def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any], config: dict[str, Any], frame: Any) -> dict[str, Any]:
+    horizon, levels, freq = config["horizon"], config["levels"], config["frequency"]
+    data = _long_frame(frame, config)
+    lengths = data.groupby("unique_id").size()
+    ctx.progress(10, f"Loaded {len(data):,} rows in {len(lengths)} series")
+    needed = horizon + params.get("season_length", 1) + 1
+    if (short := lengths[lengths < needed]).size:
+        raise ValueError(f"{short.size} series are shorter than {needed} points (horizon {horizon} + one season + 1), e.g. {short.index[0]!r}")
+
+    algorithm = get_algorithm(algorithm_id)
+    from statsforecast import StatsForecast
+
+    ctx.progress(20, "Fitting on the history without its last horizon")
+    holdout = data.groupby("unique_id").tail(horizon)
+    train = data.drop(holdout.index)
+    evaluation = StatsForecast(models=[algorithm.build(params)], freq=freq, n_jobs=1).forecast(df=train, h=horizon)
+    alias = [c for c in evaluation.columns if c not in ("unique_id", "ds")][0]
+    merged = holdout.merge(evaluation, on=["unique_id", "ds"], how="inner")
+    if merged.empty:
+        raise ValueError("the holdout timestamps do not line up with the forecast; is the frequency regular?")
+    metrics = forecast_metrics(merged["y"].to_numpy(float), merged[alias].to_numpy(float))
+    metrics = {k: (round(v, 6) if math.isfinite(v) else None) for k, v in metrics.items()}
+    ctx.progress(60, "Holdout " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if v is not None), metrics=metrics)
+    ctx.publish("training", "training.progress", {"job_id": str(ctx.job_id), "progress": 60, "metrics": metrics})
+
+    ctx.progress(70, "Fitting on the full history and forecasting")
+    future = StatsForecast(models=[algorithm.build(params)], freq=freq, n_jobs=1).forecast(df=data, h=horizon, level=levels)
+    points = [
+        {
+            "series_id": str(row["unique_id"]),
+            "timestamp": row["ds"].isoformat(),
+            "value": float(row[alias]),
+            "lower": {str(level): float(row[f"{alias}-lo-{level}"]) for level in levels},
+            "upper": {str(level): float(row[f"{alias}-hi-{level}"]) for level in levels},
+        }
+        for row in future.to_dict("records")
+    ]
+    ctx.progress(95, f"Forecast {horizon} steps for {len(lengths)} series")
+    return {"metrics": metrics, "forecast": {"horizon": horizon, "levels": levels, "frequency": freq, "predictions": points}}

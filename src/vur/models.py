@@ -1,0 +1,8 @@
+"""Every table, imported in one place so that Alembic sees the whole schema."""
+
+from vur.datasets.models import Dataset
+from vur.identity.models import LoginFailure, RefreshToken, User, Workspace
+from vur.jobs.models import Job
+from vur.registry.models import RegisteredModel
+
+__all__ = ["Dataset", "Job", "LoginFailure", "RefreshToken", "RegisteredModel", "User", "Workspace"]

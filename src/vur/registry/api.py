@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response
+
+from vur.core.deps import DbSession
+from vur.core.pagination import PageParams, set_total
+from vur.identity.auth import WorkspaceReader
+from vur.registry import service
+from vur.registry.schemas import ModelRead
+
+router = APIRouter(prefix="/api/v1/models", tags=["models"])
+
+
+@router.get("", response_model=list[ModelRead], summary="Models of the workspace, newest first")
+def list_models(principal: WorkspaceReader, session: DbSession, response: Response, page: PageParams, kind: str | None = None) -> list[ModelRead]:
+    rows, total = service.list_models(session, principal.workspace_id, kind=kind, limit=page.limit, offset=page.offset)
+    set_total(response, total)
+    return [ModelRead.model_validate(row) for row in rows]
+
+
+@router.get("/{model_id}", response_model=ModelRead, summary="One model: configuration, status and metrics")
+def get_model(model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession) -> ModelRead:
+    return ModelRead.model_validate(service.get_model(session, model_id, principal.workspace_id))

@@ -1,0 +1,5 @@
+from vur.core.errors import NotFound
+
+
+class ModelNotFound(NotFound):
+    pass

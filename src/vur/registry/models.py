@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Enum, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vur.core.db import Base, RecordMixin
+
+
+class ModelStatus(enum.StrEnum):
+    configured = "configured"
+    training = "training"
+    trained = "trained"
+    failed = "failed"
+
+
+class RegisteredModel(RecordMixin, Base):
+    """One row of the model registry: a forecaster, a ranking model or an LLM (`kind`)."""
+
+    __tablename__ = "models"
+    __resource__ = "Model"
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(20), default="forecaster", index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    algorithm: Mapped[str] = mapped_column(String(50))
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    dataset_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), index=True)
+    status: Mapped[ModelStatus] = mapped_column(Enum(ModelStatus, native_enum=False, length=16), default=ModelStatus.configured)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    training_job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    artifact_key: Mapped[str | None] = mapped_column(String(300), default=None)
+    trained_at: Mapped[datetime | None] = mapped_column(default=None)

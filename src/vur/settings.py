@@ -1,0 +1,80 @@
+"""Every setting VUR reads, from the environment (prefix ``VUR_``) or a ``.env`` file.
+
+`.env.example` lists them all with their defaults; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VUR_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("./data")
+    # Empty means an SQLite file inside data_dir.
+    database_url: str = ""
+    cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000", "http://localhost:5173"])
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # Auth. An empty secret is replaced by a random one kept in data_dir (development only).
+    secret_key: str = ""
+    access_token_minutes: int = 15
+    refresh_token_days: int = 14
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_client: int = 20
+    login_failure_window_seconds: int = 900
+
+    # Request limits.
+    max_body_bytes: int = 1_048_576
+    max_upload_bytes: int = 200 * 1_048_576
+
+    # Jobs. "inprocess": the API process runs jobs in a pool of worker processes.
+    # "external": the API only enqueues; `vur worker` processes run them.
+    job_runner: Literal["inprocess", "external"] = "inprocess"
+    job_processes: int = 1
+    job_heartbeat_seconds: float = 5.0
+    job_stale_after_seconds: float = 30.0
+    job_log_lines: int = 200
+    # Extra modules imported by runners so that they can register more job types.
+    job_modules: list[str] = Field(default_factory=list)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'vur.db'}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    def resolved_secret_key(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        if self.environment == "production":
+            raise RuntimeError("VUR_SECRET_KEY must be set in production")
+        key_file = self.data_dir / "secret.key"
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_urlsafe(48))
+            key_file.chmod(0o600)
+        return key_file.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,182 @@
+"""Test fixtures: one migrated database and one live VUR server per test session.
+
+The database is SQLite by default and PostgreSQL when VUR_TEST_POSTGRES_URL points at
+a server (a fresh database is created for the session and dropped at the end). Tests
+talk to the real app over HTTP with an async client; each test registers its own
+users, so every test works in workspaces of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from vur.app import create_app
+from vur.core import migrations
+from vur.core.db import Database, get_database
+from vur.settings import Settings
+
+TEST_JOB_MODULES = ["tests.jobs.sample_jobs"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    admin_url = os.environ.get("VUR_TEST_POSTGRES_URL")
+    if not admin_url:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'vur-test.db'}"
+        return
+    name = f"vur_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    get_database(make_url(admin_url).set(database=name).render_as_string(hide_password=False)).dispose()
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Settings:
+    return Settings(
+        environment="test",
+        data_dir=tmp_path_factory.mktemp("data"),
+        database_url=database_url,
+        secret_key="test-secret-key-that-is-long-enough-for-hs256",
+        log_level="WARNING",
+        job_runner="inprocess",
+        job_processes=2,
+        job_heartbeat_seconds=0.5,
+        job_stale_after_seconds=3,
+        job_modules=TEST_JOB_MODULES,
+        max_body_bytes=64 * 1024,
+        max_upload_bytes=2 * 1024 * 1024,
+        login_max_failures_per_account=5,
+        login_max_failures_per_client=1000,
+    )
+
+
+@pytest.fixture(scope="session")
+def database(settings: Settings) -> Database:
+    migrations.upgrade(settings.resolved_database_url)
+    return get_database(settings.resolved_database_url)
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, database: Database) -> Iterator[str]:
+    """A real uvicorn serving the app on a free port, for HTTP and WebSocket tests."""
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        raise RuntimeError("the test server did not start")
+    yield base
+    server.should_exit = True
+    thread.join(15)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def client(live_server: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=live_server, timeout=30) as http:
+        yield http
+
+
+@dataclass
+class Account:
+    email: str
+    password: str
+    user_id: str
+    workspace_id: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+async def register(client: httpx.AsyncClient, **overrides: str) -> Account:
+    body = {"email": f"user-{uuid.uuid4().hex[:12]}@example.com", "password": "correct-horse-battery", "name": "Test User", **overrides}
+    response = await client.post("/api/v1/auth/register", json=body)
+    assert response.status_code == 201, response.text
+    data = response.json()
+    return Account(body["email"], body["password"], data["user"]["id"], data["user"]["workspace"]["id"], data["access_token"], data["refresh_token"])
+
+
+async def add_member(client: httpx.AsyncClient, admin: Account, role: str) -> Account:
+    """A second account in `admin`'s workspace, with the given role."""
+    email, password = f"member-{uuid.uuid4().hex[:12]}@example.com", "member-password-1"
+    response = await client.post("/api/v1/workspace/members", headers=admin.headers, json={"email": email, "name": "Member", "password": password, "role": role})
+    assert response.status_code == 201, response.text
+    login = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert login.status_code == 200, login.text
+    data = login.json()
+    return Account(email, password, data["user"]["id"], data["user"]["workspace"]["id"], data["access_token"], data["refresh_token"])
+
+
+@pytest.fixture
+async def account(client: httpx.AsyncClient) -> Account:
+    return await register(client)
+
+
+@pytest.fixture
+async def other_account(client: httpx.AsyncClient) -> Account:
+    return await register(client)
+
+
+def assert_envelope(response: httpx.Response, status: int) -> dict:
+    """Every error answers {"error", "details", "request_id"} with the given status."""
+    assert response.status_code == status, f"{response.status_code}: {response.text}"
+    body = response.json()
+    assert set(body) == {"error", "details", "request_id"}, body
+    assert isinstance(body["error"], str) and body["error"]
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    return body
+
+
+def hourly_csv(path: Path, hours: int = 24 * 21, series: list[str] | None = None) -> Path:
+    """A small hourly CSV with a daily cycle: date,value (or date,series,value)."""
+    import math
+    from datetime import datetime, timedelta
+
+    start = datetime(2026, 1, 1)
+    lines = ["date,series,value" if series else "date,value"]
+    for name in series or [None]:
+        for i in range(hours):
+            value = round(100 + 10 * math.sin(2 * math.pi * i / 24) + 0.01 * i, 4)
+            stamp = (start + timedelta(hours=i)).isoformat()
+            lines.append(f"{stamp},{name},{value}" if name else f"{stamp},{value}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
