@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,21 +38,39 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def scratch_database(directory: Path) -> Iterator[str]:
+    """An empty database of its own: an SQLite file in `directory`, or, when
+    VUR_TEST_POSTGRES_URL is set, a new PostgreSQL database dropped afterwards."""
     admin_url = os.environ.get("VUR_TEST_POSTGRES_URL")
     if not admin_url:
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'vur-test.db'}"
+        yield f"sqlite:///{directory / f'vur-{uuid.uuid4().hex[:8]}.db'}"
         return
     name = f"vur_test_{uuid.uuid4().hex[:10]}"
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    get_database(make_url(admin_url).set(database=name).render_as_string(hide_password=False)).dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield url
+    finally:
+        get_database(url).dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with scratch_database(tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_database_url(tmp_path: Path) -> Iterator[str]:
+    """An empty, un-migrated database for one test."""
+    with scratch_database(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -86,7 +86,10 @@ def _parses_as_datetime(series: pl.Series) -> bool:
     sample = series.drop_nulls().head(500)
     if sample.len() == 0:
         return False
-    parsed = sample.str.to_datetime(strict=False)
+    try:
+        parsed = sample.str.to_datetime(strict=False)
+    except pl.exceptions.PolarsError:  # no format fits the sample
+        return False
     return parsed.null_count() <= 0.05 * sample.len()
 
 

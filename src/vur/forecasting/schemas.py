@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 
 class TrainRequest(BaseModel):
@@ -25,8 +25,9 @@ class TrainRequest(BaseModel):
     dataset_id: uuid.UUID
     algorithm: str = Field(min_length=1, max_length=50)
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
-    horizon: int = Field(default=24, ge=1, le=10_000)
-    levels: list[int] = Field(default_factory=lambda: [80, 95], max_length=5)
+    # Strict: "12" is a client bug worth reporting, not a number to guess.
+    horizon: StrictInt = Field(default=24, ge=1, le=10_000)
+    levels: list[StrictInt] = Field(default_factory=lambda: [80, 95], max_length=5)
     name: str | None = Field(default=None, min_length=1, max_length=200)
     date_column: str | None = Field(default=None, max_length=255)
     target_column: str | None = Field(default=None, max_length=255)

@@ -1,0 +1,114 @@
+"""Uploading tabular files: what is accepted, what is refused, and that a refusal
+leaves nothing behind (no stored file, no dataset row)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+
+from tests.conftest import Account, add_member, assert_envelope, hourly_csv
+from vur.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+
+def workspace_files(settings: Settings, account: Account) -> list[Path]:
+    folder = settings.artifacts_dir / "datasets" / account.workspace_id.replace("-", "")
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+async def upload(client: httpx.AsyncClient, account: Account, content: bytes, filename: str = "data.csv", **form: str) -> httpx.Response:
+    return await client.post(
+        "/api/v1/datasets/upload", headers=account.headers, files={"file": (filename, io.BytesIO(content), "text/csv")}, data=form
+    )
+
+
+async def dataset_count(client: httpx.AsyncClient, account: Account) -> int:
+    response = await client.get("/api/v1/datasets", headers=account.headers)
+    return int(response.headers["X-Total-Count"])
+
+
+async def test_csv_upload_answers_the_seed_shape(client: httpx.AsyncClient, account: Account, tmp_path: Path, settings: Settings) -> None:
+    response = await upload(client, account, hourly_csv(tmp_path / "h.csv", series=["north", "south"]).read_bytes(), "sales.csv", name="Sales")
+    body = response.json()
+    assert response.status_code == 201, body
+    assert set(body) >= {"dataset_id", "filename", "size", "columns", "rows_count", "detected_types", "suggestions"}
+    assert body["columns"] == ["date", "series", "value"]
+    assert body["rows_count"] == 2 * 24 * 21
+    # A low-cardinality column named like an id is the series identifier of a long-format file.
+    assert body["detected_types"] == {"date": "datetime", "series": "identifier", "value": "numeric"}
+    assert body["suggestions"] == {"date_column": "date", "target_column": "value", "numeric_columns": ["value"], "series_id_column": "series"}
+    assert body["frequency"] == "h"
+    detail = (await client.get(f"/api/v1/datasets/{body['dataset_id']}", headers=account.headers)).json()
+    assert detail["name"] == "Sales" and detail["kind"] == "tabular" and detail["file_format"] == "csv"
+    # The original and its typed Parquet copy, nothing else.
+    assert [p.suffix for p in workspace_files(settings, account)] == sorted([".csv", ".parquet"])
+
+
+async def test_semicolon_decimal_comma_latin1(client: httpx.AsyncClient, account: Account) -> None:
+    content = "data;região;valor\n01/02/2026;São Paulo;1,5\n02/02/2026;Jundiaí;2,25\n03/02/2026;São Paulo;3,0\n".encode("latin-1")
+    response = await upload(client, account, content)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["columns"] == ["data", "região", "valor"]
+    assert body["detected_types"]["valor"] == "numeric"
+
+
+async def test_parquet_is_recognised_by_its_bytes(client: httpx.AsyncClient, account: Account) -> None:
+    buffer = io.BytesIO()
+    pl.DataFrame({"ts": pl.datetime_range(pl.datetime(2026, 1, 1), pl.datetime(2026, 1, 10), "1d", eager=True), "y": list(range(10))}).write_parquet(buffer)
+    response = await upload(client, account, buffer.getvalue(), "misleading-name.csv")
+    assert response.status_code == 201, response.text
+    assert response.json()["detected_types"] == {"ts": "datetime", "y": "numeric"}
+    assert response.json()["frequency"] == "D"
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "empty"),
+        (b"date,value\n", "no data rows"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4, "binary"),
+        (b"a,b\n1,2\n3,4,5,6\n", "ragged"),
+    ],
+)
+async def test_unreadable_files_are_422_and_leave_nothing(
+    client: httpx.AsyncClient, account: Account, settings: Settings, content: bytes, reason: str
+) -> None:
+    body = assert_envelope(await upload(client, account, content), 422)
+    assert body["details"], reason
+    assert workspace_files(settings, account) == []
+    assert await dataset_count(client, account) == 0
+
+
+async def test_oversized_upload_is_413_and_leaves_nothing(client: httpx.AsyncClient, account: Account, settings: Settings) -> None:
+    line = b"2026-01-01T00:00:00,1.0\n"
+    content = b"date,value\n" + line * (settings.max_upload_bytes // len(line) + 10)
+    body = assert_envelope(await upload(client, account, content), 413)
+    assert body["error"]
+    assert workspace_files(settings, account) == []
+    assert await dataset_count(client, account) == 0
+
+
+async def test_form_errors_name_the_field(client: httpx.AsyncClient, account: Account) -> None:
+    missing = await client.post("/api/v1/datasets/upload", headers=account.headers, data={"name": "x"})
+    assert "file" in assert_envelope(missing, 422)["details"]
+    too_long = await upload(client, account, b"a,b\n1,2\n", name="n" * 201)
+    assert "name" in assert_envelope(too_long, 422)["details"]
+    not_multipart = await client.post("/api/v1/datasets/upload", headers=account.headers, json={"file": "a,b\n1,2"})
+    assert "file" in assert_envelope(not_multipart, 422)["details"]
+
+
+async def test_viewers_cannot_upload(client: httpx.AsyncClient, account: Account) -> None:
+    viewer = await add_member(client, account, "viewer")
+    assert_envelope(await upload(client, viewer, b"a,b\n1,2\n"), 403)
+    assert await dataset_count(client, account) == 0
+
+
+async def test_unauthenticated_upload_is_401(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v1/datasets/upload", files={"file": ("a.csv", b"a,b\n1,2\n", "text/csv")})
+    assert_envelope(response, 401)

@@ -1,0 +1,102 @@
+"""Training runs of the thin slice: the catalogue, good runs, refused configurations and
+runs that fail in the job (and say why)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Account, assert_envelope, hourly_csv, register
+from tests.core.test_smoke_slice import wait_for_training
+
+pytestmark = pytest.mark.anyio
+
+
+async def upload_csv(client: httpx.AsyncClient, account: Account, content: bytes) -> str:
+    response = await client.post("/api/v1/datasets/upload", headers=account.headers, files={"file": ("d.csv", io.BytesIO(content), "text/csv")})
+    assert response.status_code == 201, response.text
+    return response.json()["dataset_id"]
+
+
+@pytest.fixture
+async def dataset_id(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> str:
+    return await upload_csv(client, account, hourly_csv(tmp_path / "h.csv", hours=24 * 10).read_bytes())
+
+
+async def test_catalogue_lists_parameter_schemas(client: httpx.AsyncClient, account: Account) -> None:
+    catalogue = (await client.get("/api/v1/models/algorithms", headers=account.headers)).json()
+    assert set(catalogue) == {"classical", "machine_learning", "deep_learning"}
+    seasonal = next(a for a in catalogue["classical"] if a["id"] == "seasonal_naive")
+    assert seasonal["parameters"]["season_length"] == {
+        "type": "int",
+        "default": 24,
+        "min": 1,
+        "max": 10_000,
+        "description": "Observations per season (24 for hourly data with a daily cycle)",
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "bad_field"),
+    [
+        ({"algorithm": "telepathy"}, "algorithm"),
+        ({"hyperparameters": {"season_length": "daily"}}, "season_length"),
+        ({"hyperparameters": {"season_length": 0}}, "season_length"),
+        ({"hyperparameters": {"season_length": True}}, "season_length"),
+        ({"hyperparameters": {"seasons": 3}}, "seasons"),
+        ({"horizon": 0}, "horizon"),
+        ({"horizon": "12"}, "horizon"),
+        ({"levels": [80, 150]}, "levels"),
+        ({"target_column": "date"}, "target_column"),
+        ({"target_column": "missing"}, "target_column"),
+        ({"date_column": "value"}, "date_column"),
+        ({"unexpected": 1}, "unexpected"),
+    ],
+)
+async def test_bad_configurations_are_422_naming_the_field(
+    client: httpx.AsyncClient, account: Account, dataset_id: str, overrides: dict, bad_field: str
+) -> None:
+    body = {"dataset_id": dataset_id, "algorithm": "seasonal_naive", "horizon": 24, **overrides}
+    response = await client.post("/api/v1/models/train", headers=account.headers, json=body)
+    details = assert_envelope(response, 422)["details"]
+    assert any(bad_field in key for key in details), details
+    models = await client.get("/api/v1/models", headers=account.headers)
+    assert models.json() == [], "a refused configuration must not leave a model behind"
+
+
+async def test_another_workspaces_dataset_is_404(client: httpx.AsyncClient, dataset_id: str) -> None:
+    stranger = await register(client)
+    response = await client.post("/api/v1/models/train", headers=stranger.headers, json={"dataset_id": dataset_id, "algorithm": "naive"})
+    assert_envelope(response, 404)
+
+
+async def test_series_too_short_fails_the_job_with_a_reason(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
+    short = await upload_csv(client, account, hourly_csv(tmp_path / "short.csv", hours=40).read_bytes())
+    train = await client.post(
+        "/api/v1/models/train",
+        headers=account.headers,
+        json={"dataset_id": short, "algorithm": "seasonal_naive", "hyperparameters": {"season_length": 24}, "horizon": 24},
+    )
+    assert train.status_code == 202
+    status = await wait_for_training(client, account, train.json()["model_id"])
+    assert status["status"] == "failed"
+    assert "shorter than 49 points" in status["error"]
+    model = (await client.get(f"/api/v1/models/{train.json()['model_id']}", headers=account.headers)).json()
+    assert model["status"] == "failed"
+    assert_envelope(await client.get(f"/api/v1/models/{model['id']}/forecast", headers=account.headers), 409)
+
+
+async def test_several_series_are_forecast_separately(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
+    dataset = await upload_csv(client, account, hourly_csv(tmp_path / "multi.csv", hours=24 * 7, series=["a", "b", "c"]).read_bytes())
+    train = await client.post("/api/v1/models/train", headers=account.headers, json={"dataset_id": dataset, "algorithm": "naive", "horizon": 6, "levels": [90]})
+    status = await wait_for_training(client, account, train.json()["model_id"])
+    assert status["status"] == "completed", status
+    forecast = (await client.get(f"/api/v1/models/{train.json()['model_id']}/forecast", headers=account.headers)).json()
+    assert forecast["levels"] == [90]
+    assert sorted({p["series_id"] for p in forecast["predictions"]}) == ["a", "b", "c"]
+    assert len(forecast["predictions"]) == 18
+    # The naive forecast repeats each series' last value.
+    assert len({round(p["value"], 6) for p in forecast["predictions"] if p["series_id"] == "a"}) == 1
