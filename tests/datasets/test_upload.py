@@ -46,7 +46,7 @@ async def test_csv_upload_answers_the_seed_shape(client: httpx.AsyncClient, acco
     detail = (await client.get(f"/api/v1/datasets/{body['dataset_id']}", headers=account.headers)).json()
     assert detail["name"] == "Sales" and detail["kind"] == "tabular" and detail["file_format"] == "csv"
     # The original and its typed Parquet copy, nothing else.
-    assert [p.suffix for p in workspace_files(settings, account)] == sorted([".csv", ".parquet"])
+    assert sorted(p.suffix for p in workspace_files(settings, account)) == [".csv", ".parquet"]
 
 
 async def test_semicolon_decimal_comma_latin1(client: httpx.AsyncClient, account: Account) -> None:
