@@ -114,20 +114,29 @@ def get_database(url: str) -> Database:
     return _databases[url]
 
 
-_ROLLBACK_CALLBACKS = "vur_on_rollback"
+_ON_ROLLBACK = "vur_on_rollback"
+_ON_COMMIT = "vur_on_commit"
 
 
 def on_rollback(session: Session, callback: Callable[[], None]) -> None:
     """Undo a side effect outside the database (a stored file) if the transaction fails."""
-    session.info.setdefault(_ROLLBACK_CALLBACKS, []).append(callback)
+    session.info.setdefault(_ON_ROLLBACK, []).append(callback)
+
+
+def on_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Do something outside the database (delete files) only once the transaction landed."""
+    session.info.setdefault(_ON_COMMIT, []).append(callback)
 
 
 @event.listens_for(Session, "after_commit")
-def _forget_rollback_callbacks(session: Session) -> None:
-    session.info.pop(_ROLLBACK_CALLBACKS, None)
+def _run_commit_callbacks(session: Session) -> None:
+    session.info.pop(_ON_ROLLBACK, None)
+    for callback in session.info.pop(_ON_COMMIT, []):
+        callback()
 
 
 @event.listens_for(Session, "after_rollback")
 def _run_rollback_callbacks(session: Session) -> None:
-    for callback in session.info.pop(_ROLLBACK_CALLBACKS, []):
+    session.info.pop(_ON_COMMIT, None)
+    for callback in session.info.pop(_ON_ROLLBACK, []):
         callback()

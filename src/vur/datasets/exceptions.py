@@ -1,4 +1,4 @@
-from vur.core.errors import NotFound, UnprocessableEntity, VurError
+from vur.core.errors import BadRequest, Conflict, NotFound, UnprocessableEntity, VurError
 
 
 class DatasetNotFound(NotFound):
@@ -10,4 +10,12 @@ class UnreadableFile(VurError):
 
 
 class InvalidDatasetConfig(UnprocessableEntity):
+    pass
+
+
+class InvalidQuery(BadRequest):
+    pass
+
+
+class DatasetInUse(Conflict):
     pass

@@ -24,6 +24,8 @@ class Dataset(RecordMixin, Base):
     filename: Mapped[str | None] = mapped_column(String(255), default=None)
     file_format: Mapped[str | None] = mapped_column(String(20), default=None)
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Everything kept for this dataset: the original, its Parquet copy, cached profiles.
+    stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     rows_count: Mapped[int] = mapped_column(BigInteger, default=0)
     columns: Mapped[list[str]] = mapped_column(JSON, default=list)

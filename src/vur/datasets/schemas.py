@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 
 class UploadResponse(BaseModel):
@@ -47,6 +47,7 @@ class DatasetRead(BaseModel):
     filename: str | None
     file_format: str | None
     size_bytes: int
+    stored_bytes: int
     rows_count: int
     columns: list[str]
     detected_types: dict[str, str]
@@ -57,6 +58,92 @@ class DatasetRead(BaseModel):
     updated_at: datetime
 
 
-class DatasetUploadForm(BaseModel):
-    name: str | None = Field(default=None, max_length=200)
-    description: str | None = Field(default=None, max_length=5000)
+class PreviewResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "dataset_id": "0b6f8a5e-2a51-4a4f-9a55-3d1c1f0e7b21",
+                    "page": 1,
+                    "limit": 2,
+                    "total_rows": 10000,
+                    "total_pages": 5000,
+                    "columns": ["date", "sales"],
+                    "rows": [{"date": "2026-01-01T00:00:00", "sales": 120.5}, {"date": "2026-01-02T00:00:00", "sales": 98.0}],
+                }
+            ]
+        }
+    )
+
+    dataset_id: uuid.UUID
+    page: int
+    limit: int
+    total_rows: int
+    total_pages: int
+    columns: list[str]
+    rows: list[dict[str, Any]]
+
+
+class DatasetConfig(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "date_column": "date",
+                    "target_column": "sales",
+                    "feature_columns": ["price", "promo"],
+                    "exclude_columns": ["notes"],
+                    "series_id_column": "store",
+                }
+            ]
+        },
+    )
+
+    date_column: str | None = Field(default=None, max_length=255)
+    target_column: str | None = Field(default=None, max_length=255)
+    feature_columns: list[str] | None = Field(default=None, max_length=1000)
+    exclude_columns: list[str] | None = Field(default=None, max_length=1000)
+    series_id_column: str | None = Field(default=None, max_length=255)
+
+
+class ValidateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"horizon": 24, "season_length": 24}]})
+
+    horizon: StrictInt = Field(default=1, ge=1, le=10_000)
+    season_length: StrictInt = Field(default=1, ge=1, le=10_000)
+
+
+class ValidationIssue(BaseModel):
+    code: str
+    message: str
+    column: str | None
+    rows: list[int] | None = None
+    series: list[str] | None = None
+    count: int | None = None
+
+
+class ValidationReport(BaseModel):
+    valid: bool
+    errors: list[ValidationIssue]
+    warnings: list[ValidationIssue]
+
+
+class DatasetSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    kind: str
+    name: str
+    rows_count: int
+    stored_bytes: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class UsageResponse(BaseModel):
+    stored_bytes: int
+    datasets_count: int
+    by_kind: dict[str, int]
+    recent_uploads: list[DatasetSummary]
+    recent_updates: list[DatasetSummary]

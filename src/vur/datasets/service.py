@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import PurePath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import polars as pl
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from vur.core.db import on_rollback
+from vur.core.db import on_commit, on_rollback
 from vur.core.repository import get_scoped, paginate
-from vur.core.storage import CHUNK_BYTES, ArtifactStore, new_key
-from vur.datasets import ingest
-from vur.datasets.exceptions import DatasetNotFound, UnreadableFile
+from vur.core.storage import CHUNK_BYTES, ArtifactStore
+from vur.datasets import ingest, profile
+from vur.datasets.exceptions import DatasetInUse, DatasetNotFound, InvalidDatasetConfig, InvalidQuery, UnreadableFile
 from vur.datasets.models import Dataset
+from vur.registry.models import RegisteredModel
 
 _SUFFIX = {"csv": ".csv", "parquet": ".parquet", "xlsx": ".xlsx"}
 
@@ -49,18 +52,16 @@ def create_from_upload(
     if not head:
         raise UnreadableFile("The file is empty", {"file": "0 bytes"})
     file_format = ingest.sniff_format(head)
-    original_key = new_key("datasets", workspace_id.hex, suffix=_SUFFIX[file_format])
-    parquet_key = new_key("datasets", workspace_id.hex, suffix=".parquet")
-    written: list[str] = []
+    dataset_id = uuid.uuid4()
+    folder = dataset_folder(workspace_id, dataset_id)
+    original_key, parquet_key = f"{folder}/original{_SUFFIX[file_format]}", f"{folder}/data.parquet"
 
     def discard() -> None:
-        for key in written:
-            store.delete(key)
+        store.delete_prefix(folder)
 
     on_rollback(session, discard)
     try:
         stored = store.write_stream(original_key, _prepend(head, _chunks(handle)), max_bytes=max_bytes)
-        written.append(original_key)
         frame = ingest.read_table(store.local_path(original_key), file_format)
         if frame.width == 0 or frame.height == 0:
             raise UnreadableFile("The file has no data rows", {"rows": 0})
@@ -70,14 +71,14 @@ def create_from_upload(
         frequency = ingest.infer_frequency(frame[suggestions["date_column"]]) if suggestions["date_column"] else None
         buffer = io.BytesIO()
         frame.write_parquet(buffer)
-        store.write_bytes(parquet_key, buffer.getvalue())
-        written.append(parquet_key)
+        parquet = store.write_bytes(parquet_key, buffer.getvalue())
     except BaseException:
         discard()
         raise
 
     display = safe_display_name(filename)
     dataset = Dataset(
+        id=dataset_id,
         workspace_id=workspace_id,
         created_by=user_id,
         kind="tabular",
@@ -86,6 +87,7 @@ def create_from_upload(
         filename=display,
         file_format=file_format,
         size_bytes=stored.size,
+        stored_bytes=stored.size + parquet.size,
         sha256=stored.sha256,
         rows_count=frame.height,
         columns=frame.columns,
@@ -99,6 +101,10 @@ def create_from_upload(
     session.add(dataset)
     session.flush()
     return dataset
+
+
+def dataset_folder(workspace_id: uuid.UUID, dataset_id: uuid.UUID) -> str:
+    return f"datasets/{workspace_id.hex}/{dataset_id.hex}"
 
 
 def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -122,3 +128,170 @@ def load_frame(store: ArtifactStore, dataset: Dataset, columns: list[str] | None
         raise UnreadableFile("This dataset has no tabular data", {"kind": dataset.kind})
     with store.open(dataset.parquet_key) as handle:
         return pl.read_parquet(handle, columns=columns)
+
+
+# --- reading -----------------------------------------------------------------
+
+FILTER_OPERATORS = {"eq", "ne", "gt", "ge", "lt", "le", "contains"}
+
+
+def _parse_filter(raw: str, schema: pl.Schema) -> pl.Expr:
+    column, _, rest = raw.partition(":")
+    operator, _, value = rest.partition(":")
+    if column not in schema:
+        raise InvalidQuery(f"Unknown column '{column}' in filter", {"filter": raw})
+    if operator not in FILTER_OPERATORS:
+        raise InvalidQuery(f"Unknown filter operator '{operator}'", {"filter": f"use column:op:value with op in {sorted(FILTER_OPERATORS)}"})
+    dtype = schema[column]
+    target = pl.col(column)
+    if operator == "contains":
+        return target.cast(pl.String).str.contains(value, literal=True)
+    try:
+        literal: Any = float(value) if dtype.is_numeric() else pl.Series([value]).str.to_datetime(strict=True)[0] if dtype.is_temporal() else value
+    except (ValueError, pl.exceptions.PolarsError):
+        raise InvalidQuery(f"'{value}' is not a valid value for column '{column}'", {"filter": raw}) from None
+    return {"eq": target == literal, "ne": target != literal, "gt": target > literal, "ge": target >= literal, "lt": target < literal, "le": target <= literal}[operator]
+
+
+def preview(
+    store: ArtifactStore,
+    dataset: Dataset,
+    *,
+    page: int,
+    limit: int,
+    columns: list[str] | None,
+    sort: str | None,
+    descending: bool,
+    filters: list[str],
+) -> dict[str, Any]:
+    """One page of rows, read lazily from the Parquet (only the needed columns and rows)."""
+    scan = pl.scan_parquet(store.local_path(_parquet_key(dataset)))
+    schema = scan.collect_schema()
+    if columns:
+        unknown = [c for c in columns if c not in schema]
+        if unknown:
+            raise InvalidQuery("Unknown columns requested", {"columns": unknown})
+    if sort is not None and sort not in schema:
+        raise InvalidQuery(f"Unknown sort column '{sort}'", {"sort": sort})
+    for expression in [_parse_filter(raw, schema) for raw in filters]:
+        scan = scan.filter(expression)
+    if sort is not None:
+        scan = scan.sort(sort, descending=descending, nulls_last=True)
+    total = dataset.rows_count if not filters else scan.select(pl.len()).collect().item()
+    selected = columns or list(schema)
+    rows = scan.select(selected).slice((page - 1) * limit, limit).collect()
+    return {
+        "dataset_id": dataset.id,
+        "page": page,
+        "limit": limit,
+        "total_rows": total,
+        "total_pages": max(1, -(-total // limit)),
+        "columns": selected,
+        "rows": rows.to_dicts(),
+    }
+
+
+def statistics(store: ArtifactStore, dataset: Dataset) -> dict[str, Any]:
+    """Computed once per configuration and kept beside the data."""
+    digest = hashlib.sha256(json.dumps(dataset.config, sort_keys=True).encode()).hexdigest()[:12]
+    key = f"{dataset_folder(dataset.workspace_id, dataset.id)}/statistics-{digest}.json"
+    if store.exists(key):
+        with store.open(key) as handle:
+            return json.load(handle)
+    frame = load_frame(store, dataset)
+    result = profile.dataset_statistics(frame, dataset.detected_types, dataset.config, dataset.frequency)
+    store.write_bytes(key, json.dumps(result, default=str).encode())
+    return result
+
+
+def _parquet_key(dataset: Dataset) -> str:
+    if dataset.parquet_key is None:
+        raise UnreadableFile("This dataset has no tabular data", {"kind": dataset.kind})
+    return dataset.parquet_key
+
+
+_FORMULA_START = r"^[=+\-@\t\r]"
+
+
+def export_csv(store: ArtifactStore, dataset: Dataset) -> str:
+    """A CSV copy of the typed data. Text cells that a spreadsheet would run as a formula
+    (=, +, -, @) are prefixed with a quote so that they stay text (CSV injection)."""
+    key = f"{dataset_folder(dataset.workspace_id, dataset.id)}/export.csv"
+    if not store.exists(key):
+        frame = load_frame(store, dataset)
+        safe = frame.with_columns(
+            pl.when(pl.col(c).str.contains(_FORMULA_START)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
+            for c, dtype in frame.schema.items()
+            if dtype == pl.String
+        )
+        buffer = io.BytesIO()
+        safe.write_csv(buffer)
+        store.write_bytes(key, buffer.getvalue())
+    return key
+
+
+# --- changing ----------------------------------------------------------------
+
+
+def update_config(session: Session, store: ArtifactStore, dataset: Dataset, changes: dict[str, Any]) -> Dataset:
+    columns, types = set(dataset.columns), dataset.detected_types
+    problems: dict[str, str] = {}
+    for field in ("date_column", "target_column", "series_id_column"):
+        name = changes.get(field)
+        if name is not None and name not in columns:
+            problems[field] = f"'{name}' is not a column of the dataset"
+    for field in ("feature_columns", "exclude_columns"):
+        unknown = [c for c in changes.get(field) or [] if c not in columns]
+        if unknown:
+            problems[field] = f"not columns of the dataset: {unknown}"
+    date, target = changes.get("date_column"), changes.get("target_column")
+    if date in columns and types.get(date) != "datetime":
+        problems["date_column"] = f"'{date}' is {types.get(date)}, not parseable timestamps"
+    if target in columns and types.get(target) != "numeric":
+        problems["target_column"] = f"'{target}' is {types.get(target)}, not numeric"
+    roles = [changes.get(f) for f in ("date_column", "target_column", "series_id_column") if changes.get(f)]
+    if len(roles) != len(set(roles)):
+        problems["columns"] = "date, target and series id must be different columns"
+    overlap = set(roles) & set(changes.get("exclude_columns") or [])
+    if overlap:
+        problems["exclude_columns"] = f"cannot exclude a column that has a role: {sorted(overlap)}"
+    if target is not None and target in (changes.get("feature_columns") or []):
+        problems["feature_columns"] = "the target cannot also be a feature"
+    if problems:
+        raise InvalidDatasetConfig("The configuration does not fit this dataset", problems)
+    if date is not None and date != dataset.config.get("date_column"):
+        dataset.frequency = ingest.infer_frequency(load_frame(store, dataset, [date])[date])
+    dataset.config = {**dataset.config, **changes}
+    session.flush()
+    return dataset
+
+
+def validate(store: ArtifactStore, dataset: Dataset, horizon: int, season_length: int) -> dict[str, Any]:
+    frame = load_frame(store, dataset)
+    return profile.forecasting_report(frame, dataset.detected_types, dataset.config, dataset.frequency, horizon, season_length)
+
+
+def delete_dataset(session: Session, store: ArtifactStore, dataset: Dataset, *, force: bool) -> None:
+    users = session.scalars(select(RegisteredModel.id).where(RegisteredModel.dataset_id == dataset.id)).all()
+    if users and not force:
+        raise DatasetInUse(
+            f"Dataset '{dataset.id}' is used by {len(users)} model(s); pass force=true to delete it anyway",
+            {"models": [str(m) for m in users]},
+        )
+    folder = dataset_folder(dataset.workspace_id, dataset.id)
+    session.delete(dataset)
+    session.flush()
+    on_commit(session, lambda: store.delete_prefix(folder))
+
+
+def usage(session: Session, workspace_id: uuid.UUID, recent: int = 5) -> dict[str, Any]:
+    scoped = select(Dataset).where(Dataset.workspace_id == workspace_id)
+    by_kind = dict(session.execute(select(Dataset.kind, func.count()).where(Dataset.workspace_id == workspace_id).group_by(Dataset.kind)).all())
+    stored = session.scalar(select(func.coalesce(func.sum(Dataset.stored_bytes), 0)).where(Dataset.workspace_id == workspace_id))
+    return {
+        "stored_bytes": int(stored or 0),
+        "datasets_count": sum(by_kind.values()),
+        "by_kind": by_kind,
+        "recent_uploads": list(session.scalars(scoped.order_by(Dataset.created_at.desc()).limit(recent)).all()),
+        "recent_updates": list(session.scalars(scoped.order_by(Dataset.updated_at.desc()).limit(recent)).all()),
+    }

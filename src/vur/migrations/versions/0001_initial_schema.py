@@ -63,6 +63,7 @@ def upgrade() -> None:
     sa.Column('filename', sa.String(length=255), nullable=True),
     sa.Column('file_format', sa.String(length=20), nullable=True),
     sa.Column('size_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('stored_bytes', sa.BigInteger(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=True),
     sa.Column('rows_count', sa.BigInteger(), nullable=False),
     sa.Column('columns', sa.JSON(), nullable=False),

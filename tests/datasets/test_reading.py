@@ -1,0 +1,147 @@
+"""Reading a dataset back: preview pages, statistics, downloads, usage, configuration,
+validation and deletion."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+
+from tests.conftest import Account, add_member, assert_envelope, hourly_csv, register
+from tests.datasets.test_upload import upload, workspace_files
+from vur.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+MIXED = (
+    "date,store,sales,price,note\n"
+    "2026-01-01,a,10,1.5,=HYPERLINK(\"http://x\")\n"
+    "2026-01-02,a,12,1.5,ok\n"
+    "2026-01-03,a,,1.6,@SUM(A1)\n"
+    "2026-01-04,a,15,1.7,plain\n"
+    "2026-01-01,b,20,2.5,-2+3\n"
+    "2026-01-02,b,20,2.5,x\n"
+    "2026-01-04,b,20,2.5,y\n"
+    "2026-01-04,b,21,2.5,dup\n"
+).encode()
+
+
+@pytest.fixture
+async def mixed(client: httpx.AsyncClient, account: Account) -> str:
+    response = await upload(client, account, MIXED, "mixed.csv")
+    assert response.status_code == 201, response.text
+    return response.json()["dataset_id"]
+
+
+async def test_preview_pages_columns_sort_and_filter(client: httpx.AsyncClient, account: Account, mixed: str) -> None:
+    url = f"/api/v1/datasets/{mixed}/preview"
+    first = (await client.get(url, headers=account.headers, params={"limit": 3})).json()
+    assert first["total_rows"] == 8 and first["total_pages"] == 3 and len(first["rows"]) == 3
+    assert first["rows"][0]["date"].startswith("2026-01-01") and first["rows"][0]["sales"] == 10
+    last = (await client.get(url, headers=account.headers, params={"limit": 3, "page": 3})).json()
+    assert len(last["rows"]) == 2
+    picked = (await client.get(url, headers=account.headers, params={"columns": "store,sales"})).json()
+    assert picked["columns"] == ["store", "sales"] and set(picked["rows"][0]) == {"store", "sales"}
+    ordered = (await client.get(url, headers=account.headers, params={"sort": "sales", "order": "desc", "columns": "sales"})).json()
+    assert [r["sales"] for r in ordered["rows"]] == [21, 20, 20, 20, 15, 12, 10, None]
+    filtered = (await client.get(url, headers=account.headers, params=[("filter", "store:eq:b"), ("filter", "sales:gt:20")])).json()
+    assert filtered["total_rows"] == 1 and filtered["rows"][0]["sales"] == 21
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"columns": "nope"}, {"sort": "nope"}, {"filter": "nope:eq:1"}, {"filter": "sales:like:1"}, {"filter": "sales:gt:abc"}, {"limit": 0}, {"page": 0}, {"limit": "x"}],
+)
+async def test_preview_refuses_bad_queries(client: httpx.AsyncClient, account: Account, mixed: str, params: dict) -> None:
+    response = await client.get(f"/api/v1/datasets/{mixed}/preview", headers=account.headers, params=params)
+    assert response.status_code in (400, 422)
+    assert_envelope(response, response.status_code)
+
+
+async def test_statistics(client: httpx.AsyncClient, account: Account, mixed: str) -> None:
+    await client.put(f"/api/v1/datasets/{mixed}/config", headers=account.headers, json={"series_id_column": "store"})
+    stats = (await client.get(f"/api/v1/datasets/{mixed}/statistics", headers=account.headers)).json()
+    sales = stats["columns"]["sales"]
+    assert (sales["count"], sales["missing"]) == (7, 1)
+    assert sales["min"] == 10 and sales["max"] == 21 and sales["median"] == 20
+    assert sum(sales["histogram"]["counts"]) == 7
+    assert stats["columns"]["store"]["top_values"] == [{"value": "a", "count": 4}, {"value": "b", "count": 4}]  # ties by value
+    assert stats["correlations"]["sales"]["price"] == pytest.approx(pl.DataFrame({"s": [10, 12, 15, 20, 20, 20, 21], "p": [1.5, 1.5, 1.7, 2.5, 2.5, 2.5, 2.5]}).select(pl.corr("s", "p")).item())
+    series = stats["time_series"]
+    assert series["series_lengths"] == {"a": 4, "b": 4}
+    assert series["duplicated_timestamps"] == 1
+    assert series["gaps"] == 1  # b skips 2026-01-03
+    assert series["frequency"] == "D"
+
+
+async def test_download_formats(client: httpx.AsyncClient, account: Account, mixed: str) -> None:
+    original = await client.get(f"/api/v1/datasets/{mixed}/download", headers=account.headers)
+    assert original.status_code == 200 and original.content == MIXED
+    assert 'filename="mixed.csv"' in original.headers["content-disposition"]
+    parquet = await client.get(f"/api/v1/datasets/{mixed}/download", headers=account.headers, params={"format": "parquet"})
+    assert pl.read_parquet(io.BytesIO(parquet.content)).height == 8
+    csv = (await client.get(f"/api/v1/datasets/{mixed}/download", headers=account.headers, params={"format": "csv"})).text
+    # Formula-looking cells come back as text, never as something a spreadsheet would run.
+    assert "'=HYPERLINK" in csv and "'@SUM(A1)" in csv and "'-2+3" in csv
+    assert "\n=" not in csv and ",=" not in csv
+    assert_envelope(await client.get(f"/api/v1/datasets/{mixed}/download", headers=account.headers, params={"format": "exe"}), 422)
+
+
+async def test_config_checks_every_name_and_role(client: httpx.AsyncClient, account: Account, mixed: str) -> None:
+    url = f"/api/v1/datasets/{mixed}/config"
+    good = await client.put(url, headers=account.headers, json={"date_column": "date", "target_column": "sales", "series_id_column": "store", "feature_columns": ["price"], "exclude_columns": ["note"]})
+    assert good.status_code == 200, good.text
+    assert good.json()["config"]["feature_columns"] == ["price"]
+    cases = [
+        ({"target_column": "missing"}, "target_column"),
+        ({"target_column": "store"}, "target_column"),
+        ({"date_column": "sales"}, "date_column"),
+        ({"feature_columns": ["ghost"]}, "feature_columns"),
+        ({"exclude_columns": ["sales"], "target_column": "sales"}, "exclude_columns"),
+        ({"date_column": 5}, "date_column"),
+        ({"colour": "blue"}, "colour"),
+    ]
+    for body, field in cases:
+        details = assert_envelope(await client.put(url, headers=account.headers, json=body), 422)["details"]
+        assert field in details, (body, details)
+    unchanged = (await client.get(f"/api/v1/datasets/{mixed}", headers=account.headers)).json()
+    assert unchanged["config"]["target_column"] == "sales"
+
+
+async def test_validate_reports_errors_and_warnings(client: httpx.AsyncClient, account: Account, mixed: str) -> None:
+    await client.put(f"/api/v1/datasets/{mixed}/config", headers=account.headers, json={"series_id_column": "store", "target_column": "sales"})
+    report = (await client.post(f"/api/v1/datasets/{mixed}/validate", headers=account.headers, json={"horizon": 2, "season_length": 1})).json()
+    codes = {i["code"] for i in report["errors"]} | {i["code"] for i in report["warnings"]}
+    assert report["valid"] is False
+    assert {"duplicated_timestamps", "missing_target", "gaps", "series_too_short"} <= codes
+    duplicated = next(i for i in report["errors"] if i["code"] == "duplicated_timestamps")
+    assert duplicated["rows"] == [7, 8]
+
+
+async def test_validate_accepts_a_clean_series(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
+    dataset = (await upload(client, account, hourly_csv(tmp_path / "h.csv").read_bytes())).json()["dataset_id"]
+    report = (await client.post(f"/api/v1/datasets/{dataset}/validate", headers=account.headers, json={"horizon": 24, "season_length": 24})).json()
+    assert report == {"valid": True, "errors": [], "warnings": []}
+
+
+async def test_delete_refuses_while_a_model_uses_it(client: httpx.AsyncClient, account: Account, tmp_path: Path, settings: Settings) -> None:
+    dataset = (await upload(client, account, hourly_csv(tmp_path / "h.csv").read_bytes())).json()["dataset_id"]
+    await client.post("/api/v1/models/train", headers=account.headers, json={"dataset_id": dataset, "algorithm": "naive", "horizon": 4})
+    assert_envelope(await client.delete(f"/api/v1/datasets/{dataset}", headers=account.headers), 409)
+    viewer = await add_member(client, account, "viewer")
+    assert_envelope(await client.delete(f"/api/v1/datasets/{dataset}", headers=viewer.headers, params={"force": True}), 403)
+    assert (await client.delete(f"/api/v1/datasets/{dataset}", headers=account.headers, params={"force": True})).status_code == 204
+    assert_envelope(await client.get(f"/api/v1/datasets/{dataset}", headers=account.headers), 404)
+    assert workspace_files(settings, account) == []
+
+
+async def test_usage_counts_only_the_workspace(client: httpx.AsyncClient, account: Account, mixed: str) -> None:
+    other = await register(client)
+    await upload(client, other, MIXED)
+    usage = (await client.get("/api/v1/datasets/usage", headers=account.headers)).json()
+    assert usage["datasets_count"] == 1 and usage["by_kind"] == {"tabular": 1}
+    assert usage["stored_bytes"] > len(MIXED)
+    assert [d["id"] for d in usage["recent_uploads"]] == [mixed]
