@@ -112,3 +112,106 @@ async def test_viewers_cannot_upload(client: httpx.AsyncClient, account: Account
 async def test_unauthenticated_upload_is_401(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/v1/datasets/upload", files={"file": ("a.csv", b"a,b\n1,2\n", "text/csv")})
     assert_envelope(response, 401)
+
+
+def workbook(rows: list[list]) -> bytes:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    for row in rows:
+        book.active.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+async def test_excel_workbook_with_formula_cells(client: httpx.AsyncClient, account: Account) -> None:
+    from datetime import datetime
+
+    content = workbook([["date", "value", "note"], *[[datetime(2026, 1, d), d * 1.5, "=cmd|' /C calc'!A0"] for d in range(1, 8)]])
+    response = await upload(client, account, content, "book.csv")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["detected_types"]["date"] == "datetime" and body["detected_types"]["value"] == "numeric"
+    assert body["frequency"] == "D"
+
+
+async def test_zip_bomb_named_xlsx_is_refused_before_expansion(client: httpx.AsyncClient, account: Account, settings: Settings) -> None:
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+        archive.writestr("xl/worksheets/sheet1.xml", b"0" * (5 * settings.max_upload_bytes))
+    assert len(buffer.getvalue()) < settings.max_upload_bytes
+    body = assert_envelope(await upload(client, account, buffer.getvalue(), "bomb.xlsx"), 422)
+    assert "expand" in body["error"]
+    assert workspace_files(settings, account) == []
+
+
+async def test_zip_that_is_not_a_workbook(client: httpx.AsyncClient, account: Account) -> None:
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    assert "not an Excel workbook" in assert_envelope(await upload(client, account, buffer.getvalue(), "x.xlsx"), 422)["error"]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"a,b\n1,2\n3,4,5,6\n7,8\n", {"line": 3}),
+        ("a,b\n1,café\n2,ok\n".encode() + "3,caf\xe9\n".encode("latin-1") * 40000, {"line": 4}),
+        (b"a,b\n" + b"1,plain\n" * 20000 + "2,caf\xe9\n".encode("latin-1"), {"line": 20002}),
+        (b"a,a,b\n1,2,3\n", {"duplicated_columns": ["a"]}),
+        (b"a,,b\n1,2,3\n", {"blank_columns": [2]}),
+        (b"value\n1\n2\n", {"columns": ["value"]}),
+        (b"a," + b"x" * (1024 * 1024) + b"\n1,2\n", {"line": 1}),
+    ],
+    ids=["ragged", "mixed-encoding", "mixed-encoding-late", "duplicate-header", "blank-header", "single-column", "huge-header"],
+)
+async def test_malformed_csv_says_where(client: httpx.AsyncClient, account: Account, settings: Settings, content: bytes, expected: dict) -> None:
+    details = assert_envelope(await upload(client, account, content), 422)["details"]
+    assert expected.items() <= details.items(), details
+    assert workspace_files(settings, account) == []
+
+
+async def test_formula_cells_are_stored_as_text(client: httpx.AsyncClient, account: Account) -> None:
+    content = b"date,value,cmd\n2026-01-01,1,=cmd|' /C calc'!A0\n2026-01-02,2,@SUM(1+1)\n2026-01-03,3,+1\n"
+    dataset = (await upload(client, account, content)).json()["dataset_id"]
+    rows = (await client.get(f"/api/v1/datasets/{dataset}/preview", headers=account.headers)).json()["rows"]
+    assert [r["cmd"] for r in rows] == ["=cmd|' /C calc'!A0", "@SUM(1+1)", "+1"]
+
+
+async def test_upload_cut_off_mid_stream_leaves_nothing(live_server: str, account: Account, settings: Settings, client: httpx.AsyncClient) -> None:
+    """The client promises 1 MB and hangs up after a few KB."""
+    import asyncio
+    from urllib.parse import urlparse
+
+    target = urlparse(live_server)
+    boundary = "cutcutcut"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.csv\"\r\nContent-Type: text/csv\r\n\r\n").encode()
+    body_start = head + b"date,value\n" + b"2026-01-01T00:00:00,1\n" * 200
+    request = (
+        f"POST /api/v1/datasets/upload HTTP/1.1\r\nHost: {target.hostname}\r\nAuthorization: Bearer {account.access_token}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 1000000\r\n\r\n"
+    ).encode()
+    reader, writer = await asyncio.open_connection(target.hostname, target.port)
+    writer.write(request + body_start)
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.sleep(1)
+    assert workspace_files(settings, account) == []
+    assert await dataset_count(client, account) == 0
+
+
+async def test_truncated_multipart_body_is_a_4xx(client: httpx.AsyncClient, account: Account) -> None:
+    boundary = "abc"
+    body = f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.csv\"\r\n\r\na,b\n1,2\n".encode()
+    response = await client.post(
+        "/api/v1/datasets/upload", headers={**account.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"}, content=body
+    )
+    assert 400 <= response.status_code < 500
+    assert_envelope(response, response.status_code)

@@ -3,9 +3,12 @@ type detection and role suggestions. Plain functions: no database, no HTTP."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
+import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ import polars as pl
 from vur.datasets.exceptions import UnreadableFile
 
 SAMPLE_BYTES = 64 * 1024
+CHUNK = 1 << 20
 _ID_NAME = re.compile(r"(^|_)(id|uuid|key|code|series|item|sku|store)($|_)", re.IGNORECASE)
 _TARGET_NAME = re.compile(r"(^|_)(y|target|value|sales|demand|amount|qty|quantity|count|load|price)($|_)", re.IGNORECASE)
 
@@ -44,6 +48,13 @@ def sniff_csv(sample: bytes) -> CsvDialect:
         # A multi-byte character cut by the sample's end is still UTF-8.
         if exc.start >= len(sample) - 3:
             text, encoding = sample[: exc.start].decode("utf-8"), "utf8"
+        elif not sample[: exc.start].isascii():
+            # Valid UTF-8 accents before an invalid byte: two encodings in one file.
+            line = sample[: exc.start].count(b"\n") + 1
+            raise UnreadableFile(
+                "The file mixes UTF-8 with another encoding",
+                {"line": line, "byte_offset": exc.start, "problem": "bytes that are not valid UTF-8 (mixed encodings?)"},
+            ) from exc
         else:
             text, encoding = sample.decode("latin-1"), "latin-1"
     lines = [line for line in text.splitlines()[:50] if line.strip()]
@@ -58,28 +69,104 @@ def sniff_csv(sample: bytes) -> CsvDialect:
     return CsvDialect(delimiter, encoding, decimal_comma)
 
 
-def read_table(path: Path, file_format: str) -> pl.DataFrame:
+def read_header(path: Path, dialect: CsvDialect) -> list[str]:
+    with path.open("rb") as handle:
+        first = handle.readline(SAMPLE_BYTES * 4)
+    if len(first) >= SAMPLE_BYTES * 4:
+        raise UnreadableFile("The header line is too long to be a table header", {"line": 1, "bytes": len(first)})
+    text = first.decode("latin-1" if dialect.encoding == "latin-1" else "utf-8", errors="replace")
+    return next(csv.reader([text.rstrip("\r\n")], delimiter=dialect.delimiter), [])
+
+
+def check_header(names: list[str]) -> None:
+    blank = [i + 1 for i, name in enumerate(names) if not name.strip()]
+    if blank:
+        raise UnreadableFile("Every column needs a name in the header", {"line": 1, "blank_columns": blank})
+    duplicated = sorted(name for name, count in Counter(names).items() if count > 1)
+    if duplicated:
+        raise UnreadableFile("Column names must be unique", {"line": 1, "duplicated_columns": duplicated})
+    if len(names) < 2:
+        raise UnreadableFile(
+            "Only one column was found; a dataset needs at least two (check that the delimiter is one of , ; tab |)",
+            {"line": 1, "columns": names},
+        )
+
+
+def locate_csv_problem(path: Path, dialect: CsvDialect, expected_fields: int) -> dict[str, Any]:
+    """Where a file that Polars refused first goes wrong: an undecodable byte or a row
+    with more fields than the header. Runs only after a failure, so it may be slow."""
+    decoder = codecs.getincrementaldecoder("utf-8" if dialect.encoding == "utf8" else "latin-1")()
+    line, offset = 1, 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                before = chunk[: exc.start]
+                return {"line": line + before.count(b"\n"), "byte_offset": offset + exc.start, "problem": "bytes that are not valid UTF-8 (mixed encodings?)"}
+            line += chunk.count(b"\n")
+            offset += len(chunk)
+    with path.open(encoding="utf-8" if dialect.encoding == "utf8" else "latin-1", newline="") as text:
+        reader = csv.reader(text, delimiter=dialect.delimiter)
+        for row in reader:
+            if len(row) > expected_fields:
+                return {"line": reader.line_num, "problem": f"{len(row)} fields where the header has {expected_fields}"}
+    return {}
+
+
+def check_workbook(path: Path, max_uncompressed: int) -> None:
+    """Refuse what is not a workbook, and zip bombs, before any parser expands them."""
     try:
-        if file_format == "parquet":
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except zipfile.BadZipFile as exc:
+        raise UnreadableFile("The file looks like a zip archive but cannot be opened", {"file": str(exc)}) from exc
+    if not any(e.filename == "xl/workbook.xml" for e in entries):
+        raise UnreadableFile("The zip archive is not an Excel workbook (.xlsx)", {"file": "no xl/workbook.xml"})
+    expanded = sum(e.file_size for e in entries)
+    if expanded > max_uncompressed:
+        raise UnreadableFile(
+            f"The workbook would expand to {expanded:,} bytes, over the limit of {max_uncompressed:,}",
+            {"file": "compressed content too large (zip bomb?)"},
+        )
+
+
+def read_table(path: Path, file_format: str, max_uncompressed: int) -> pl.DataFrame:
+    if file_format == "parquet":
+        try:
             return pl.read_parquet(path)
-        if file_format == "csv":
-            with path.open("rb") as handle:
-                dialect = sniff_csv(handle.read(SAMPLE_BYTES))
-            source: Any = path
-            if dialect.encoding == "latin-1":
-                source = io.BytesIO(path.read_bytes().decode("latin-1").encode("utf-8"))
-            return pl.read_csv(
-                source,
-                separator=dialect.delimiter,
-                decimal_comma=dialect.decimal_comma,
-                try_parse_dates=True,
-                infer_schema_length=10_000,
-            )
-    except UnreadableFile:
-        raise
-    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        raise UnreadableFile(f"Could not parse the file as {file_format.upper()}", {"file": str(exc).splitlines()[0][:500]}) from exc
-    raise UnreadableFile(f"{file_format.upper()} files are not supported yet", {"file": file_format})
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise UnreadableFile("Could not read the Parquet file", {"file": _first_line(exc)}) from exc
+    if file_format == "xlsx":
+        check_workbook(path, max_uncompressed)
+        try:
+            frame = pl.read_excel(path, engine="calamine")
+        except Exception as exc:  # calamine raises its own types for damaged workbooks
+            raise UnreadableFile("Could not read the Excel workbook", {"file": _first_line(exc)}) from exc
+        check_header(frame.columns)
+        return frame
+    with path.open("rb") as handle:
+        dialect = sniff_csv(handle.read(SAMPLE_BYTES))
+    header = read_header(path, dialect)
+    check_header(header)
+    source: Any = path
+    if dialect.encoding == "latin-1":
+        source = io.BytesIO(path.read_bytes().decode("latin-1").encode("utf-8"))
+    try:
+        return pl.read_csv(
+            source,
+            separator=dialect.delimiter,
+            decimal_comma=dialect.decimal_comma,
+            try_parse_dates=True,
+            infer_schema_length=10_000,
+        )
+    except (pl.exceptions.PolarsError, ValueError) as exc:
+        where = locate_csv_problem(path, dialect, len(header))
+        raise UnreadableFile("Could not parse the file as CSV", {"file": _first_line(exc), **where}) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:500]
 
 
 def _parses_as_datetime(series: pl.Series) -> bool:

@@ -62,7 +62,7 @@ def create_from_upload(
     on_rollback(session, discard)
     try:
         stored = store.write_stream(original_key, _prepend(head, _chunks(handle)), max_bytes=max_bytes)
-        frame = ingest.read_table(store.local_path(original_key), file_format)
+        frame = ingest.read_table(store.local_path(original_key), file_format, max_uncompressed=4 * max_bytes)
         if frame.width == 0 or frame.height == 0:
             raise UnreadableFile("The file has no data rows", {"rows": 0})
         types = ingest.detect_types(frame)
