@@ -77,7 +77,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Self-hosted machine-learning platform: datasets, forecasting, predictions and monitoring over one HTTP API.",
         openapi_tags=TAGS,
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     app.state.database = database
@@ -101,14 +100,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
 
     hub.register_topic("job", _job_in_workspace)
-    app.include_router(health.router)
     app.include_router(hub.router)
-    app.include_router(identity_api.router)
-    app.include_router(identity_api.members_router)
-    app.include_router(jobs_api.router)
+    # Body limits per router, not app-wide: the app-wide limiter sits outside every
+    # middleware and would answer in plain text, without the envelope or request id.
     app.include_router(datasets_api.upload_router, max_body_size=settings.max_upload_bytes + 1_048_576)
-    app.include_router(datasets_api.router)
-    # Before the registry router: "/models/algorithms" must not be read as a model id.
-    app.include_router(forecasting_api.router)
-    app.include_router(registry_api.router)
+    for router in (
+        health.router,
+        identity_api.router,
+        identity_api.members_router,
+        jobs_api.router,
+        datasets_api.router,
+        # Before the registry router: "/models/algorithms" must not be read as a model id.
+        forecasting_api.router,
+        registry_api.router,
+    ):
+        app.include_router(router, max_body_size=settings.max_body_bytes)
     return app

@@ -107,13 +107,22 @@ async def _vur_error(_: Request, exc: VurError) -> JSONResponse:
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     errors = list(exc.errors())
-    if any(e.get("type") == "json_invalid" for e in errors):
-        return error_response(400, "Malformed JSON body", validation_details(errors))
+    invalid_json = [e for e in errors if e.get("type") == "json_invalid"]
+    if invalid_json:
+        # The loc of a JSON error is ("body", <character offset>): name the body, not the offset.
+        first = invalid_json[0]
+        offset = first.get("loc", ())[-1] if len(first.get("loc", ())) > 1 else None
+        where = f" at character {offset}" if isinstance(offset, int) else ""
+        return error_response(400, "Malformed JSON body", {"body": f"{first.get('msg', 'JSON decode error')}{where}"})
     return error_response(422, "Validation failed", validation_details(errors))
 
 
+# Our wording for the errors Starlette raises itself (its own is "Content Too Large"...).
+STATUS_MESSAGES = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
+
+
 async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-    messages = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
+    messages = STATUS_MESSAGES
     message = exc.detail if isinstance(exc.detail, str) and exc.status_code not in messages else messages.get(exc.status_code, str(exc.detail))
     return error_response(exc.status_code, message, {}, dict(exc.headers or {}))
 

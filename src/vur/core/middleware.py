@@ -1,22 +1,55 @@
-"""Per-request plumbing as one pure ASGI middleware: request id, access log, metrics."""
+"""Per-request plumbing as one pure ASGI middleware: request id, access log, metrics, and
+the last line of defence for the error envelope."""
 
 from __future__ import annotations
 
+import json
 import time
+from http import HTTPStatus
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vur.core.errors import STATUS_MESSAGES
 from vur.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from vur.core.request_context import REQUEST_ID_HEADER, accept_request_id
 
 log = structlog.get_logger("vur.http")
+
+# The most of a non-JSON error body kept as the envelope's message.
+_MAX_PLAIN_MESSAGE = 200
+# Headers of the replaced response that stay meaningful on the envelope.
+_DROPPED_ON_REWRITE = {b"content-length", b"content-type", b"content-encoding", b"transfer-encoding"}
 
 
 def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     # Label by the route's template, never the raw path: ids would explode cardinality.
     return getattr(route, "path", None) or "unmatched"
+
+
+def _envelope_message(status: int, body: bytes, content_type: bytes) -> str:
+    """A short plain-text body ("Disallowed CORS origin") is a better message than the
+    status phrase; anything else (HTML, binary, long text) is not shown."""
+    if status in STATUS_MESSAGES:
+        return STATUS_MESSAGES[status]
+    if content_type.startswith(b"text/plain"):
+        text = body.decode("utf-8", "replace").strip()
+        if text and len(text) <= _MAX_PLAIN_MESSAGE and text.isprintable():
+            return text
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _needs_envelope(scope: Scope, status: int, headers: list[tuple[bytes, bytes]]) -> bool:
+    """An error response that did not come from our exception handlers (Starlette's CORS
+    400, a body-limit 413 sent as plain text...) is rewritten into the envelope."""
+    if status < 400 or scope.get("method") == "HEAD":
+        return False
+    content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"").lower()
+    return not (content_type.startswith(b"application/json") or content_type.startswith(b"application/problem+json"))
 
 
 class RequestContextMiddleware:
@@ -35,14 +68,27 @@ class RequestContextMiddleware:
 
         started = time.perf_counter()
         status = 500
+        held_start: Message | None = None  # the start of an error response being rewritten
+        held_body = b""
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, held_start, held_body
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                 headers.append((REQUEST_ID_HEADER.lower().encode(), request_id.encode()))
                 message["headers"] = headers
+                if _needs_envelope(scope, status, headers):
+                    held_start, held_body = message, b""
+                    return
+            elif message["type"] == "http.response.body" and held_start is not None:
+                if len(held_body) <= _MAX_PLAIN_MESSAGE:
+                    held_body += message.get("body", b"")
+                if message.get("more_body", False):
+                    return
+                await _send_envelope(send, held_start, held_body, request_id)
+                held_start = None
+                return
             await send(message)
 
         try:
@@ -61,3 +107,16 @@ class RequestContextMiddleware:
                     status=status,
                     duration_ms=round(duration * 1000, 2),
                 )
+
+
+async def _send_envelope(send: Send, start: Message, body: bytes, request_id: str) -> None:
+    original = start["headers"]
+    content_type = next((v for k, v in original if k.lower() == b"content-type"), b"").lower()
+    status = start["status"]
+    payload = json.dumps(
+        {"error": _envelope_message(status, body, content_type), "details": {}, "request_id": request_id}, separators=(",", ":")
+    ).encode()
+    headers = [(k, v) for k, v in original if k.lower() not in _DROPPED_ON_REWRITE]
+    headers += [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({**start, "headers": headers})
+    await send({"type": "http.response.body", "body": payload, "more_body": False})

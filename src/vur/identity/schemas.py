@@ -2,19 +2,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from vur.identity.models import Role
 
-Password = Field(min_length=8, max_length=128)
+# A type, not a shared Field(): `Password | None = None` stays optional.
+Password = Annotated[str, Field(min_length=8, max_length=128)]
 
 
 class RegisterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"email": "ana@example.com", "password": "s3cret-pass", "name": "Ana Lima", "workspace_name": "Demand planning"}]})
 
     email: EmailStr
-    password: str = Password
+    password: Password
     name: str = Field(min_length=1, max_length=200)
     workspace_name: str | None = Field(default=None, min_length=1, max_length=200)
 
@@ -38,7 +40,7 @@ class ProfileUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     email: EmailStr | None = None
     current_password: str | None = Field(default=None, max_length=128)
-    new_password: str | None = Password
+    new_password: Password | None = None
 
     @model_validator(mode="after")
     def _password_change_needs_current(self) -> ProfileUpdate:
@@ -82,7 +84,7 @@ class MemberCreate(BaseModel):
 
     email: EmailStr
     name: str = Field(min_length=1, max_length=200)
-    password: str = Password
+    password: Password
     role: Role = Role.member
 
 

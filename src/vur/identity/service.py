@@ -136,7 +136,17 @@ def rotate_refresh_token(session: Session, settings: Settings, presented: str) -
     user = session.get(User, row.user_id)
     if user is None or not user.is_active:
         raise InvalidToken("Invalid or expired refresh token")
-    row.used_at = now
+    # Claim the token with a guarded UPDATE, not `row.used_at = now`: on SQLite (where FOR
+    # UPDATE is a no-op) two requests can both read it unused; only one may win the UPDATE.
+    claimed = session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None), RefreshToken.revoked_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        revoke_family(session, row.family_id)
+        return None
     return issue_tokens(session, settings, user, family_id=row.family_id)
 
 
@@ -182,7 +192,6 @@ def update_profile(session: Session, user: User, changes: ProfileUpdate) -> User
     return user
 
 
-
 def list_members(session: Session, workspace_id: uuid.UUID) -> list[User]:
     return list(session.scalars(select(User).where(User.workspace_id == workspace_id).order_by(User.created_at)).all())
 
@@ -201,8 +210,11 @@ def update_member(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID,
     user = session.scalars(select(User).where(User.id == user_id, User.workspace_id == workspace_id).with_for_update()).first()
     if user is None:
         raise MemberNotFound.for_id("Member", user_id)
-    demoted = (changes.role is not None and changes.role != Role.admin) or changes.is_active is False
-    if user.role == Role.admin and demoted:
+    # Only a change that takes away an *active* admin can leave the workspace without one:
+    # demoting an already deactivated admin is fine.
+    was_active_admin = user.role == Role.admin and user.is_active
+    stays_active_admin = (changes.role or user.role) == Role.admin and (user.is_active if changes.is_active is None else changes.is_active)
+    if was_active_admin and not stays_active_admin:
         admins = session.scalar(
             select(func.count()).where(User.workspace_id == workspace_id, User.role == Role.admin, User.is_active.is_(True))
         )
