@@ -46,13 +46,19 @@ def current_revision(url: str) -> str | None:
         engine.dispose()
 
 
+_verified: set[str] = set()
+
+
 def ensure_up_to_date(url: str) -> None:
+    if url in _verified:  # `vur serve` checks before starting the app, which checks again
+        return
     current, head = current_revision(url), head_revision()
     if current != head:
         raise DatabaseNotMigrated(
             f"The database is at migration {current or 'none (empty)'} but this VUR needs {head}. "
             "Run `vur db upgrade` (or `make run`, which does it) and start again."
         )
+    _verified.add(url)
 
 
 def _ensure_sqlite_dir(url: str) -> None:

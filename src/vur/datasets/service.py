@@ -1,4 +1,8 @@
-"""Tabular datasets: ingest an upload once into typed Parquet, then read only that."""
+"""Tabular datasets: ingest an upload once into typed Parquet, then read only that.
+
+Polars (and the modules built on it) are imported inside the functions that use them:
+the API process starts without loading them.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,20 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import PurePath
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import polars as pl
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from vur.core.db import on_commit, on_rollback
 from vur.core.repository import get_scoped, paginate
 from vur.core.storage import CHUNK_BYTES, ArtifactStore
-from vur.datasets import ingest, profile
 from vur.datasets.exceptions import DatasetInUse, DatasetNotFound, InvalidDatasetConfig, InvalidQuery, UnreadableFile
 from vur.datasets.models import Dataset
 from vur.registry.models import RegisteredModel
+
+if TYPE_CHECKING:
+    import polars as pl
 
 _SUFFIX = {"csv": ".csv", "parquet": ".parquet", "xlsx": ".xlsx"}
 
@@ -48,6 +53,8 @@ def create_from_upload(
     description: str | None,
     max_bytes: int,
 ) -> Dataset:
+    from vur.datasets import ingest
+
     head = handle.read(ingest.SAMPLE_BYTES)
     if not head:
         raise UnreadableFile("The file is empty", {"file": "0 bytes"})
@@ -124,6 +131,8 @@ def list_datasets(session: Session, workspace_id: uuid.UUID, *, kind: str | None
 
 
 def load_frame(store: ArtifactStore, dataset: Dataset, columns: list[str] | None = None) -> pl.DataFrame:
+    import polars as pl
+
     if dataset.parquet_key is None:
         raise UnreadableFile("This dataset has no tabular data", {"kind": dataset.kind})
     with store.open(dataset.parquet_key) as handle:
@@ -136,6 +145,8 @@ FILTER_OPERATORS = {"eq", "ne", "gt", "ge", "lt", "le", "contains"}
 
 
 def _parse_filter(raw: str, schema: pl.Schema) -> pl.Expr:
+    import polars as pl
+
     column, _, rest = raw.partition(":")
     operator, _, value = rest.partition(":")
     if column not in schema:
@@ -165,6 +176,8 @@ def preview(
     filters: list[str],
 ) -> dict[str, Any]:
     """One page of rows, read lazily from the Parquet (only the needed columns and rows)."""
+    import polars as pl
+
     scan = pl.scan_parquet(store.local_path(_parquet_key(dataset)))
     schema = scan.collect_schema()
     if columns:
@@ -193,6 +206,8 @@ def preview(
 
 def statistics(store: ArtifactStore, dataset: Dataset) -> dict[str, Any]:
     """Computed once per configuration and kept beside the data."""
+    from vur.datasets import profile
+
     digest = hashlib.sha256(json.dumps(dataset.config, sort_keys=True).encode()).hexdigest()[:12]
     key = f"{dataset_folder(dataset.workspace_id, dataset.id)}/statistics-{digest}.json"
     if store.exists(key):
@@ -216,6 +231,8 @@ _FORMULA_START = r"^[=+\-@\t\r]"
 def export_csv(store: ArtifactStore, dataset: Dataset) -> str:
     """A CSV copy of the typed data. Text cells that a spreadsheet would run as a formula
     (=, +, -, @) are prefixed with a quote so that they stay text (CSV injection)."""
+    import polars as pl
+
     key = f"{dataset_folder(dataset.workspace_id, dataset.id)}/export.csv"
     if not store.exists(key):
         frame = load_frame(store, dataset)
@@ -234,6 +251,8 @@ def export_csv(store: ArtifactStore, dataset: Dataset) -> str:
 
 
 def update_config(session: Session, store: ArtifactStore, dataset: Dataset, changes: dict[str, Any]) -> Dataset:
+    from vur.datasets import ingest
+
     columns, types = set(dataset.columns), dataset.detected_types
     problems: dict[str, str] = {}
     for field in ("date_column", "target_column", "series_id_column"):
@@ -267,6 +286,8 @@ def update_config(session: Session, store: ArtifactStore, dataset: Dataset, chan
 
 
 def validate(store: ArtifactStore, dataset: Dataset, horizon: int, season_length: int) -> dict[str, Any]:
+    from vur.datasets import profile
+
     frame = load_frame(store, dataset)
     return profile.forecasting_report(frame, dataset.detected_types, dataset.config, dataset.frequency, horizon, season_length)
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy.orm import Session
 
 from vur.core.db import get_database, utcnow
@@ -23,8 +22,13 @@ from vur.jobs.models import Job, JobStatus
 from vur.jobs.runner import JobContext
 from vur.registry.models import ModelStatus, RegisteredModel
 
+if TYPE_CHECKING:
+    import numpy as np
+
 
 def forecast_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    import numpy as np
+
     error = actual - predicted
     nonzero = actual != 0
     denominator = np.abs(actual) + np.abs(predicted)
