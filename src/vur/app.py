@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from vur import __version__
@@ -23,11 +22,11 @@ from vur.core.storage import LocalArtifactStore
 from vur.datasets import api as datasets_api
 from vur.forecasting import api as forecasting_api
 from vur.identity import api as identity_api
+from vur.identity.auth import principal_from_token
 from vur.jobs import api as jobs_api
-from vur.jobs.models import Job
 from vur.jobs.registry import load_job_modules
 from vur.jobs.runner import Worker
-from vur.jobs.service import count_by_status
+from vur.jobs.service import count_by_status, job_in_workspace
 from vur.registry import api as registry_api
 from vur.settings import Settings, get_settings
 
@@ -40,10 +39,6 @@ TAGS = [
     {"name": "jobs", "description": "Background work: status, progress, logs, cancellation."},
     {"name": "realtime", "description": "The WebSocket hub at /ws."},
 ]
-
-
-def _job_in_workspace(session, workspace_id, job_id) -> bool:  # type: ignore[no-untyped-def]
-    return session.scalar(select(Job.id).where(Job.id == job_id, Job.workspace_id == workspace_id)) is not None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -99,7 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestContextMiddleware)
 
-    hub.register_topic("job", _job_in_workspace)
+    hub.set_authenticator(principal_from_token)
+    hub.register_topic("job", job_in_workspace)
     app.include_router(hub.router)
     # Body limits per router, not app-wide: the app-wide limiter sits outside every
     # middleware and would answer in plain text, without the envelope or request id.

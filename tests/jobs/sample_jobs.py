@@ -21,5 +21,20 @@ def count(ctx: JobContext, steps: int = 5, delay: float = 0.2, fail_at: int | No
 
 
 @job("tests.count_retry_safe", retry_safe=True, max_attempts=3)
-def count_retry_safe(ctx: JobContext, steps: int = 5, delay: float = 0.2) -> dict[str, Any]:
+def count_retry_safe(ctx: JobContext, steps: int = 5, delay: float = 0.2, first_attempt_delay: float | None = None) -> dict[str, Any]:
+    """`first_attempt_delay`: a slow first run (to be interrupted) and quick retries."""
+    if first_attempt_delay is not None and ctx.attempt == 1:
+        delay = first_attempt_delay
     return count(ctx, steps=steps, delay=delay)
+
+
+@job("tests.crash", retry_safe=False)
+def crash(ctx: JobContext, after_steps: int = 1, delay: float = 0.1, exit_code: int = 3) -> dict[str, Any]:
+    """Reports progress, then kills the worker process it runs in (as a segfault or the
+    OOM killer would): no exception, no cleanup."""
+    import os
+
+    for step in range(1, after_steps + 1):
+        time.sleep(delay)
+        ctx.progress(10 * step, f"step {step}")
+    os._exit(exit_code)

@@ -53,34 +53,67 @@ class Connection:
         return event.topic in self.topics and (event.workspace_id is None or event.workspace_id == str(self.principal.workspace_id))
 
 
-def _authenticate(websocket: WebSocket, token: str | None) -> Any:
-    from vur.identity.auth import principal_from_token
+Authenticate = Callable[[Any, Any, str | None], Any]
+_authenticator: Authenticate | None = None
 
+
+def set_authenticator(authenticate: Authenticate) -> None:
+    """`authenticate(session, settings, token) -> principal`, raising VurError when refused
+    (identity provides it; core does not depend on identity)."""
+    global _authenticator
+    _authenticator = authenticate
+
+
+def _authenticate(websocket: WebSocket, token: str | None) -> Any:
+    assert _authenticator is not None, "create_app() sets the WebSocket authenticator"
     app = websocket.app
     with app.state.database.session() as session:
-        return principal_from_token(session, app.state.settings, token)
+        return _authenticator(session, app.state.settings, token)
 
 
-def _may_follow(websocket: WebSocket, principal: Any, topic: str) -> bool:
+def _followable(websocket: WebSocket, principal: Any, topic: str) -> str | None:
+    """The topic's canonical name if the caller may follow it, else None. Object ids are
+    written the way events name them (lower-case, hyphenated), whatever the caller sent."""
     if topic in STATIC_TOPICS:
-        return True
+        return topic
     prefix, _, raw_id = topic.partition(":")
     check = _topic_checks.get(prefix)
     if check is None or not raw_id:
-        return False
+        return None
     try:
         object_id = uuid.UUID(raw_id)
     except ValueError:
-        return False
+        return None
     with websocket.app.state.database.session() as session:
-        return check(session, principal.workspace_id, object_id)
+        return f"{prefix}:{object_id}" if check(session, principal.workspace_id, object_id) else None
+
+
+async def _receive(websocket: WebSocket) -> str | None:
+    """The next text frame, or None for a binary one. Raises WebSocketDisconnect when the
+    client has gone."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    return text if isinstance(text, str) else None
+
+
+def _canonical_ids(topics: list[str]) -> list[str]:
+    names = []
+    for topic in topics:
+        prefix, _, raw_id = topic.partition(":")
+        try:
+            names.append(f"{prefix}:{uuid.UUID(raw_id)}")
+        except ValueError:
+            continue
+    return names
 
 
 async def _first_message_token(websocket: WebSocket) -> str | None:
     try:
-        raw = await asyncio.wait_for(websocket.receive_text(), timeout=AUTH_TIMEOUT)
-        message = json.loads(raw)
-    except (TimeoutError, json.JSONDecodeError, KeyError, TypeError):
+        raw = await asyncio.wait_for(_receive(websocket), timeout=AUTH_TIMEOUT)
+        message = json.loads(raw) if raw is not None else None
+    except (TimeoutError, json.JSONDecodeError):
         return None
     if isinstance(message, dict) and message.get("type") == "auth" and isinstance(message.get("token"), str):
         return message["token"]
@@ -90,7 +123,10 @@ async def _first_message_token(websocket: WebSocket) -> str | None:
 @router.websocket("/ws")
 async def websocket_hub(websocket: WebSocket) -> None:
     await websocket.accept()
-    token = websocket.query_params.get("token") or await _first_message_token(websocket)
+    try:
+        token = websocket.query_params.get("token") or await _first_message_token(websocket)
+    except WebSocketDisconnect:  # gone before it authenticated
+        return
     try:
         principal = await run_in_threadpool(_authenticate, websocket, token)
     except VurError:
@@ -123,12 +159,14 @@ async def _write_events(connection: Connection, queue: asyncio.Queue[Event]) -> 
 
 async def _read_commands(connection: Connection) -> None:
     while True:
-        raw = await connection.websocket.receive_text()
+        raw = await _receive(connection.websocket)
         try:
+            if raw is None:
+                raise TypeError("binary frame")
             message = json.loads(raw)
             kind = message["type"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            await connection.send("error", {"message": "messages are JSON objects with a 'type'"})
+        except (json.JSONDecodeError, KeyError, TypeError, IndexError):
+            await connection.send("error", {"message": "messages are JSON objects with a 'type', sent as text"})
             continue
         if kind == "ping":
             await connection.send("pong", {})
@@ -139,11 +177,18 @@ async def _read_commands(connection: Connection) -> None:
                 continue
             if kind == "unsubscribe":
                 connection.topics.difference_update(topics)
+                connection.topics.difference_update(_canonical_ids(topics))
                 await connection.send("unsubscribed", {"topics": topics})
                 continue
-            allowed = [t for t in topics if await run_in_threadpool(_may_follow, connection.websocket, connection.principal, t)]
+            allowed: list[str] = []
+            rejected: list[str] = []
+            for topic in topics:
+                canonical = await run_in_threadpool(_followable, connection.websocket, connection.principal, topic)
+                if canonical is None:
+                    rejected.append(topic)
+                elif canonical not in allowed:
+                    allowed.append(canonical)
             connection.topics.update(allowed)
-            rejected = [t for t in topics if t not in allowed]
             await connection.send("subscribed", {"topics": allowed, "rejected": rejected})
         elif kind == "auth":
             await connection.send("error", {"message": "already authenticated"})

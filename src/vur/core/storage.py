@@ -21,8 +21,9 @@ from typing import BinaryIO, Protocol
 from vur.core.errors import PayloadTooLarge
 
 CHUNK_BYTES = 1 << 20
-_KEY_PART = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
-_FILE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}(\.[a-z0-9]{1,10})?$")
+# Matched with fullmatch: a `$` anchor would let a trailing newline through.
+_KEY_PART = re.compile(r"[a-z0-9][a-z0-9_\-]{0,63}")
+_FILE_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,63}(\.[a-z0-9]{1,10})?")
 
 
 class InvalidKey(ValueError):
@@ -43,7 +44,7 @@ def new_key(*namespace: str, suffix: str = "") -> str:
 
 def validate_key(key: str) -> str:
     parts = key.split("/")
-    if len(parts) < 2 or not all(_KEY_PART.match(p) for p in parts[:-1]) or not _FILE_PART.match(parts[-1]):
+    if len(parts) < 2 or not all(_KEY_PART.fullmatch(p) for p in parts[:-1]) or not _FILE_PART.fullmatch(parts[-1]):
         raise InvalidKey(f"invalid artifact key: {key!r}")
     return key
 
@@ -143,7 +144,7 @@ class LocalArtifactStore:
 
     def delete_prefix(self, prefix: str) -> None:
         parts = prefix.strip("/").split("/")
-        if not parts or not all(_KEY_PART.match(p) for p in parts):
+        if not parts or not all(_KEY_PART.fullmatch(p) for p in parts):
             raise InvalidKey(f"invalid artifact prefix: {prefix!r}")
         shutil.rmtree(self.root.joinpath(*parts), ignore_errors=True)
 

@@ -43,12 +43,19 @@ class WorkerGone(BaseException):
     """The runner that owns this process died; stop without touching the job row."""
 
 
+class ClaimLost(WorkerGone):
+    """The job row is no longer this run's: the stale-heartbeat sweeper failed it or gave
+    it to another worker (a new attempt). Stop without touching the row."""
+
+
 class JobContext:
     """What a job function receives: progress reporting, logging, events, cancellation."""
 
     def __init__(self, job: Job, settings: Settings, parent_pid: int) -> None:
         self.job_id = job.id
         self.workspace_id = job.workspace_id
+        # The claim this run holds: a re-queued and re-claimed job has a new attempt number.
+        self.attempt = job.attempts
         self.settings = settings
         self._database = get_database(settings.resolved_database_url)
         self._parent_pid = parent_pid
@@ -60,9 +67,7 @@ class JobContext:
         if os.getppid() != self._parent_pid:
             raise WorkerGone()
         with self._database.session() as session:
-            job = session.get(Job, self.job_id, with_for_update=True)
-            if job is None:
-                raise JobCancelled("job row deleted")
+            job = self._own_row(session)
             job.progress = max(0.0, min(100.0, float(percent)))
             if message:
                 job.log = [*job.log, message][-self._log_lines :]
@@ -75,9 +80,16 @@ class JobContext:
 
     def log(self, message: str) -> None:
         with self._database.session() as session:
-            job = session.get(Job, self.job_id, with_for_update=True)
-            if job is not None:
-                job.log = [*job.log, message][-self._log_lines :]
+            job = self._own_row(session)
+            job.log = [*job.log, message][-self._log_lines :]
+
+    def _own_row(self, session: Any) -> Job:
+        job = session.get(Job, self.job_id, with_for_update=True)
+        if job is None:
+            raise JobCancelled("job row deleted")
+        if job.status != JobStatus.running or job.attempts != self.attempt:
+            raise ClaimLost()
+        return job
 
     def publish(self, topic: str, type_: str, data: dict[str, Any]) -> None:
         bus.publish(Event(topic=topic, type=type_, data=data, workspace_id=str(self.workspace_id) if self.workspace_id else None))
@@ -89,9 +101,22 @@ _child_parent_pid = 0
 _child_settings: Settings | None = None
 
 
+ORPHAN_CHECK_SECONDS = 1.0
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    """A pool process whose runner was killed (SIGKILL, the OOM killer) would otherwise
+    wait for work forever. Its job, if any, is left to the stale-heartbeat sweeper."""
+    while True:
+        time.sleep(ORPHAN_CHECK_SECONDS)
+        if os.getppid() != parent_pid:
+            os._exit(70)
+
+
 def _init_child(event_queue: Any, parent_pid: int, settings_json: str) -> None:
     global _child_parent_pid, _child_settings
     _child_parent_pid = parent_pid
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), name="vur-orphan-watch", daemon=True).start()
     _child_settings = Settings.model_validate_json(settings_json)
     # numba (statsforecast) compiles on first use; a cache makes that once per machine.
     os.environ.setdefault("NUMBA_CACHE_DIR", str(_child_settings.data_dir / "cache" / "numba"))
@@ -114,8 +139,11 @@ def execute_job(job_id: uuid.UUID) -> None:
         spec = get_spec(job.type)
         payload = dict(job.payload)
         context = JobContext(job, settings, _child_parent_pid)
+        cancel_before_start = job.cancel_requested
     structlog.contextvars.bind_contextvars(job_id=str(job_id), job_type=job.type)
     try:
+        if cancel_before_start:  # asked to stop while it was being claimed
+            raise JobCancelled()
         if spec is None:
             raise LookupError(f"no job type {job.type!r} is registered in this worker")
         result = spec.func(context, **payload) or {}
@@ -131,20 +159,47 @@ def execute_job(job_id: uuid.UUID) -> None:
         structlog.contextvars.unbind_contextvars("job_id", "job_type")
     with database.session() as session:
         job = session.get(Job, job_id, with_for_update=True)
-        if job is not None and job.status == JobStatus.running:
+        if job is not None and job.status == JobStatus.running and job.attempts == context.attempt:
             service.transition(session, job, final, **fields)
 
 
 # --- the parent side --------------------------------------------------------
 
 
+LOOP_ERROR_BACKOFF_SECONDS = 1.0
+
+
+def _warm_up() -> int:
+    time.sleep(0.2)  # keeps every process busy until all are started
+    return os.getpid()
+
+
+def _kill_pool_processes(pool: ProcessPoolExecutor) -> None:
+    kill_workers = getattr(pool, "kill_workers", None)  # Python 3.14+
+    if kill_workers is not None:
+        kill_workers()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.kill()
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.join(5)
+
+
 class Worker:
-    def __init__(self, settings: Settings, *, processes: int | None = None, name: str | None = None) -> None:
+    """`stop()` ends the loop: no new jobs are claimed, running jobs get `drain_seconds`
+    to finish (still heartbeating), then the job processes are killed and their jobs
+    handed back (re-queued when retry-safe, failed otherwise). A second `stop()` skips
+    what is left of the wait."""
+
+    def __init__(self, settings: Settings, *, processes: int | None = None, name: str | None = None, drain_seconds: float = 5.0) -> None:
         self.settings = settings
         self.processes = max(1, processes or settings.job_processes)
         self.worker_id = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.database = get_database(settings.resolved_database_url)
+        self.drain_seconds = drain_seconds
         self._stop = threading.Event()
+        self._stop_now = threading.Event()
         self._running: dict[uuid.UUID, Future[None]] = {}
         self._events: Any = None
         self._pool: ProcessPoolExecutor | None = None
@@ -160,6 +215,8 @@ class Worker:
             thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self._stop.is_set():
+            self._stop_now.set()
         self._stop.set()
         service.jobs_available.set()
         for thread in self._threads:
@@ -185,32 +242,88 @@ class Worker:
         next_sweep = next_heartbeat = 0.0
         try:
             while not self._stop.is_set():
-                now = time.monotonic()
-                if now >= next_sweep:
-                    self._sweep()
-                    next_sweep = now + min(self.settings.job_stale_after_seconds / 2, 10.0)
-                if now >= next_heartbeat:
-                    self._heartbeat()
-                    next_heartbeat = now + self.settings.job_heartbeat_seconds
-                self._reap(context)
-                while len(self._running) < self.processes and not self._stop.is_set():
-                    if not self._claim_and_submit():
-                        break
+                try:
+                    now = time.monotonic()
+                    # Heartbeat first: after a long stall (a locked database) the sweep must
+                    # not find this worker's own, live jobs stale.
+                    if now >= next_heartbeat:
+                        self._heartbeat()
+                        next_heartbeat = now + self.settings.job_heartbeat_seconds
+                    if now >= next_sweep:
+                        self._sweep()
+                        next_sweep = now + min(self.settings.job_stale_after_seconds / 2, 10.0)
+                    self._reap(context)
+                    while len(self._running) < self.processes and not self._stop.is_set():
+                        if not self._claim_and_submit(context):
+                            break
+                except Exception as exc:  # the database went away, say: keep going, try again
+                    log.exception("worker_loop_error", worker_id=self.worker_id, error=repr(exc))
+                    self._stop.wait(LOOP_ERROR_BACKOFF_SECONDS)
+                    continue
                 service.jobs_available.wait(timeout=0.5)
                 service.jobs_available.clear()
+        except BaseException:  # KeyboardInterrupt: no waiting for running jobs
+            self._stop_now.set()
+            raise
         finally:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            try:
+                self._finish_running(context)
+            except Exception as exc:
+                log.exception("worker_stop_error", worker_id=self.worker_id, error=repr(exc))
             self._events.put(None)
             drain.join(2)
             log.info("worker_stopped", worker_id=self.worker_id)
 
+    def _finish_running(self, context: Any) -> None:
+        deadline = time.monotonic() + self.drain_seconds
+        next_heartbeat = 0.0
+        try:
+            while self._running and time.monotonic() < deadline and not self._stop_now.is_set():
+                if time.monotonic() >= next_heartbeat:
+                    self._heartbeat()
+                    next_heartbeat = time.monotonic() + self.settings.job_heartbeat_seconds
+                self._stop_now.wait(0.1)
+                self._reap(context)
+        finally:
+            assert self._pool is not None
+            self._reap(context, rebuild=False)
+            unfinished = [job_id for job_id, future in self._running.items() if not future.done()]
+            if unfinished:
+                _kill_pool_processes(self._pool)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            if unfinished:
+                with self.database.session() as session:
+                    for job_id in unfinished:
+                        job = self._own_running_job(session, job_id)
+                        if job is not None:
+                            service.abandon(session, job, f"Worker {self.worker_id} shut down before the job finished")
+                log.warning("jobs_abandoned", worker_id=self.worker_id, job_ids=[str(j) for j in unfinished])
+            self._running.clear()
+
+    def _own_running_job(self, session: Any, job_id: uuid.UUID) -> Job | None:
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is not None and job.status == JobStatus.running and job.worker_id == self.worker_id:
+            return job
+        return None
+
     def _new_pool(self, context: Any) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             max_workers=self.processes,
             mp_context=context,
             initializer=_init_child,
             initargs=(self._events, os.getpid(), self.settings.model_dump_json()),
         )
+        # Start every process now. A process the pool spawns on demand, once it is busy,
+        # can die unnoticed until some other job ends (the pool's manager thread may not
+        # watch it yet), and its job would stay "running", heartbeat and all. Warm
+        # processes also start jobs without the import delay.
+        warm_up = [pool.submit(_warm_up) for _ in range(self.processes)]
+        try:
+            for future in warm_up:
+                future.result(timeout=120)
+        except Exception as exc:
+            log.error("job_processes_failed_to_start", worker_id=self.worker_id, error=repr(exc))
+        return pool
 
     def _drain_events(self) -> None:
         while True:
@@ -224,7 +337,7 @@ class Worker:
                 return
             bus.publish(event)
 
-    def _claim_and_submit(self) -> bool:
+    def _claim_and_submit(self, context: Any) -> bool:
         with self.database.session() as session:
             job = service.claim_next(session, self.worker_id)
             if job is None:
@@ -232,10 +345,22 @@ class Worker:
             job_id = job.id
         assert self._pool is not None
         log.info("job_claimed", job_id=str(job_id), worker_id=self.worker_id)
-        self._running[job_id] = self._pool.submit(execute_job, job_id)
+        try:
+            self._running[job_id] = self._pool.submit(execute_job, job_id)
+        except BrokenProcessPool:
+            # The pool broke since the last reap: hand back what it took down, start afresh.
+            self._reap(context, rebuild=False)
+            self._replace_pool(context)
+            try:
+                self._running[job_id] = self._pool.submit(execute_job, job_id)
+            except BrokenProcessPool as exc:
+                with self.database.session() as session:
+                    if (job := self._own_running_job(session, job_id)) is not None:
+                        service.abandon(session, job, f"Worker {self.worker_id} could not start a process for the job ({exc!r})")
+                raise
         return True
 
-    def _reap(self, context: Any) -> None:
+    def _reap(self, context: Any, *, rebuild: bool = True) -> None:
         broken = False
         for job_id, future in list(self._running.items()):
             if not future.done():
@@ -246,13 +371,16 @@ class Worker:
                 continue
             broken = broken or isinstance(error, BrokenProcessPool)
             with self.database.session() as session:
-                job = session.get(Job, job_id, with_for_update=True)
-                if job is not None and job.status == JobStatus.running:
-                    service.transition(session, job, JobStatus.failed, error=f"The worker process running this job crashed: {error!r}")
-        if broken:
-            assert self._pool is not None
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool(context)
+                if (job := self._own_running_job(session, job_id)) is not None:
+                    # A process that dies breaks the whole pool: its siblings' jobs end here too.
+                    service.abandon(session, job, f"The process running this job crashed or was killed ({error!r})")
+        if broken and rebuild:
+            self._replace_pool(context)
+
+    def _replace_pool(self, context: Any) -> None:
+        assert self._pool is not None
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool(context)
 
     def _heartbeat(self) -> None:
         with self.database.session() as session:

@@ -28,6 +28,9 @@ ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.running: frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.queued}),
 }
 
+# Log lines kept on a job row by the sweeper (workers use `settings.job_log_lines`).
+LOG_LINES = 200
+
 # Set after a commit that enqueued jobs, so an in-process runner wakes at once.
 jobs_available = threading.Event()
 _ENQUEUED = "vur_jobs_enqueued"
@@ -101,6 +104,10 @@ def get_job(session: Session, job_id: uuid.UUID, workspace_id: uuid.UUID) -> Job
     return get_scoped(session, Job, job_id, workspace_id, JobNotFound)
 
 
+def job_in_workspace(session: Session, workspace_id: uuid.UUID, job_id: uuid.UUID) -> bool:
+    return session.scalar(select(Job.id).where(Job.id == job_id, Job.workspace_id == workspace_id)) is not None
+
+
 def list_jobs(
     session: Session,
     workspace_id: uuid.UUID,
@@ -166,6 +173,20 @@ def heartbeat(session: Session, worker_id: str, job_ids: list[uuid.UUID]) -> Non
         )
 
 
+def abandon(session: Session, job: Job, why: str) -> Job:
+    """A running job whose run ended without finishing it (its worker died, shut down or
+    lost its process): re-queue what is safe to retry, fail the rest with an error that
+    says what happened. A job that was asked to cancel ends cancelled."""
+    spec = get_spec(job.type)
+    if job.cancel_requested:
+        return transition(session, job, JobStatus.cancelled, error=f"Cancelled by request ({why})")
+    if spec is not None and spec.retry_safe and job.attempts < job.max_attempts:
+        session.info[_ENQUEUED] = True  # wakes in-process runners once committed
+        return transition(session, job, JobStatus.queued, progress=0.0, log=[*job.log, f"{why}; re-queued"][-LOG_LINES:])
+    outcome = f"gave up after {job.attempts} attempts" if spec is not None and spec.retry_safe else "the job was not safe to retry"
+    return transition(session, job, JobStatus.failed, error=f"{why}; {outcome}")
+
+
 def sweep_stale(session: Session, stale_after: timedelta, now: datetime | None = None) -> list[Job]:
     """Jobs whose worker stopped sending heartbeats: re-queue what is safe to retry,
     fail the rest with an error that says what happened."""
@@ -174,19 +195,8 @@ def sweep_stale(session: Session, stale_after: timedelta, now: datetime | None =
         select(Job).where(Job.status == JobStatus.running, Job.heartbeat_at < cutoff).with_for_update(skip_locked=True)
     ).all()
     for job in stale:
-        spec = get_spec(job.type)
         last_seen = job.heartbeat_at.isoformat() if job.heartbeat_at else "never"
-        if spec is not None and spec.retry_safe and job.attempts < job.max_attempts and not job.cancel_requested:
-            transition(session, job, JobStatus.queued, progress=0.0, log=[*job.log, f"worker {job.worker_id} lost (last heartbeat {last_seen}); re-queued"][-200:])
-        else:
-            transition(
-                session,
-                job,
-                JobStatus.failed,
-                error=f"Worker {job.worker_id} stopped responding (last heartbeat {last_seen}); the job was not safe to retry",
-            )
-    if stale:
-        session.info[_ENQUEUED] = True
+        abandon(session, job, f"Worker {job.worker_id} stopped responding (last heartbeat {last_seen})")
     return list(stale)
 
 
