@@ -44,7 +44,11 @@ def scratch_database(directory: Path) -> Iterator[str]:
     VUR_TEST_POSTGRES_URL is set, a new PostgreSQL database dropped afterwards."""
     admin_url = os.environ.get("VUR_TEST_POSTGRES_URL")
     if not admin_url:
-        yield f"sqlite:///{directory / f'vur-{uuid.uuid4().hex[:8]}.db'}"
+        url = f"sqlite:///{directory / f'vur-{uuid.uuid4().hex[:8]}.db'}"
+        try:
+            yield url
+        finally:
+            get_database(url).dispose()
         return
     name = f"vur_test_{uuid.uuid4().hex[:10]}"
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
@@ -73,19 +77,30 @@ def fresh_database_url(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
-def settings(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Settings:
-    return Settings(
+def make_settings(url: str, data_dir: Path, **overrides: object) -> Settings:
+    """Settings for a test server or worker: quick heartbeats, the test job types."""
+    values: dict[str, object] = dict(
         environment="test",
-        data_dir=tmp_path_factory.mktemp("data"),
-        database_url=database_url,
+        data_dir=data_dir,
+        database_url=url,
         secret_key="test-secret-key-that-is-long-enough-for-hs256",
         log_level="WARNING",
-        job_runner="inprocess",
-        job_processes=2,
+        job_processes=1,
         job_heartbeat_seconds=0.5,
         job_stale_after_seconds=3,
         job_modules=TEST_JOB_MODULES,
+    )
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Settings:
+    return make_settings(
+        database_url,
+        tmp_path_factory.mktemp("data"),
+        job_runner="inprocess",
+        job_processes=2,
         max_body_bytes=64 * 1024,
         max_upload_bytes=2 * 1024 * 1024,
         login_max_failures_per_account=5,

@@ -18,6 +18,7 @@ from vur.core.logging import configure_logging
 from vur.core.metrics import register_job_collector
 from vur.core.middleware import RequestContextMiddleware
 from vur.core.migrations import ensure_up_to_date
+from vur.core.outbox import OutboxRelay
 from vur.core.storage import LocalArtifactStore
 from vur.datasets import api as datasets_api
 from vur.forecasting import api as forecasting_api
@@ -57,12 +58,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 return count_by_status(session)
 
         register_job_collector(jobs_by_status)
+        relay = OutboxRelay(database)
+        relay.start()
         if settings.job_runner == "inprocess":
             app.state.worker = Worker(settings)
             app.state.worker.start_in_background()
         try:
             yield
         finally:
+            relay.stop()
             if app.state.worker is not None:
                 app.state.worker.stop()
 

@@ -38,8 +38,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from vur.core.db import get_database
+    from vur.core.events import bus
     from vur.core.logging import configure_logging
     from vur.core.migrations import DatabaseNotMigrated, ensure_up_to_date
+    from vur.core.outbox import OutboxWriter
     from vur.jobs.runner import Worker
 
     settings = get_settings()
@@ -49,6 +52,9 @@ def _worker(args: argparse.Namespace) -> int:
     except DatabaseNotMigrated as exc:
         print(f"vur: {exc}", file=sys.stderr)
         return 2
+    # This process has no WebSocket clients: its events go to the outbox, which every
+    # API process relays to its own subscribers.
+    bus.forward_to(OutboxWriter(get_database(settings.resolved_database_url)))
     worker = Worker(settings, processes=args.processes)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop(timeout=0))
     try:

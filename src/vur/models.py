@@ -1,8 +1,9 @@
 """Every table, imported in one place so that Alembic sees the whole schema."""
 
+from vur.core.outbox import OutboxEvent
 from vur.datasets.models import Dataset
 from vur.identity.models import LoginFailure, RefreshToken, User, Workspace
 from vur.jobs.models import Job
 from vur.registry.models import RegisteredModel
 
-__all__ = ["Dataset", "Job", "LoginFailure", "RefreshToken", "RegisteredModel", "User", "Workspace"]
+__all__ = ["Dataset", "Job", "LoginFailure", "OutboxEvent", "RefreshToken", "RegisteredModel", "User", "Workspace"]

@@ -9,69 +9,20 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import select, text, update
 
 import tests.jobs.sample_jobs  # noqa: F401  (registers the test job types)
-from tests.conftest import TEST_JOB_MODULES
-from vur.core import migrations
-from vur.core.db import Database, get_database, utcnow
+from tests.conftest import make_settings
+from vur.core.db import Database, utcnow
 from vur.jobs import service
 from vur.jobs.exceptions import IllegalTransition, JobAlreadyFinished
 from vur.jobs.models import TERMINAL, Job, JobStatus
 from vur.jobs.runner import JobContext, Worker, WorkerGone
-from vur.settings import Settings
-
-
-@pytest.fixture
-def fresh_url(tmp_path: Path) -> Iterator[str]:
-    """A migrated database of this test's own: SQLite, or PostgreSQL when configured."""
-    admin_url = os.environ.get("VUR_TEST_POSTGRES_URL")
-    if not admin_url:
-        url = f"sqlite:///{tmp_path / 'jobs.db'}"
-        migrations.upgrade(url)
-        yield url
-        get_database(url).dispose()
-        return
-    name = f"vur_jobs_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        migrations.upgrade(url)
-        yield url
-    finally:
-        get_database(url).dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture
-def db(fresh_url: str) -> Database:
-    return get_database(fresh_url)
-
-
-def make_settings(url: str, data_dir: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = dict(
-        environment="test",
-        data_dir=data_dir,
-        database_url=url,
-        secret_key="test-secret-key-that-is-long-enough-for-hs256",
-        log_level="WARNING",
-        job_processes=1,
-        job_heartbeat_seconds=0.5,
-        job_stale_after_seconds=3,
-        job_modules=TEST_JOB_MODULES,
-    )
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
 
 
 def enqueue(db: Database, type_: str = "tests.count", **payload: object) -> uuid.UUID:

@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from tests.conftest import TEST_JOB_MODULES
-from tests.jobs.test_runner import db, enqueue, fresh_url, load, wait_for  # noqa: F401  (fixtures)
+from tests.jobs.test_runner import enqueue, load, wait_for
 from vur.core.db import Database
 from vur.jobs.models import TERMINAL, JobStatus
 

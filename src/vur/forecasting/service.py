@@ -12,7 +12,7 @@ from vur.core.storage import ArtifactStore
 from vur.datasets import service as datasets
 from vur.forecasting.algorithms import get_algorithm
 from vur.forecasting.exceptions import ForecastNotReady, InvalidTrainingConfig
-from vur.forecasting.schemas import ForecastResponse, TrainRequest, TrainingStatus
+from vur.forecasting.schemas import ForecastResponse, TrainingStatus, TrainRequest
 from vur.jobs import service as jobs
 from vur.jobs.models import Job, JobStatus
 from vur.registry.models import ModelStatus, RegisteredModel

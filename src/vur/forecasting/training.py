@@ -17,8 +17,8 @@ from vur.core.storage import LocalArtifactStore
 from vur.datasets.models import Dataset
 from vur.datasets.service import load_frame
 from vur.forecasting.algorithms import get_algorithm
-from vur.jobs.registry import job
 from vur.jobs.models import Job, JobStatus
+from vur.jobs.registry import job
 from vur.jobs.runner import JobContext
 from vur.registry.models import ModelStatus, RegisteredModel
 

@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+
 import vur.models  # noqa: F401  (every table, so foreign keys resolve in worker processes)
 from vur.core.db import get_database
 from vur.core.events import Event, bus, publish_after_commit

@@ -4,10 +4,10 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-25 19:18:08.732078
 """
-from alembic import op
 import sqlalchemy as sa
-import vur.core.db
+from alembic import op
 
+import vur.core.db
 
 revision = '0001'
 down_revision = None
