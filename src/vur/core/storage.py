@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -53,6 +53,7 @@ class ArtifactStore(Protocol):
     def write_stream(self, key: str, chunks: Iterable[bytes], max_bytes: int | None = None) -> StoredObject: ...
     async def write_async_stream(self, key: str, chunks: AsyncIterator[bytes], max_bytes: int | None = None) -> StoredObject: ...
     def write_bytes(self, key: str, data: bytes) -> StoredObject: ...
+    def write_from(self, key: str, produce: Callable[[Path], object]) -> StoredObject: ...
     def open(self, key: str) -> BinaryIO: ...
     def iter_chunks(self, key: str) -> Iterator[bytes]: ...
     def local_path(self, key: str) -> Path: ...
@@ -124,6 +125,22 @@ class LocalArtifactStore:
 
     def write_bytes(self, key: str, data: bytes) -> StoredObject:
         return self.write_stream(key, [data])
+
+    def write_from(self, key: str, produce: Callable[[Path], object]) -> StoredObject:
+        """Let `produce` write a file (a library that wants a path: Parquet, say); it
+        lands under `key` atomically, or not at all if `produce` fails."""
+        final, tmp = self._begin(key)
+        try:
+            produce(tmp)
+            digest, size = hashlib.sha256(), 0
+            with tmp.open("rb") as handle:
+                while chunk := handle.read(CHUNK_BYTES):
+                    digest.update(chunk)
+                    size += len(chunk)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return self._finish(tmp, final, key, size, digest)
 
     def open(self, key: str) -> BinaryIO:
         return self._path(key).open("rb")

@@ -153,13 +153,9 @@ def read_table(path: Path, file_format: str, max_uncompressed: int) -> pl.DataFr
     if dialect.encoding == "latin-1":
         source = io.BytesIO(path.read_bytes().decode("latin-1").encode("utf-8"))
     try:
-        return pl.read_csv(
-            source,
-            separator=dialect.delimiter,
-            decimal_comma=dialect.decimal_comma,
-            try_parse_dates=True,
-            infer_schema_length=10_000,
-        )
+        # Dates are parsed afterwards, only in the columns that hold them: Polars'
+        # try_parse_dates tries every text column and costs more than the parse itself.
+        return pl.read_csv(source, separator=dialect.delimiter, decimal_comma=dialect.decimal_comma, infer_schema_length=10_000)
     except (pl.exceptions.PolarsError, ValueError) as exc:
         where = locate_csv_problem(path, dialect, len(header))
         raise UnreadableFile("Could not parse the file as CSV", {"file": _first_line(exc), **where}) from exc
@@ -180,15 +176,14 @@ def _parses_as_datetime(series: pl.Series) -> bool:
     return parsed.null_count() <= 0.05 * sample.len()
 
 
-def detect_column_type(name: str, series: pl.Series) -> str:
+def detect_column_type(name: str, series: pl.Series, rows: int, non_null: int, unique: int) -> str:
+    """`series` may be a sample; the counts are over the whole column."""
     dtype = series.dtype
-    non_null = series.len() - series.null_count()
-    unique = series.n_unique()
     if dtype.is_temporal():
         return "datetime"
     if dtype == pl.Boolean:
         return "boolean"
-    if dtype.is_integer() and non_null > 0 and unique == series.len() and _ID_NAME.search(name):
+    if dtype.is_integer() and rows > 0 and unique == rows and _ID_NAME.search(name):
         return "identifier"
     if dtype.is_numeric():
         return "numeric"
@@ -205,8 +200,14 @@ def detect_column_type(name: str, series: pl.Series) -> str:
     return "text"
 
 
-def detect_types(frame: pl.DataFrame) -> dict[str, str]:
-    return {name: detect_column_type(name, frame[name]) for name in frame.columns}
+def detect_types(frame: pl.DataFrame, sample_rows: int = 1000) -> dict[str, str]:
+    """Distinct counts over every row (one parallel pass), text patterns over a sample."""
+    unique = frame.select(pl.all().n_unique()).row(0, named=True)
+    sample = frame.head(sample_rows) if frame.height > sample_rows else frame
+    return {
+        name: detect_column_type(name, sample[name], frame.height, frame.height - frame[name].null_count(), unique[name])
+        for name in frame.columns
+    }
 
 
 def infer_frequency(timestamps: pl.Series) -> str | None:
@@ -242,11 +243,14 @@ def suggest_roles(frame: pl.DataFrame, types: dict[str, str]) -> dict[str, Any]:
     target = next((c for c in numeric if _TARGET_NAME.search(c)), numeric[-1] if numeric else None)
     series_id = None
     if date_column is not None and frame[date_column].n_unique() < frame.height:
-        for column, kind in types.items():
-            if kind in ("categorical", "identifier") and column != date_column:
-                if frame.select(pl.struct(column, date_column).n_unique()).item() == frame.height:
-                    series_id = column
-                    break
+        # Long format: some id column makes (id, timestamp) unique. Fewest distinct values first.
+        candidates = [c for c, kind in types.items() if kind in ("categorical", "identifier") and c != date_column]
+        unique = frame.select(pl.col(candidates).n_unique()).row(0, named=True) if candidates else {}
+        for column in sorted(candidates, key=lambda c: unique[c]):
+            repeated = frame.select(pl.col(date_column).is_duplicated().over(column).any()).item()
+            if unique[column] < frame.height and not repeated:
+                series_id = column
+                break
     return {"date_column": date_column, "target_column": target, "numeric_columns": numeric, "series_id_column": series_id}
 
 

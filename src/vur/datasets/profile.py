@@ -24,46 +24,82 @@ def _json_value(value: Any) -> Any:
     return _finite(value)
 
 
-def column_statistics(series: pl.Series, kind: str) -> dict[str, Any]:
-    total = series.len()
-    missing = series.null_count() + (series.is_nan().sum() if series.dtype.is_float() else 0)
-    stats: dict[str, Any] = {"type": kind, "count": total - missing, "missing": int(missing), "unique": series.n_unique()}
-    values = series.drop_nulls()
-    if series.dtype.is_float():
-        values = values.filter(values.is_not_nan())
-    if series.dtype.is_numeric() and values.len() > 0:
-        as_float = values.cast(pl.Float64)
-        stats.update(
-            mean=_finite(as_float.mean()),
-            std=_finite(as_float.std()),
-            min=_finite(as_float.min()),
-            q25=_finite(as_float.quantile(0.25, "linear")),
-            median=_finite(as_float.quantile(0.5, "linear")),
-            q75=_finite(as_float.quantile(0.75, "linear")),
-            max=_finite(as_float.max()),
-            histogram=histogram(as_float),
-        )
-    elif series.dtype.is_temporal() and values.len() > 0:
-        stats.update(min=_json_value(values.min()), max=_json_value(values.max()))
-    if not series.dtype.is_numeric() and values.len() > 0:
-        counts = values.cast(pl.String).value_counts()
-        name = counts.columns[0]
-        counts = counts.sort(["count", name], descending=[True, False]).head(TOP_VALUES)
-        stats["top_values"] = [{"value": row[name], "count": row["count"]} for row in counts.iter_rows(named=True)]
-    return stats
+def _known(name: str, dtype: pl.DataType) -> pl.Expr:
+    """The column with NaN counted as missing, like null."""
+    return pl.col(name).fill_nan(None) if dtype.is_float() else pl.col(name)
 
 
-def histogram(values: pl.Series, bins: int = HISTOGRAM_BINS) -> dict[str, list[float]]:
-    low, high = float(values.min()), float(values.max())  # type: ignore[arg-type]
-    if low == high:
-        return {"edges": [low, high], "counts": [values.len()]}
-    width = (high - low) / bins
-    index = ((values - low) / width).floor().clip(0, bins - 1).cast(pl.Int64)
-    counts = index.value_counts().sort(index.name)
-    per_bin = [0] * bins
-    for position, count in counts.iter_rows():
-        per_bin[position] = count
-    return {"edges": [low + i * width for i in range(bins + 1)], "counts": per_bin}
+def columns_statistics(frame: pl.DataFrame, types: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per-column figures in three parallel passes over the frame: counts and moments,
+    then histograms (which need each column's range), then top values of non-numeric
+    columns. Polars runs the expressions of a pass on all cores."""
+    schema = frame.schema
+    numeric = [c for c, d in schema.items() if d.is_numeric()]
+    temporal = [c for c, d in schema.items() if d.is_temporal()]
+    others = [c for c in frame.columns if c not in numeric]
+    moments = {
+        "missing": lambda c, e: e.null_count(),
+        "unique": lambda c, e: pl.col(c).n_unique(),
+        "mean": lambda c, e: e.mean(),
+        "std": lambda c, e: e.std(),
+        "min": lambda c, e: e.min(),
+        "q25": lambda c, e: e.quantile(0.25, "linear"),
+        "median": lambda c, e: e.quantile(0.5, "linear"),
+        "q75": lambda c, e: e.quantile(0.75, "linear"),
+        "max": lambda c, e: e.max(),
+    }
+    expressions = []
+    for index, name in enumerate(frame.columns):
+        known = _known(name, schema[name])
+        wanted = moments if name in numeric else {k: moments[k] for k in ("missing", "unique")}
+        if name in temporal:
+            wanted = {**wanted, "min": moments["min"], "max": moments["max"]}
+        expressions += [make(name, known).alias(f"{index}|{figure}") for figure, make in wanted.items()]
+    figures = frame.select(expressions).row(0, named=True)
+    result: dict[str, dict[str, Any]] = {name: {"type": types.get(name, "text")} for name in frame.columns}
+    for label, value in figures.items():
+        index, figure = label.split("|")
+        result[frame.columns[int(index)]][figure] = _json_value(value)
+    for name, stats in result.items():
+        stats["count"] = frame.height - stats["missing"]
+
+    ranged = [c for c in numeric if result[c].get("min") is not None and result[c]["min"] != result[c]["max"]]
+    histograms = pl.collect_all([_histogram_query(frame, c, result[c]["min"], result[c]["max"], schema[c]) for c in ranged]) if ranged else []
+    for name, counts in zip(ranged, histograms, strict=True):
+        low, high = result[name]["min"], result[name]["max"]
+        width = (high - low) / HISTOGRAM_BINS
+        per_bin = [0] * HISTOGRAM_BINS
+        for position, count in counts.iter_rows():
+            per_bin[position] = count
+        result[name]["histogram"] = {"edges": [low + i * width for i in range(HISTOGRAM_BINS + 1)], "counts": per_bin}
+    for name in numeric:
+        if result[name]["count"] and name not in ranged:
+            result[name]["histogram"] = {"edges": [result[name]["min"], result[name]["max"]], "counts": [result[name]["count"]]}
+
+    tops = pl.collect_all([_top_values_query(frame, c) for c in others]) if others else []
+    for name, counts in zip(others, tops, strict=True):
+        if counts.height:
+            result[name]["top_values"] = [{"value": value, "count": count} for value, count in counts.iter_rows()]
+    return result
+
+
+def _histogram_query(frame: pl.DataFrame, name: str, low: float, high: float, dtype: pl.DataType) -> pl.LazyFrame:
+    width = (high - low) / HISTOGRAM_BINS
+    position = ((_known(name, dtype).cast(pl.Float64) - low) / width).floor().clip(0, HISTOGRAM_BINS - 1).cast(pl.Int64)
+    return frame.lazy().select(position.alias("bin")).drop_nulls().group_by("bin").len()
+
+
+def _top_values_query(frame: pl.DataFrame, name: str) -> pl.LazyFrame:
+    values = pl.col(name).cast(pl.String)
+    return (
+        frame.lazy()
+        .select(values.alias("value"))
+        .drop_nulls()
+        .group_by("value")
+        .len("count")
+        .sort(["count", "value"], descending=[True, False])
+        .head(TOP_VALUES)
+    )
 
 
 def correlations(frame: pl.DataFrame, numeric: list[str]) -> dict[str, dict[str, float | None]]:
@@ -123,7 +159,7 @@ def dataset_statistics(frame: pl.DataFrame, types: dict[str, str], config: dict[
     result: dict[str, Any] = {
         "rows_count": frame.height,
         "columns_count": frame.width,
-        "columns": {name: column_statistics(frame[name], types.get(name, "text")) for name in frame.columns},
+        "columns": columns_statistics(frame, types),
         "correlations": correlations(frame, numeric),
         "time_series": None,
     }
