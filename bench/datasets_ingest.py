@@ -83,10 +83,11 @@ def main() -> int:
         make_csv(csv_path, args.rows)
     size = csv_path.stat().st_size
 
-    polars_s, _ = timed(lambda: pl.read_csv(csv_path, try_parse_dates=True))
     import pandas as pd
 
-    pandas_s, _ = timed(lambda: pd.read_csv(csv_path).describe(include="all"))
+    # Medians of three: one read on a shared machine says little.
+    polars_s = statistics.median(timed(lambda: pl.read_csv(csv_path, try_parse_dates=True))[0] for _ in range(3))
+    pandas_s = statistics.median(timed(lambda: pd.read_csv(csv_path).describe(include="all"))[0] for _ in range(3))
 
     data_dir = Path(tempfile.mkdtemp(prefix="vur-bench-"))
     port = free_port()
@@ -105,10 +106,18 @@ def main() -> int:
         with httpx.Client(base_url=base, timeout=600) as client:
             token = client.post("/api/v1/auth/register", json={"email": "bench@example.com", "password": "bench-password", "name": "Bench"}).json()["access_token"]
             headers = {"Authorization": f"Bearer {token}"}
+            # Registration hashes a password with argon2 (64 MiB): reset the peak so that
+            # it measures the upload, not the login before it.
+            Path(f"/proc/{server.pid}/clear_refs").write_text("5")
             rss_before = peak_rss_bytes(server.pid)
-            with csv_path.open("rb") as handle:
-                upload_s, response = timed(lambda: client.post("/api/v1/datasets/upload", headers=headers, files={"file": ("bench.csv", handle, "text/csv")}))
-            assert response.status_code == 201, response.text
+            uploads = []
+            for attempt in range(3):
+                with csv_path.open("rb") as handle:
+                    seconds, response = timed(lambda h=handle, a=attempt: client.post("/api/v1/datasets/upload", headers=headers, files={"file": (f"bench{a}.csv", h, "text/csv")}))
+                assert response.status_code == 201, response.text
+                uploads.append(seconds)
+            upload_s = statistics.median(uploads)
+            upload_peak = peak_rss_bytes(server.pid)
             dataset_id = response.json()["dataset_id"]
             stats_s, stats = timed(lambda: client.get(f"/api/v1/datasets/{dataset_id}/statistics", headers=headers))
             assert stats.status_code == 200, stats.text
@@ -131,12 +140,12 @@ def main() -> int:
         ("file", f"{args.rows:,} rows x 10 columns, {size / 1e6:.1f} MB", ""),
         ("polars.read_csv (baseline)", f"{polars_s:.2f} s", ""),
         ("pandas.read_csv + describe (baseline)", f"{pandas_s:.2f} s", ""),
-        ("VUR upload (until the response)", f"{upload_s:.2f} s", ""),
+        ("VUR upload (until the response, median of 3)", f"{upload_s:.2f} s", ""),
         ("VUR statistics (first, uncached)", f"{stats_s:.2f} s", ""),
         ("VUR upload (parse + types + Parquet) / polars", f"{upload_s / polars_s:.2f}x", "PASS" if upload_s <= 1.5 * polars_s else "FAIL (target 1.5x)"),
         ("VUR upload + statistics / polars", f"{ingest / polars_s:.2f}x", "(information)"),
         ("VUR preview p50 (50 pages)", f"{preview_p50 * 1000:.1f} ms", "PASS" if preview_p50 < 0.05 else "FAIL (target 50 ms)"),
-        ("server peak RSS (before upload)", f"{peak / 1e6:.0f} MB ({rss_before / 1e6:.0f} MB)", ""),
+        ("server peak RSS: idle, uploads, whole run", f"{rss_before / 1e6:.0f} / {upload_peak / 1e6:.0f} / {peak / 1e6:.0f} MB", ""),
         ("server peak RSS / file size", f"{peak / size:.2f}x", "PASS" if peak < 3 * size else "FAIL (target 3x)"),
     ]
     width = max(len(r[0]) for r in rows)

@@ -55,7 +55,21 @@ async def test_semicolon_decimal_comma_latin1(client: httpx.AsyncClient, account
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["columns"] == ["data", "região", "valor"]
-    assert body["detected_types"]["valor"] == "numeric"
+    assert body["detected_types"] == {"data": "datetime", "região": "categorical", "valor": "numeric"}
+    assert body["frequency"] == "D"
+    rows = (await client.get(f"/api/v1/datasets/{body['dataset_id']}/preview", headers=account.headers)).json()["rows"]
+    # Day first: 01/02/2026 is the 1st of February.
+    assert [r["data"][:10] for r in rows] == ["2026-02-01", "2026-02-02", "2026-02-03"]
+    assert [r["valor"] for r in rows] == [1.5, 2.25, 3.0]
+    assert rows[1]["região"] == "Jundiaí"
+
+
+async def test_timestamps_with_offsets_are_stored_in_utc(client: httpx.AsyncClient, account: Account) -> None:
+    content = b"ts,y\n2026-03-01T00:00:00-03:00,1\n2026-03-01T01:00:00-03:00,2\n2026-03-01T02:00:00-03:00,3\n"
+    body = (await upload(client, account, content)).json()
+    assert body["detected_types"]["ts"] == "datetime" and body["frequency"] == "h"
+    rows = (await client.get(f"/api/v1/datasets/{body['dataset_id']}/preview", headers=account.headers)).json()["rows"]
+    assert rows[0]["ts"].startswith("2026-03-01T03:00:00")
 
 
 async def test_parquet_is_recognised_by_its_bytes(client: httpx.AsyncClient, account: Account) -> None:

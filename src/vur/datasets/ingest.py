@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import re
 import zipfile
 from collections import Counter
@@ -131,12 +130,65 @@ def check_workbook(path: Path, max_uncompressed: int) -> None:
         )
 
 
-def read_table(path: Path, file_format: str, max_uncompressed: int) -> pl.DataFrame:
+# Tried in order on a sample of each text column; day-first before month-first, as the
+# users of these files write dates (01/02/2026 is the 1st of February).
+DATETIME_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f%z",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d",
+    "%d-%m-%Y",
+    "%d.%m.%Y",
+    "%Y%m%d",
+)
+SAMPLE_ROWS = 1000
+
+
+def datetime_format(values: pl.Series) -> str | None:
+    """The first format that reads (nearly) every value of a text sample, if any."""
+    sample = values.drop_nulls().head(SAMPLE_ROWS)
+    if sample.len() == 0 or values.dtype != pl.String:
+        return None
+    for fmt in DATETIME_FORMATS:
+        parsed = sample.str.to_datetime(format=fmt, strict=False, exact=True)
+        if parsed.null_count() <= 0.05 * sample.len():
+            return fmt
+    return None
+
+
+def _typed(frame: pl.LazyFrame, formats: dict[str, str]) -> pl.LazyFrame:
+    """Text columns that hold timestamps become timestamps (UTC when they carry a zone)."""
+    casts = []
+    for column, fmt in formats.items():
+        parsed = pl.col(column).str.to_datetime(format=fmt, strict=False, exact=True)
+        casts.append((parsed.dt.convert_time_zone("UTC") if "%z" in fmt else parsed).alias(column))
+    return frame.with_columns(casts) if casts else frame
+
+
+def write_typed_parquet(path: Path, file_format: str, out: Path, max_uncompressed: int) -> None:
+    """Parse an upload once and write it as typed Parquet at `out`. CSVs stream through
+    Polars without being held whole in memory."""
     if file_format == "parquet":
         try:
-            return pl.read_parquet(path)
+            source = pl.scan_parquet(path)
+            sample = source.head(SAMPLE_ROWS).collect()
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise UnreadableFile("Could not read the Parquet file", {"file": _first_line(exc)}) from exc
+        check_header(sample.columns)
+        _sink(_typed(source, _formats(sample)), out, "Could not read the Parquet file")
+        return
     if file_format == "xlsx":
         check_workbook(path, max_uncompressed)
         try:
@@ -144,36 +196,52 @@ def read_table(path: Path, file_format: str, max_uncompressed: int) -> pl.DataFr
         except Exception as exc:  # calamine raises its own types for damaged workbooks
             raise UnreadableFile("Could not read the Excel workbook", {"file": _first_line(exc)}) from exc
         check_header(frame.columns)
-        return frame
+        _typed(frame.lazy(), _formats(frame.head(SAMPLE_ROWS))).collect().write_parquet(out, compression="lz4")
+        return
     with path.open("rb") as handle:
         dialect = sniff_csv(handle.read(SAMPLE_BYTES))
     header = read_header(path, dialect)
     check_header(header)
-    source: Any = path
-    if dialect.encoding == "latin-1":
-        source = io.BytesIO(path.read_bytes().decode("latin-1").encode("utf-8"))
+    source_path = _utf8_copy(path, out) if dialect.encoding == "latin-1" else path
+    options: dict[str, Any] = {"separator": dialect.delimiter, "decimal_comma": dialect.decimal_comma, "infer_schema_length": 10_000}
     try:
-        # Dates are parsed afterwards, only in the columns that hold them: Polars'
-        # try_parse_dates tries every text column and costs more than the parse itself.
-        return pl.read_csv(source, separator=dialect.delimiter, decimal_comma=dialect.decimal_comma, infer_schema_length=10_000)
+        sample = pl.read_csv(source_path, n_rows=SAMPLE_ROWS, **options)
+        # Timestamps are parsed only in the columns that hold them, with the format the
+        # sample shows: Polars' try_parse_dates tries every text column and costs more.
+        _sink(_typed(pl.scan_csv(source_path, **options), _formats(sample)), out, "Could not parse the file as CSV")
+    except UnreadableFile as exc:
+        exc.details.update(locate_csv_problem(path, dialect, len(header)))
+        raise
     except (pl.exceptions.PolarsError, ValueError) as exc:
-        where = locate_csv_problem(path, dialect, len(header))
-        raise UnreadableFile("Could not parse the file as CSV", {"file": _first_line(exc), **where}) from exc
+        raise UnreadableFile("Could not parse the file as CSV", {"file": _first_line(exc), **locate_csv_problem(path, dialect, len(header))}) from exc
+    finally:
+        if source_path != path:
+            source_path.unlink(missing_ok=True)
+
+
+def _formats(sample: pl.DataFrame) -> dict[str, str]:
+    return {column: fmt for column in sample.columns if (fmt := datetime_format(sample[column]))}
+
+
+def _sink(frame: pl.LazyFrame, out: Path, message: str) -> None:
+    try:
+        frame.sink_parquet(out, compression="lz4")
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        out.unlink(missing_ok=True)
+        raise UnreadableFile(message, {"file": _first_line(exc)}) from exc
+
+
+def _utf8_copy(path: Path, beside: Path) -> Path:
+    """A UTF-8 copy of a Latin-1 file, transcoded in chunks (Polars reads only UTF-8)."""
+    target = beside.with_name(f".{beside.name}.utf8.csv")
+    with path.open("r", encoding="latin-1", newline="") as source, target.open("w", encoding="utf-8", newline="") as copy:
+        while chunk := source.read(CHUNK):
+            copy.write(chunk)
+    return target
 
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:500]
-
-
-def _parses_as_datetime(series: pl.Series) -> bool:
-    sample = series.drop_nulls().head(500)
-    if sample.len() == 0:
-        return False
-    try:
-        parsed = sample.str.to_datetime(strict=False)
-    except pl.exceptions.PolarsError:  # no format fits the sample
-        return False
-    return parsed.null_count() <= 0.05 * sample.len()
 
 
 def detect_column_type(name: str, series: pl.Series, rows: int, non_null: int, unique: int) -> str:
@@ -188,8 +256,6 @@ def detect_column_type(name: str, series: pl.Series, rows: int, non_null: int, u
     if dtype.is_numeric():
         return "numeric"
     if dtype == pl.String:
-        if _parses_as_datetime(series):
-            return "datetime"
         lowered = set(series.drop_nulls().str.to_lowercase().unique().to_list()[:3])
         if lowered and lowered <= {"true", "false"}:
             return "boolean"
@@ -200,14 +266,32 @@ def detect_column_type(name: str, series: pl.Series, rows: int, non_null: int, u
     return "text"
 
 
-def detect_types(frame: pl.DataFrame, sample_rows: int = 1000) -> dict[str, str]:
-    """Distinct counts over every row (one parallel pass), text patterns over a sample."""
-    unique = frame.select(pl.all().n_unique()).row(0, named=True)
-    sample = frame.head(sample_rows) if frame.height > sample_rows else frame
-    return {
-        name: detect_column_type(name, sample[name], frame.height, frame.height - frame[name].null_count(), unique[name])
-        for name in frame.columns
-    }
+@dataclass(frozen=True)
+class TableProfile:
+    columns: list[str]
+    rows: int
+    types: dict[str, str]
+    suggestions: dict[str, Any]
+    frequency: str | None
+
+
+def profile_table(table: pl.LazyFrame) -> TableProfile:
+    """Types, role suggestions and frequency of a stored table, read lazily: counts in
+    one parallel pass, text patterns from a sample, single columns where needed."""
+    columns = table.collect_schema().names()
+    counts = table.select(
+        pl.len().alias("rows"),
+        *[pl.col(c).n_unique().alias(f"unique|{i}") for i, c in enumerate(columns)],
+        *[pl.col(c).null_count().alias(f"missing|{i}") for i, c in enumerate(columns)],
+    ).collect().row(0, named=True)
+    rows = counts["rows"]
+    unique = {c: counts[f"unique|{i}"] for i, c in enumerate(columns)}
+    sample = table.head(SAMPLE_ROWS).collect()
+    types = {c: detect_column_type(c, sample[c], rows, rows - counts[f"missing|{i}"], unique[c]) for i, c in enumerate(columns)}
+    suggestions = suggest_roles(table, types, rows, unique)
+    date_column = suggestions["date_column"]
+    frequency = infer_frequency(table.select(date_column).collect()[date_column]) if date_column else None
+    return TableProfile(columns, rows, types, suggestions, frequency)
 
 
 def infer_frequency(timestamps: pl.Series) -> str | None:
@@ -237,28 +321,20 @@ def infer_frequency(timestamps: pl.Series) -> str | None:
     return None
 
 
-def suggest_roles(frame: pl.DataFrame, types: dict[str, str]) -> dict[str, Any]:
+def suggest_roles(table: pl.LazyFrame, types: dict[str, str], rows: int, unique: dict[str, int]) -> dict[str, Any]:
     date_column = next((c for c, t in types.items() if t == "datetime"), None)
     numeric = [c for c, t in types.items() if t == "numeric"]
     target = next((c for c in numeric if _TARGET_NAME.search(c)), numeric[-1] if numeric else None)
     series_id = None
-    if date_column is not None and frame[date_column].n_unique() < frame.height:
-        # Long format: some id column makes (id, timestamp) unique. Fewest distinct values first.
+    timestamps = unique[date_column] if date_column is not None else rows
+    if timestamps < rows:
+        # Long format: some id column makes (id, timestamp) unique. It needs at least
+        # rows / timestamps distinct values; the fewest that pass the check wins.
         candidates = [c for c, kind in types.items() if kind in ("categorical", "identifier") and c != date_column]
-        unique = frame.select(pl.col(candidates).n_unique()).row(0, named=True) if candidates else {}
         for column in sorted(candidates, key=lambda c: unique[c]):
-            repeated = frame.select(pl.col(date_column).is_duplicated().over(column).any()).item()
-            if unique[column] < frame.height and not repeated:
+            if unique[column] * timestamps < rows or unique[column] >= rows:
+                continue
+            if not table.select(pl.col(date_column).is_duplicated().over(column).any()).collect().item():
                 series_id = column
                 break
     return {"date_column": date_column, "target_column": target, "numeric_columns": numeric, "series_id_column": series_id}
-
-
-def to_storage_types(frame: pl.DataFrame, types: dict[str, str]) -> pl.DataFrame:
-    """Cast text columns detected as datetimes so that the stored Parquet is typed."""
-    casts = [
-        pl.col(c).str.to_datetime(strict=False).alias(c)
-        for c, t in types.items()
-        if t == "datetime" and frame[c].dtype == pl.String
-    ]
-    return frame.with_columns(casts) if casts else frame

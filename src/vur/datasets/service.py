@@ -69,15 +69,11 @@ def create_from_upload(
     on_rollback(session, discard)
     try:
         stored = store.write_stream(original_key, _prepend(head, _chunks(handle)), max_bytes=max_bytes)
-        frame = ingest.read_table(store.local_path(original_key), file_format, max_uncompressed=4 * max_bytes)
-        if frame.width == 0 or frame.height == 0:
+        original = store.local_path(original_key)
+        parquet = store.write_from(parquet_key, lambda out: ingest.write_typed_parquet(original, file_format, out, max_uncompressed=4 * max_bytes))
+        table = ingest.profile_table(scan_parquet(store, parquet_key))
+        if not table.columns or table.rows == 0:
             raise UnreadableFile("The file has no data rows", {"rows": 0})
-        types = ingest.detect_types(frame)
-        frame = ingest.to_storage_types(frame, types)
-        suggestions = ingest.suggest_roles(frame, types)
-        frequency = ingest.infer_frequency(frame[suggestions["date_column"]]) if suggestions["date_column"] else None
-        # lz4: a little larger than zstd, written and read faster.
-        parquet = store.write_from(parquet_key, lambda path: frame.write_parquet(path, compression="lz4"))
     except BaseException:
         discard()
         raise
@@ -95,12 +91,12 @@ def create_from_upload(
         size_bytes=stored.size,
         stored_bytes=stored.size + parquet.size,
         sha256=stored.sha256,
-        rows_count=frame.height,
-        columns=frame.columns,
-        detected_types=types,
-        suggestions=suggestions,
-        frequency=frequency,
-        config={k: suggestions[k] for k in ("date_column", "target_column", "series_id_column")},
+        rows_count=table.rows,
+        columns=table.columns,
+        detected_types=table.types,
+        suggestions=table.suggestions,
+        frequency=table.frequency,
+        config={k: table.suggestions[k] for k in ("date_column", "target_column", "series_id_column")},
         original_key=original_key,
         parquet_key=parquet_key,
     )
@@ -132,10 +128,14 @@ def list_datasets(session: Session, workspace_id: uuid.UUID, *, kind: str | None
 def load_frame(store: ArtifactStore, dataset: Dataset, columns: list[str] | None = None) -> pl.DataFrame:
     import polars as pl
 
-    if dataset.parquet_key is None:
-        raise UnreadableFile("This dataset has no tabular data", {"kind": dataset.kind})
-    with store.open(dataset.parquet_key) as handle:
+    with store.open(_parquet_key(dataset)) as handle:
         return pl.read_parquet(handle, columns=columns)
+
+
+def scan_parquet(store: ArtifactStore, key: str) -> pl.LazyFrame:
+    import polars as pl
+
+    return pl.scan_parquet(store.local_path(key))
 
 
 # --- reading -----------------------------------------------------------------
@@ -177,7 +177,7 @@ def preview(
     """One page of rows, read lazily from the Parquet (only the needed columns and rows)."""
     import polars as pl
 
-    scan = pl.scan_parquet(store.local_path(_parquet_key(dataset)))
+    scan = scan_parquet(store, _parquet_key(dataset))
     schema = scan.collect_schema()
     if columns:
         unknown = [c for c in columns if c not in schema]
