@@ -3,11 +3,10 @@ reads stream, and an uploaded file's name never becomes a path."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -71,7 +70,6 @@ def test_bad_keys_are_refused_everywhere(store: LocalArtifactStore, key: str) ->
     for operation in (
         lambda: store.write_bytes(key, b"x"),
         lambda: store.write_stream(key, [b"x"]),
-        lambda: asyncio.run(store.write_async_stream(key, _agen([b"x"]))),
         lambda: store.open(key),
         lambda: list(store.iter_chunks(key)),
         lambda: store.local_path(key),
@@ -153,19 +151,6 @@ def test_write_stream_over_the_limit_raises_and_leaves_nothing(store: LocalArtif
     assert len(produced) == 16
     assert all_files(store.root) == []
     assert not store.exists("datasets/ws/big.csv")
-
-
-def test_async_write_over_the_limit_raises_and_leaves_nothing(store: LocalArtifactStore) -> None:
-    with pytest.raises(PayloadTooLarge):
-        asyncio.run(store.write_async_stream("datasets/ws/big.csv", _agen([b"x" * 600, b"y" * 600]), max_bytes=1000))
-    assert all_files(store.root) == []
-
-
-def test_async_write(store: LocalArtifactStore) -> None:
-    stored = asyncio.run(store.write_async_stream("datasets/ws/a.csv", _agen([b"a,b\n", b"1,2\n"]), max_bytes=8))
-    assert stored.size == 8
-    assert stored.sha256 == hashlib.sha256(b"a,b\n1,2\n").hexdigest()
-    assert store.local_path("datasets/ws/a.csv").read_bytes() == b"a,b\n1,2\n"
 
 
 def test_a_failing_write_leaves_no_temporary_file(store: LocalArtifactStore) -> None:
@@ -269,12 +254,6 @@ def test_delete_prefix_refuses_odd_prefixes(store: LocalArtifactStore, tmp_path:
 def test_check_leaves_nothing_behind(store: LocalArtifactStore) -> None:
     store.check()
     assert list(store.root.iterdir()) == []
-
-
-async def _agen(chunks: list[bytes]) -> AsyncIterator[bytes]:
-    for chunk in chunks:
-        await asyncio.sleep(0)
-        yield chunk
 
 
 # --- over HTTP --------------------------------------------------------------

@@ -145,3 +145,16 @@ async def test_usage_counts_only_the_workspace(client: httpx.AsyncClient, accoun
     assert usage["datasets_count"] == 1 and usage["by_kind"] == {"tabular": 1}
     assert usage["stored_bytes"] > len(MIXED)
     assert [d["id"] for d in usage["recent_uploads"]] == [mixed]
+
+
+async def test_list_filters_and_pages(client: httpx.AsyncClient, account: Account) -> None:
+    for name in ("Sales 2025", "sales_100%", "Energy"):
+        assert (await upload(client, account, MIXED, f"{name}.csv", name=name)).status_code == 201
+    listed = await client.get("/api/v1/datasets", headers=account.headers, params={"search": "sales"})
+    assert sorted(d["name"] for d in listed.json()) == ["Sales 2025", "sales_100%"] and listed.headers["X-Total-Count"] == "2"
+    literal = await client.get("/api/v1/datasets", headers=account.headers, params={"search": "100%"})
+    assert [d["name"] for d in literal.json()] == ["sales_100%"]
+    page = await client.get("/api/v1/datasets", headers=account.headers, params={"limit": 2, "offset": 2})
+    assert len(page.json()) == 1 and page.headers["X-Total-Count"] == "3"
+    assert_envelope(await client.get("/api/v1/datasets", headers=account.headers, params={"kind": "spreadsheet"}), 422)
+    assert_envelope(await client.get("/api/v1/datasets", headers=account.headers, params={"limit": 0}), 422)

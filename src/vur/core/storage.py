@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -51,7 +51,6 @@ def validate_key(key: str) -> str:
 
 class ArtifactStore(Protocol):
     def write_stream(self, key: str, chunks: Iterable[bytes], max_bytes: int | None = None) -> StoredObject: ...
-    async def write_async_stream(self, key: str, chunks: AsyncIterator[bytes], max_bytes: int | None = None) -> StoredObject: ...
     def write_bytes(self, key: str, data: bytes) -> StoredObject: ...
     def write_from(self, key: str, produce: Callable[[Path], object]) -> StoredObject: ...
     def open(self, key: str) -> BinaryIO: ...
@@ -97,22 +96,6 @@ class LocalArtifactStore:
         try:
             with tmp.open("wb") as out:
                 for chunk in chunks:
-                    size += len(chunk)
-                    if max_bytes is not None and size > max_bytes:
-                        raise PayloadTooLarge(f"File exceeds the limit of {max_bytes} bytes", {"max_bytes": max_bytes})
-                    digest.update(chunk)
-                    out.write(chunk)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return self._finish(tmp, final, key, size, digest)
-
-    async def write_async_stream(self, key: str, chunks: AsyncIterator[bytes], max_bytes: int | None = None) -> StoredObject:
-        final, tmp = self._begin(key)
-        size, digest = 0, hashlib.sha256()
-        try:
-            with tmp.open("wb") as out:
-                async for chunk in chunks:
                     size += len(chunk)
                     if max_bytes is not None and size > max_bytes:
                         raise PayloadTooLarge(f"File exceeds the limit of {max_bytes} bytes", {"max_bytes": max_bytes})

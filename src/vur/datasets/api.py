@@ -61,8 +61,15 @@ def upload_dataset(
 
 
 @router.get("", response_model=list[DatasetRead], summary="Datasets of the workspace, newest first")
-def list_datasets(principal: WorkspaceReader, session: DbSession, response: Response, page: PageParams, kind: str | None = None) -> list[DatasetRead]:
-    rows, total = service.list_datasets(session, principal.workspace_id, kind=kind, limit=page.limit, offset=page.offset)
+def list_datasets(
+    principal: WorkspaceReader,
+    session: DbSession,
+    response: Response,
+    page: PageParams,
+    kind: Literal["tabular", "instruction"] | None = None,
+    search: Annotated[str | None, Query(max_length=200, description="Part of the name or file name")] = None,
+) -> list[DatasetRead]:
+    rows, total = service.list_datasets(session, principal.workspace_id, kind=kind, search=search, limit=page.limit, offset=page.offset)
     set_total(response, total)
     return [DatasetRead.model_validate(row) for row in rows]
 

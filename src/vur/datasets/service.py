@@ -118,10 +118,15 @@ def get_dataset(session: Session, dataset_id: uuid.UUID, workspace_id: uuid.UUID
     return get_scoped(session, Dataset, dataset_id, workspace_id, DatasetNotFound)
 
 
-def list_datasets(session: Session, workspace_id: uuid.UUID, *, kind: str | None, limit: int, offset: int) -> tuple[list[Dataset], int]:
+def list_datasets(
+    session: Session, workspace_id: uuid.UUID, *, kind: str | None, search: str | None, limit: int, offset: int
+) -> tuple[list[Dataset], int]:
     stmt = select(Dataset).where(Dataset.workspace_id == workspace_id)
     if kind is not None:
         stmt = stmt.where(Dataset.kind == kind)
+    if search:
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(Dataset.name.ilike(pattern, escape="\\") | Dataset.filename.ilike(pattern, escape="\\"))
     return paginate(session, stmt.order_by(Dataset.created_at.desc()), limit=limit, offset=offset)
 
 
