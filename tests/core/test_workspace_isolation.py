@@ -278,7 +278,7 @@ async def test_ids_are_not_guessable_from_another_workspace_listing(client: http
     workspace_a = await populate(client, tmp_path)
     intruder = await register(client)
     # Filters on the list endpoints do not widen the scope either.
-    for url, params in (("/api/v1/jobs", {"type": "training"}), ("/api/v1/models", {"kind": "forecasting"}), ("/api/v1/datasets", {"kind": "timeseries"})):
+    for url, params in (("/api/v1/jobs", {"type": "training"}), ("/api/v1/models", {"kind": "forecasting"}), ("/api/v1/datasets", {"kind": "tabular"}), ("/api/v1/datasets", {"search": "h"})):
         response = await client.get(url, headers=intruder.headers, params=params)
         assert response.status_code == 200
         assert response.json() == []
