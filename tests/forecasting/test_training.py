@@ -100,3 +100,23 @@ async def test_several_series_are_forecast_separately(client: httpx.AsyncClient,
     assert len(forecast["predictions"]) == 18
     # The naive forecast repeats each series' last value.
     assert len({round(p["value"], 6) for p in forecast["predictions"] if p["series_id"] == "a"}) == 1
+
+
+@pytest.mark.parametrize(("algorithm", "hyperparameters"), [("auto_ets", {"season_length": 24}), ("sarima", {"p": 1, "d": 0, "q": 0, "P": 1, "D": 1, "Q": 0})])
+async def test_statistical_models_train_through_the_job(
+    client: httpx.AsyncClient, account: Account, dataset_id: str, algorithm: str, hyperparameters: dict
+) -> None:
+    train = await client.post(
+        "/api/v1/models/train",
+        headers=account.headers,
+        json={"dataset_id": dataset_id, "algorithm": algorithm, "hyperparameters": hyperparameters, "horizon": 12},
+    )
+    assert train.status_code == 202, train.text
+    status = await wait_for_training(client, account, train.json()["model_id"])
+    assert status["status"] == "completed", status
+    # The series is a clean daily sine: a seasonal model misses by little.
+    assert status["metrics"]["mae"] < 2
+    model = (await client.get(f"/api/v1/models/{train.json()['model_id']}", headers=account.headers)).json()
+    assert model["algorithm"] == algorithm and model["hyperparameters"]["season_length"] == 24
+    forecast = (await client.get(f"/api/v1/models/{model['id']}/forecast", headers=account.headers)).json()
+    assert len(forecast["predictions"]) == 12
