@@ -97,7 +97,7 @@ class WorkspaceA:
 
 
 async def _make_dataset(client: httpx.AsyncClient, owner: Account, tmp_path: Path, made: dict[str, str]) -> str:
-    path = hourly_csv(tmp_path / f"{uuid.uuid4().hex}.csv", hours=24 * 4)
+    path = hourly_csv(tmp_path / f"{uuid.uuid4().hex}.csv", hours=24 * 5)
     with path.open("rb") as handle:
         upload = await client.post("/api/v1/datasets/upload", headers=owner.headers, files={"file": ("a.csv", handle, "text/csv")})
     assert upload.status_code == 201, upload.text

@@ -83,7 +83,7 @@ async def test_series_too_short_fails_the_job_with_a_reason(client: httpx.AsyncC
     assert train.status_code == 202
     status = await wait_for_training(client, account, train.json()["model_id"])
     assert status["status"] == "failed"
-    assert "shorter than 49 points" in status["error"]
+    assert "shorter than 97 points" in status["error"]  # 3 windows of 24 + a season of 24 + 1
     model = (await client.get(f"/api/v1/models/{train.json()['model_id']}", headers=account.headers)).json()
     assert model["status"] == "failed"
     assert_envelope(await client.get(f"/api/v1/models/{model['id']}/forecast", headers=account.headers), 409)
@@ -102,7 +102,7 @@ async def test_several_series_are_forecast_separately(client: httpx.AsyncClient,
     assert len({round(p["value"], 6) for p in forecast["predictions"] if p["series_id"] == "a"}) == 1
 
 
-@pytest.mark.parametrize(("algorithm", "hyperparameters"), [("auto_ets", {"season_length": 24}), ("sarima", {"p": 1, "d": 0, "q": 0, "P": 1, "D": 1, "Q": 0})])
+@pytest.mark.parametrize(("algorithm", "hyperparameters"), [("auto_ets", {"season_length": 24}), ("theta", {"season_length": 24})])
 async def test_statistical_models_train_through_the_job(
     client: httpx.AsyncClient, account: Account, dataset_id: str, algorithm: str, hyperparameters: dict
 ) -> None:
@@ -120,3 +120,53 @@ async def test_statistical_models_train_through_the_job(
     assert model["algorithm"] == algorithm and model["hyperparameters"]["season_length"] == 24
     forecast = (await client.get(f"/api/v1/models/{model['id']}/forecast", headers=account.headers)).json()
     assert len(forecast["predictions"]) == 12
+
+
+async def test_configure_then_train_with_rolling_validation(client: httpx.AsyncClient, account: Account, dataset_id: str) -> None:
+    body = {
+        "dataset_id": dataset_id,
+        "algorithm": "seasonal_naive",
+        "hyperparameters": {"season_length": 24},
+        "validation": {"method": "time_series_split", "n_splits": 4},
+        "optimization": {"enabled": False},
+        "metrics": ["mae", "mase", "r2"],
+        "horizon": 12,
+    }
+    configured = await client.post("/api/v1/models/configure", headers=account.headers, json=body)
+    assert configured.status_code == 201, configured.text
+    model_id = configured.json()["model_id"]
+    assert configured.json()["status"] == "configured"
+    assert (await client.get(f"/api/v1/models/{model_id}", headers=account.headers)).json()["status"] == "configured"
+
+    started = await client.post(f"/api/v1/models/{model_id}/train", headers=account.headers)
+    assert started.status_code == 202, started.text
+    assert_envelope(await client.post(f"/api/v1/models/{model_id}/train", headers=account.headers), 409)
+    status = await wait_for_training(client, account, model_id)
+    assert status["status"] == "completed", status
+    assert set(status["metrics"]) == {"mae", "mase", "r2"}
+    assert [line.split(":")[0] for line in status["logs"] if line.startswith("Fold")] == ["Fold 1/4", "Fold 2/4", "Fold 3/4", "Fold 4/4"]
+    job = (await client.get(f"/api/v1/jobs/{started.json()['job_id']}", headers=account.headers)).json()
+    assert len(job["result"]["folds"]) == 4
+    # The trend is 0.01 per hour: a season-old value misses by 0.24 in every window.
+    assert all(fold["mae"] == pytest.approx(0.24, abs=1e-6) for fold in job["result"]["folds"])
+    assert status["metrics"]["r2"] > 0.99
+
+    retrained = await client.post(f"/api/v1/models/{model_id}/train", headers=account.headers)
+    assert retrained.status_code == 202 and retrained.json()["job_id"] != started.json()["job_id"]
+    assert (await wait_for_training(client, account, model_id))["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "bad_field"),
+    [
+        ({"optimization": {"enabled": True, "method": "bayesian", "iterations": 10}}, "optimization.enabled"),
+        ({"validation": {"method": "time_series_split", "n_splits": 0}}, "validation.n_splits"),
+        ({"validation": {"method": "kfold"}}, "validation.method"),
+        ({"metrics": ["rmse", "accuracy"]}, "metrics"),
+        ({"metrics": []}, "metrics"),
+    ],
+)
+async def test_configure_refuses_what_it_cannot_honour(client: httpx.AsyncClient, account: Account, dataset_id: str, overrides: dict, bad_field: str) -> None:
+    body = {"dataset_id": dataset_id, "algorithm": "naive", **overrides}
+    details = assert_envelope(await client.post("/api/v1/models/configure", headers=account.headers, json=body), 422)["details"]
+    assert any(key.startswith(bad_field) for key in details), details

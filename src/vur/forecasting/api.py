@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from vur.core.deps import DbSession, Store
 from vur.forecasting import service
 from vur.forecasting.algorithms import catalogue_by_family
-from vur.forecasting.schemas import ForecastResponse, TrainAccepted, TrainingStatus, TrainRequest
+from vur.forecasting.schemas import ForecastResponse, ModelConfigured, TrainAccepted, TrainingStatus, TrainRequest
 from vur.identity.auth import WorkspaceReader, WorkspaceWriter
 from vur.registry import service as registry
 
@@ -20,9 +20,23 @@ def list_algorithms(_: WorkspaceReader) -> dict[str, list[dict[str, Any]]]:
     return catalogue_by_family()
 
 
+@router.post("/configure", response_model=ModelConfigured, status_code=201, summary="Configure a forecaster (status configured)")
+def configure(body: TrainRequest, principal: WorkspaceWriter, session: DbSession) -> ModelConfigured:
+    model = service.configure(session, principal.workspace_id, principal.user_id, body)
+    return ModelConfigured(model_id=model.id, status=model.status.value, algorithm=model.algorithm, hyperparameters=model.hyperparameters, config=model.config)
+
+
 @router.post("/train", response_model=TrainAccepted, status_code=202, summary="Configure a forecaster and start training it")
 def train(body: TrainRequest, principal: WorkspaceWriter, session: DbSession) -> TrainAccepted:
-    model, job = service.start_training(session, principal.workspace_id, principal.user_id, body)
+    model = service.configure(session, principal.workspace_id, principal.user_id, body)
+    job = service.start_training(session, model, principal.user_id)
+    return TrainAccepted(model_id=model.id, job_id=job.id, status=job.status.value)
+
+
+@router.post("/{model_id}/train", response_model=TrainAccepted, status_code=202, summary="Train (or retrain) a configured model")
+def train_configured(model_id: uuid.UUID, principal: WorkspaceWriter, session: DbSession) -> TrainAccepted:
+    model = registry.get_model(session, model_id, principal.workspace_id, for_update=True)
+    job = service.start_training(session, model, principal.user_id)
     return TrainAccepted(model_id=model.id, job_id=job.id, status=job.status.value)
 
 

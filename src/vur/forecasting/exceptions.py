@@ -15,3 +15,7 @@ class InvalidTrainingConfig(UnprocessableEntity):
 
 class ForecastNotReady(Conflict):
     pass
+
+
+class AlreadyTraining(Conflict):
+    pass

@@ -1,9 +1,29 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+
+METRICS = ("rmse", "mae", "mape", "smape", "mase", "r2")
+
+
+class ValidationSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # time_series_split: n_splits rolling windows of one horizon each, at the end of the
+    # history; holdout: the last horizon only.
+    method: Literal["time_series_split", "holdout"] = "time_series_split"
+    n_splits: StrictInt = Field(default=3, ge=1, le=20)
+
+
+class OptimizationSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: StrictBool = False
+    method: Literal["bayesian", "random", "grid"] = "bayesian"
+    iterations: StrictInt = Field(default=50, ge=1, le=1000)
+    metric: Literal[METRICS] = "rmse"  # type: ignore[valid-type]
 
 
 class TrainRequest(BaseModel):
@@ -13,8 +33,11 @@ class TrainRequest(BaseModel):
             "examples": [
                 {
                     "dataset_id": "0b6f8a5e-2a51-4a4f-9a55-3d1c1f0e7b21",
-                    "algorithm": "seasonal_naive",
-                    "hyperparameters": {"season_length": 24},
+                    "algorithm": "sarima",
+                    "hyperparameters": {"p": 1, "d": 1, "q": 1, "P": 1, "D": 1, "Q": 0, "season_length": 24},
+                    "validation": {"method": "time_series_split", "n_splits": 3},
+                    "optimization": {"enabled": False},
+                    "metrics": ["rmse", "mae", "mape", "r2"],
                     "horizon": 48,
                     "levels": [80, 95],
                 }
@@ -28,6 +51,9 @@ class TrainRequest(BaseModel):
     # Strict: "12" is a client bug worth reporting, not a number to guess.
     horizon: StrictInt = Field(default=24, ge=1, le=10_000)
     levels: list[StrictInt] = Field(default_factory=lambda: [80, 95], max_length=5)
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    optimization: OptimizationSpec = Field(default_factory=OptimizationSpec)
+    metrics: list[Literal[METRICS]] = Field(default_factory=lambda: list(METRICS), min_length=1, max_length=len(METRICS))  # type: ignore[valid-type]
     name: str | None = Field(default=None, min_length=1, max_length=200)
     date_column: str | None = Field(default=None, max_length=255)
     target_column: str | None = Field(default=None, max_length=255)
@@ -39,6 +65,14 @@ class TrainRequest(BaseModel):
         if any(not 1 <= level <= 99 for level in levels):
             raise ValueError("each level must be between 1 and 99")
         return sorted(set(levels))
+
+
+class ModelConfigured(BaseModel):
+    model_id: uuid.UUID
+    status: str
+    algorithm: str
+    hyperparameters: dict[str, Any]
+    config: dict[str, Any]
 
 
 class TrainAccepted(BaseModel):

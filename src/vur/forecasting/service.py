@@ -11,7 +11,7 @@ from vur.core.events import Event, publish_after_commit
 from vur.core.storage import ArtifactStore
 from vur.datasets import service as datasets
 from vur.forecasting.algorithms import get_algorithm
-from vur.forecasting.exceptions import ForecastNotReady, InvalidTrainingConfig
+from vur.forecasting.exceptions import AlreadyTraining, ForecastNotReady, InvalidTrainingConfig
 from vur.forecasting.schemas import ForecastResponse, TrainingStatus, TrainRequest
 from vur.jobs import service as jobs
 from vur.jobs.models import Job, JobStatus
@@ -20,10 +20,18 @@ from vur.registry.models import ModelStatus, RegisteredModel
 TRAIN_JOB = "forecasting.train"
 
 
-def start_training(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, body: TrainRequest) -> tuple[RegisteredModel, Job]:
+def configure(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, body: TrainRequest) -> RegisteredModel:
+    """A model in status `configured`: every choice checked against the catalogue and
+    the dataset, nothing run yet."""
+    if body.optimization.enabled:
+        raise InvalidTrainingConfig(
+            "Hyperparameter optimisation is not available yet",
+            {"optimization.enabled": "set it to false; the tuning endpoint is still to come"},
+        )
     algorithm = get_algorithm(body.algorithm)
     hyperparameters = algorithm.resolve(body.hyperparameters)
     dataset = datasets.get_dataset(session, body.dataset_id, workspace_id)
+    splits = body.validation.n_splits if body.validation.method == "time_series_split" else 1
     config = {
         "date_column": body.date_column or dataset.config.get("date_column"),
         "target_column": body.target_column or dataset.config.get("target_column"),
@@ -31,6 +39,8 @@ def start_training(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID
         "horizon": body.horizon,
         "levels": body.levels,
         "frequency": dataset.frequency,
+        "validation": {"method": body.validation.method, "n_splits": splits},
+        "metrics": list(dict.fromkeys(body.metrics)),
     }
     _check_columns(dataset.detected_types, config)
     model = RegisteredModel(
@@ -42,19 +52,28 @@ def start_training(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID
         hyperparameters=hyperparameters,
         config=config,
         dataset_id=dataset.id,
-        status=ModelStatus.training,
+        status=ModelStatus.configured,
         metrics={},
     )
     session.add(model)
     session.flush()
-    job = jobs.enqueue(session, TRAIN_JOB, {"model_id": str(model.id)}, workspace_id=workspace_id, created_by=user_id)
+    return model
+
+
+def start_training(session: Session, model: RegisteredModel, user_id: uuid.UUID) -> Job:
+    if model.status == ModelStatus.training:
+        raise AlreadyTraining(f"Model '{model.id}' is already training", {"job_id": str(model.training_job_id)})
+    if model.kind != "forecaster":
+        raise InvalidTrainingConfig(f"Model '{model.id}' is not a forecaster", {"kind": model.kind})
+    job = jobs.enqueue(session, TRAIN_JOB, {"model_id": str(model.id)}, workspace_id=model.workspace_id, created_by=user_id)
+    model.status = ModelStatus.training
     model.training_job_id = job.id
     session.flush()
     publish_after_commit(
         session,
-        Event("training", "training.queued", {"model_id": str(model.id), "job_id": str(job.id), "algorithm": algorithm.id}, str(workspace_id)),
+        Event("training", "training.queued", {"model_id": str(model.id), "job_id": str(job.id), "algorithm": model.algorithm}, str(model.workspace_id)),
     )
-    return model, job
+    return job
 
 
 def _check_columns(types: dict[str, str], config: dict) -> None:

@@ -1,4 +1,5 @@
-"""The training job: fit, evaluate on a holdout, forecast, store the result.
+"""The training job: evaluate by rolling-origin validation, fit on the whole history,
+forecast, store the result.
 
 Runs in a worker process. Model libraries are imported here, inside the job.
 """
@@ -23,20 +24,33 @@ from vur.jobs.runner import JobContext
 from vur.registry.models import ModelStatus, RegisteredModel
 
 if TYPE_CHECKING:
+    pass
+
+
+def forecast_metrics(fold: Any, alias: str, train: Any, season_length: int) -> dict[str, float]:
+    """Errors of one fold. rmse, mae, mape, smape and r2 pool every point; mase scales
+    each series' error by its in-sample seasonal-naive error, then averages (as M4)."""
     import numpy as np
 
-
-def forecast_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    import numpy as np
-
+    actual, predicted = fold["y"].to_numpy(float), fold[alias].to_numpy(float)
     error = actual - predicted
     nonzero = actual != 0
     denominator = np.abs(actual) + np.abs(predicted)
+    spread = float(np.sum((actual - actual.mean()) ** 2))
+    scaled = []
+    for uid, part in fold.groupby("unique_id"):
+        history = train.loc[train["unique_id"] == uid, "y"].to_numpy(float)
+        lag = season_length if len(history) > season_length else 1
+        scale = float(np.mean(np.abs(history[lag:] - history[:-lag]))) if len(history) > lag else 0.0
+        if scale > 0:
+            scaled.append(float(np.mean(np.abs(part["y"].to_numpy(float) - part[alias].to_numpy(float)))) / scale)
     return {
-        "mae": float(np.mean(np.abs(error))),
         "rmse": float(math.sqrt(np.mean(error**2))),
+        "mae": float(np.mean(np.abs(error))),
         "mape": float(np.mean(np.abs(error[nonzero] / actual[nonzero])) * 100) if nonzero.any() else float("nan"),
         "smape": float(np.mean(np.where(denominator == 0, 0.0, 2 * np.abs(error) / np.where(denominator == 0, 1, denominator))) * 100),
+        "mase": float(np.mean(scaled)) if scaled else float("nan"),
+        "r2": 1 - float(np.sum(error**2)) / spread if spread > 0 else float("nan"),
     }
 
 
@@ -88,33 +102,44 @@ def train_forecaster(ctx: JobContext, model_id: str) -> dict[str, Any]:
         model.trained_at = utcnow()
         model.artifact_key = key
     ctx.publish("training", "training.completed", {"model_id": model_id, "metrics": result["metrics"]})
-    return {"model_id": model_id, "metrics": result["metrics"]}
+    return {"model_id": model_id, "metrics": result["metrics"], "folds": result["folds"]}
 
 
 def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any], config: dict[str, Any], frame: Any) -> dict[str, Any]:
     horizon, levels, freq = config["horizon"], config["levels"], config["frequency"]
+    splits = config.get("validation", {}).get("n_splits", 1)
+    wanted = config.get("metrics") or ["rmse", "mae", "mape", "smape"]
+    season_length = params.get("season_length", 1)
     data = _long_frame(frame, config)
     lengths = data.groupby("unique_id").size()
     ctx.progress(10, f"Loaded {len(data):,} rows in {len(lengths)} series")
-    needed = horizon + params.get("season_length", 1) + 1
+    needed = horizon * splits + season_length + 1
     if (short := lengths[lengths < needed]).size:
-        raise ValueError(f"{short.size} series are shorter than {needed} points (horizon {horizon} + one season + 1), e.g. {short.index[0]!r}")
+        raise ValueError(
+            f"{short.size} series are shorter than {needed} points ({splits} validation window(s) of {horizon} + one season + 1), e.g. {short.index[0]!r}"
+        )
 
     algorithm = get_algorithm(algorithm_id)
     from statsforecast import StatsForecast
 
-    ctx.progress(20, "Fitting on the history without its last horizon")
-    holdout = data.groupby("unique_id").tail(horizon)
-    train = data.drop(holdout.index)
-    evaluation = StatsForecast(models=[algorithm.build(params)], freq=freq, n_jobs=1).forecast(df=train, h=horizon)
-    alias = [c for c in evaluation.columns if c not in ("unique_id", "ds")][0]
-    merged = holdout.merge(evaluation, on=["unique_id", "ds"], how="inner")
-    if merged.empty:
-        raise ValueError("the holdout timestamps do not line up with the forecast; is the frequency regular?")
-    metrics = forecast_metrics(merged["y"].to_numpy(float), merged[alias].to_numpy(float))
-    metrics = {k: (round(v, 6) if math.isfinite(v) else None) for k, v in metrics.items()}
-    ctx.progress(60, "Holdout " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if v is not None), metrics=metrics)
-    ctx.publish("training", "training.progress", {"job_id": str(ctx.job_id), "progress": 60, "metrics": metrics})
+    position = data.groupby("unique_id").cumcount()
+    size = data.groupby("unique_id")["y"].transform("size")
+    folds = []
+    for fold in range(splits):
+        # Rolling origin: fold k trains on everything before its window and forecasts it.
+        cut = size - (splits - fold) * horizon
+        train, window = data[position < cut], data[(position >= cut) & (position < cut + horizon)]
+        forecast = StatsForecast(models=[algorithm.build(params)], freq=freq, n_jobs=1).forecast(df=train, h=horizon)
+        alias = [c for c in forecast.columns if c not in ("unique_id", "ds")][0]
+        merged = window.merge(forecast, on=["unique_id", "ds"], how="inner")
+        if merged.empty:
+            raise ValueError("the validation timestamps do not line up with the forecast; is the frequency regular?")
+        scores = _rounded({k: v for k, v in forecast_metrics(merged, alias, train, season_length).items() if k in wanted})
+        folds.append(scores)
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in scores.items() if v is not None)
+        ctx.progress(20 + 50 * (fold + 1) / splits, f"Fold {fold + 1}/{splits}: {shown}", fold=fold + 1, metrics=scores)
+        ctx.publish("training", "training.fold", {"job_id": str(ctx.job_id), "fold": fold + 1, "folds": splits, "metrics": scores})
+    metrics = _rounded({k: _mean([f[k] for f in folds]) for k in wanted})
 
     ctx.progress(70, "Fitting on the full history and forecasting")
     future = StatsForecast(models=[algorithm.build(params)], freq=freq, n_jobs=1).forecast(df=data, h=horizon, level=levels)
@@ -129,4 +154,13 @@ def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any]
         for row in future.to_dict("records")
     ]
     ctx.progress(95, f"Forecast {horizon} steps for {len(lengths)} series")
-    return {"metrics": metrics, "forecast": {"horizon": horizon, "levels": levels, "frequency": freq, "predictions": points}}
+    return {"metrics": metrics, "folds": folds, "forecast": {"horizon": horizon, "levels": levels, "frequency": freq, "predictions": points}}
+
+
+def _mean(values: list[float | None]) -> float:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else float("nan")
+
+
+def _rounded(metrics: dict[str, float]) -> dict[str, float | None]:
+    return {k: (round(v, 6) if v is not None and math.isfinite(v) else None) for k, v in metrics.items()}
