@@ -4,6 +4,7 @@ runs that fail in the job (and say why)."""
 from __future__ import annotations
 
 import io
+import uuid
 from pathlib import Path
 
 import httpx
@@ -11,6 +12,9 @@ import pytest
 
 from tests.conftest import Account, assert_envelope, hourly_csv, register
 from tests.core.test_smoke_slice import wait_for_training
+from vur.core.db import Database
+from vur.registry.models import ModelStatus, RegisteredModel
+from vur.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -148,7 +152,7 @@ async def test_configure_then_train_with_rolling_validation(client: httpx.AsyncC
     job = (await client.get(f"/api/v1/jobs/{started.json()['job_id']}", headers=account.headers)).json()
     assert len(job["result"]["folds"]) == 4
     # The trend is 0.01 per hour: a season-old value misses by 0.24 in every window.
-    assert all(fold["mae"] == pytest.approx(0.24, abs=1e-6) for fold in job["result"]["folds"])
+    assert all(fold["metrics"]["mae"] == pytest.approx(0.24, abs=1e-6) for fold in job["result"]["folds"])
     assert status["metrics"]["r2"] > 0.99
 
     retrained = await client.post(f"/api/v1/models/{model_id}/train", headers=account.headers)
@@ -170,3 +174,44 @@ async def test_configure_refuses_what_it_cannot_honour(client: httpx.AsyncClient
     body = {"dataset_id": dataset_id, "algorithm": "naive", **overrides}
     details = assert_envelope(await client.post("/api/v1/models/configure", headers=account.headers, json=body), 422)["details"]
     assert any(key.startswith(bad_field) for key in details), details
+
+
+async def test_metrics_results_and_delete(client: httpx.AsyncClient, account: Account, dataset_id: str, settings: Settings) -> None:
+    train = await client.post(
+        "/api/v1/models/train",
+        headers=account.headers,
+        json={"dataset_id": dataset_id, "algorithm": "seasonal_naive", "hyperparameters": {"season_length": 24}, "horizon": 6, "validation": {"n_splits": 2}},
+    )
+    model_id = train.json()["model_id"]
+    assert_envelope(await client.get(f"/api/v1/models/{model_id}/results", headers=account.headers), 409)  # still training
+    assert (await wait_for_training(client, account, model_id))["status"] == "completed"
+
+    metrics = (await client.get(f"/api/v1/models/{model_id}/metrics", headers=account.headers)).json()
+    assert [f["fold"] for f in metrics["folds"]] == [1, 2]
+    assert metrics["metrics"]["mae"] == pytest.approx(0.24, abs=1e-6)
+
+    results = (await client.get(f"/api/v1/models/{model_id}/results", headers=account.headers)).json()
+    window = results["validation"]
+    assert len(window) == 6
+    assert all(p["residual"] == pytest.approx(p["actual"] - p["forecast"]) for p in window)
+    assert window[-1]["timestamp"] == "2026-01-10T23:00:00"  # the latest window ends the history
+    assert results["fit_seconds"] >= 0 and "statsforecast" in results["versions"]
+    assert len(results["forecast"]["predictions"]) == 6
+
+    folder = settings.artifacts_dir / "models" / account.workspace_id.replace("-", "") / model_id.replace("-", "")
+    assert sorted(p.name for p in folder.iterdir()) == ["forecast.json", "results.json"]
+    assert (await client.delete(f"/api/v1/models/{model_id}", headers=account.headers)).status_code == 204
+    assert_envelope(await client.get(f"/api/v1/models/{model_id}", headers=account.headers), 404)
+    assert not folder.exists()
+
+
+async def test_a_training_model_cannot_be_deleted(client: httpx.AsyncClient, account: Account, dataset_id: str, database: Database) -> None:
+    configured = await client.post("/api/v1/models/configure", headers=account.headers, json={"dataset_id": dataset_id, "algorithm": "naive"})
+    model_id = configured.json()["model_id"]
+    # Held in `training` (as while its job runs) without racing a real, quick job.
+    with database.session() as session:
+        session.get(RegisteredModel, uuid.UUID(model_id)).status = ModelStatus.training
+    assert "cancel" in assert_envelope(await client.delete(f"/api/v1/models/{model_id}", headers=account.headers), 409)["error"]
+    with database.session() as session:
+        session.get(RegisteredModel, uuid.UUID(model_id)).status = ModelStatus.configured
+    assert (await client.delete(f"/api/v1/models/{model_id}", headers=account.headers)).status_code == 204

@@ -48,3 +48,23 @@ def training_status(model_id: uuid.UUID, principal: WorkspaceReader, session: Db
 @router.get("/{model_id}/forecast", response_model=ForecastResponse, summary="The forecast made at the end of training")
 def forecast(model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession, store: Store) -> ForecastResponse:
     return service.read_forecast(store, registry.get_model(session, model_id, principal.workspace_id))
+
+
+@router.get("/{model_id}/metrics", summary="Validation metrics: the mean over the windows and each window's")
+def metrics(model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession, store: Store) -> dict[str, Any]:
+    model = registry.get_model(session, model_id, principal.workspace_id)
+    results = service.read_results(store, model)
+    return {"model_id": model.id, "algorithm": model.algorithm, "metrics": results["metrics"], "folds": results["folds"]}
+
+
+@router.get("/{model_id}/results", summary="Metrics, forecast against actual with residuals, fit time, versions and the forecast")
+def results(model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession, store: Store) -> dict[str, Any]:
+    model = registry.get_model(session, model_id, principal.workspace_id)
+    return {
+        "model_id": model.id,
+        "algorithm": model.algorithm,
+        "hyperparameters": model.hyperparameters,
+        "trained_at": model.trained_at,
+        **service.read_results(store, model),
+        "forecast": service.read_forecast(store, model),
+    }

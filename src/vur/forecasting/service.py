@@ -125,3 +125,12 @@ def read_forecast(store: ArtifactStore, model: RegisteredModel) -> ForecastRespo
         raise ForecastNotReady(f"Model '{model.id}' has no forecast yet", {"status": model.status.value})
     with store.open(model.artifact_key) as handle:
         return ForecastResponse.model_validate({"model_id": model.id, **json.load(handle)})
+
+
+def read_results(store: ArtifactStore, model: RegisteredModel) -> dict:
+    """Validation metrics per fold, forecast against actual over the latest window with
+    residuals, fit time and library versions, as the training job stored them."""
+    if model.status != ModelStatus.trained or model.artifact_key is None:
+        raise ForecastNotReady(f"Model '{model.id}' has no results yet", {"status": model.status.value})
+    with store.open(model.artifact_key.rsplit("/", 1)[0] + "/results.json") as handle:
+        return json.load(handle)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -22,9 +23,10 @@ from vur.jobs.models import Job, JobStatus
 from vur.jobs.registry import job
 from vur.jobs.runner import JobContext
 from vur.registry.models import ModelStatus, RegisteredModel
+from vur.registry.service import model_folder
 
-if TYPE_CHECKING:
-    pass
+# Points of forecast-against-actual kept from the latest validation window.
+VALIDATION_POINTS = 5000
 
 
 def forecast_metrics(fold: Any, alias: str, train: Any, season_length: int) -> dict[str, float]:
@@ -88,12 +90,13 @@ def train_forecaster(ctx: JobContext, model_id: str) -> dict[str, Any]:
         if dataset is None:
             raise LookupError("the model's dataset no longer exists")
         algorithm_id, params, config = model.algorithm, dict(model.hyperparameters), dict(model.config)
-        workspace_hex = model.workspace_id.hex
+        folder = model_folder(model.workspace_id, model.id)
         columns = [c for c in (config["date_column"], config["target_column"], config.get("series_id_column")) if c]
         frame = load_frame(store, dataset, columns)
     result = _fit_and_forecast(ctx, algorithm_id, params, config, frame)
-    key = f"models/{workspace_hex}/{uuid.UUID(model_id).hex}/forecast.json"
-    store.write_bytes(key, json.dumps({"algorithm": algorithm_id, **result["forecast"]}).encode())
+    key = f"{folder}/forecast.json"
+    store.write_bytes(key, json.dumps({"algorithm": algorithm_id, **result.pop("forecast")}).encode())
+    store.write_bytes(f"{folder}/results.json", json.dumps(result).encode())
     with database.session() as session:
         model = session.get(RegisteredModel, uuid.UUID(model_id), with_for_update=True)
         assert model is not None
@@ -103,6 +106,7 @@ def train_forecaster(ctx: JobContext, model_id: str) -> dict[str, Any]:
         model.artifact_key = key
     ctx.publish("training", "training.completed", {"model_id": model_id, "metrics": result["metrics"]})
     return {"model_id": model_id, "metrics": result["metrics"], "folds": result["folds"]}
+
 
 
 def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any], config: dict[str, Any], frame: Any) -> dict[str, Any]:
@@ -129,20 +133,29 @@ def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any]
         # Rolling origin: fold k trains on everything before its window and forecasts it.
         cut = size - (splits - fold) * horizon
         train, window = data[position < cut], data[(position >= cut) & (position < cut + horizon)]
+        started = time.perf_counter()
         forecast = StatsForecast(models=[algorithm.build(params)], freq=freq, n_jobs=1).forecast(df=train, h=horizon)
+        seconds = time.perf_counter() - started
         alias = [c for c in forecast.columns if c not in ("unique_id", "ds")][0]
         merged = window.merge(forecast, on=["unique_id", "ds"], how="inner")
         if merged.empty:
             raise ValueError("the validation timestamps do not line up with the forecast; is the frequency regular?")
         scores = _rounded({k: v for k, v in forecast_metrics(merged, alias, train, season_length).items() if k in wanted})
-        folds.append(scores)
+        folds.append({"fold": fold + 1, "start": merged["ds"].min().isoformat(), "metrics": scores, "seconds": round(seconds, 4)})
         shown = ", ".join(f"{k}={v:.4g}" for k, v in scores.items() if v is not None)
         ctx.progress(20 + 50 * (fold + 1) / splits, f"Fold {fold + 1}/{splits}: {shown}", fold=fold + 1, metrics=scores)
         ctx.publish("training", "training.fold", {"job_id": str(ctx.job_id), "fold": fold + 1, "folds": splits, "metrics": scores})
-    metrics = _rounded({k: _mean([f[k] for f in folds]) for k in wanted})
+    # Forecast against actual over the latest window, for plots and residual checks.
+    validation = [
+        {"series_id": str(r["unique_id"]), "timestamp": r["ds"].isoformat(), "actual": float(r["y"]), "forecast": float(r[alias]), "residual": float(r["y"] - r[alias])}
+        for r in merged.head(VALIDATION_POINTS).to_dict("records")
+    ]
+    metrics = _rounded({k: _mean([f["metrics"][k] for f in folds]) for k in wanted})
 
     ctx.progress(70, "Fitting on the full history and forecasting")
+    started = time.perf_counter()
     future = StatsForecast(models=[algorithm.build(params)], freq=freq, n_jobs=1).forecast(df=data, h=horizon, level=levels)
+    fit_seconds = time.perf_counter() - started
     points = [
         {
             "series_id": str(row["unique_id"]),
@@ -154,7 +167,20 @@ def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any]
         for row in future.to_dict("records")
     ]
     ctx.progress(95, f"Forecast {horizon} steps for {len(lengths)} series")
-    return {"metrics": metrics, "folds": folds, "forecast": {"horizon": horizon, "levels": levels, "frequency": freq, "predictions": points}}
+    return {
+        "metrics": metrics,
+        "folds": folds,
+        "validation": validation,
+        "fit_seconds": round(fit_seconds, 4),
+        "versions": _library_versions(),
+        "forecast": {"horizon": horizon, "levels": levels, "frequency": freq, "predictions": points},
+    }
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {name: version(name) for name in ("vur", "statsforecast", "numpy", "pandas", "polars")}
 
 
 def _mean(values: list[float | None]) -> float:

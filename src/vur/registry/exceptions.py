@@ -1,5 +1,9 @@
-from vur.core.errors import NotFound
+from vur.core.errors import Conflict, NotFound
 
 
 class ModelNotFound(NotFound):
+    pass
+
+
+class ModelBusy(Conflict):
     pass
