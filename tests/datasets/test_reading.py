@@ -158,3 +158,43 @@ async def test_list_filters_and_pages(client: httpx.AsyncClient, account: Accoun
     assert len(page.json()) == 1 and page.headers["X-Total-Count"] == "3"
     assert_envelope(await client.get("/api/v1/datasets", headers=account.headers, params={"kind": "spreadsheet"}), 422)
     assert_envelope(await client.get("/api/v1/datasets", headers=account.headers, params={"limit": 0}), 422)
+
+
+async def test_time_series_split_cuts_each_series_in_order(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
+    content = hourly_csv(tmp_path / "s.csv", hours=100, series=["a", "b"]).read_bytes()
+    dataset = (await upload(client, account, content)).json()["dataset_id"]
+    body = {"train_size": 0.7, "validation_size": 0.15, "test_size": 0.15, "method": "time_series", "shuffle": False}
+    answer = await client.post(f"/api/v1/datasets/{dataset}/split", headers=account.headers, json=body)
+    assert answer.status_code == 200, answer.text
+    parts = answer.json()["parts"]
+    assert answer.json()["series_count"] == 2
+    assert [parts[p]["rows"] for p in ("train", "validation", "test")] == [140, 30, 30]
+    # Each series keeps its order: training ends (hour 69) before validation starts (hour 70).
+    assert parts["train"]["start"].startswith("2026-01-01T00:00") and parts["train"]["end"].startswith("2026-01-03T21:00")
+    assert parts["validation"]["start"].startswith("2026-01-03T22:00") and parts["test"]["end"].startswith("2026-01-05T03:00")
+    config = (await client.get(f"/api/v1/datasets/{dataset}", headers=account.headers)).json()["config"]
+    assert config["split"]["train_size"] == 0.7
+
+
+async def test_random_split_is_seeded(client: httpx.AsyncClient, account: Account, mixed: str) -> None:
+    body = {"train_size": 0.5, "test_size": 0.5, "method": "random", "shuffle": True, "seed": 7}
+    first = (await client.post(f"/api/v1/datasets/{mixed}/split", headers=account.headers, json=body)).json()
+    again = (await client.post(f"/api/v1/datasets/{mixed}/split", headers=account.headers, json=body)).json()
+    assert first["parts"] == again["parts"]
+    assert first["parts"]["train"]["rows"] + first["parts"]["test"]["rows"] == 8 and first["parts"]["validation"]["rows"] == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"train_size": 0.7, "validation_size": 0.2, "test_size": 0.2},
+        {"train_size": 0.7, "test_size": 0.3, "method": "time_series", "shuffle": True},
+        {"train_size": 0, "test_size": 1},
+        {"train_size": "0.7", "test_size": 0.3, "shuffle": "no"},
+        {"train_size": 0.7, "test_size": 0.3, "method": "kfold"},
+    ],
+)
+async def test_split_refuses_parts_that_do_not_make_a_whole(client: httpx.AsyncClient, account: Account, mixed: str, body: dict) -> None:
+    assert_envelope(await client.post(f"/api/v1/datasets/{mixed}/split", headers=account.headers, json=body), 422)
+    config = (await client.get(f"/api/v1/datasets/{mixed}", headers=account.headers)).json()["config"]
+    assert "split" not in config

@@ -14,6 +14,8 @@ from vur.datasets.schemas import (
     DatasetConfig,
     DatasetRead,
     PreviewResponse,
+    SplitRequest,
+    SplitResponse,
     UploadResponse,
     UsageResponse,
     ValidateRequest,
@@ -152,3 +154,9 @@ def validate(dataset_id: uuid.UUID, principal: WorkspaceReader, session: DbSessi
 @router.delete("/{dataset_id}", status_code=204, summary="Delete a dataset and its files (409 while a model uses it, unless force)")
 def delete(dataset_id: uuid.UUID, principal: WorkspaceWriter, session: DbSession, store: Store, force: bool = False) -> None:
     service.delete_dataset(session, store, service.get_dataset(session, dataset_id, principal.workspace_id), force=force)
+
+
+@router.post("/{dataset_id}/split", response_model=SplitResponse, summary="Split into train, validation and test (by time per series, or at random)")
+def split(dataset_id: uuid.UUID, body: SplitRequest, principal: WorkspaceWriter, session: DbSession, store: Store) -> dict[str, Any]:
+    dataset = service.get_dataset(session, dataset_id, principal.workspace_id)
+    return service.split(session, store, dataset, body.model_dump())

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 
 class UploadResponse(BaseModel):
@@ -147,3 +147,39 @@ class UsageResponse(BaseModel):
     by_kind: dict[str, int]
     recent_uploads: list[DatasetSummary]
     recent_updates: list[DatasetSummary]
+
+
+class SplitRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"train_size": 0.7, "validation_size": 0.15, "test_size": 0.15, "method": "time_series", "shuffle": False}]},
+    )
+
+    train_size: float = Field(gt=0, lt=1)
+    validation_size: float = Field(default=0.0, ge=0, lt=1)
+    test_size: float = Field(gt=0, lt=1)
+    method: Literal["time_series", "random"] = "time_series"
+    shuffle: StrictBool = False
+    seed: StrictInt = Field(default=42, ge=0, le=2**32 - 1)
+
+    @model_validator(mode="after")
+    def _parts_make_a_whole(self) -> SplitRequest:
+        total = self.train_size + self.validation_size + self.test_size
+        if abs(total - 1) > 1e-6:
+            raise ValueError(f"train_size + validation_size + test_size must be 1, not {total:g}")
+        if self.method == "time_series" and self.shuffle:
+            raise ValueError("a time_series split keeps the order; use method 'random' to shuffle")
+        return self
+
+
+class SplitPart(BaseModel):
+    rows: int
+    start: datetime | None
+    end: datetime | None
+
+
+class SplitResponse(BaseModel):
+    dataset_id: uuid.UUID
+    method: str
+    series_count: int
+    parts: dict[str, SplitPart]

@@ -320,3 +320,33 @@ def usage(session: Session, workspace_id: uuid.UUID, recent: int = 5) -> dict[st
         "recent_uploads": list(session.scalars(scoped.order_by(Dataset.created_at.desc()).limit(recent)).all()),
         "recent_updates": list(session.scalars(scoped.order_by(Dataset.updated_at.desc()).limit(recent)).all()),
     }
+
+
+SPLIT_PARTS = ("train", "validation", "test")
+
+
+def split(session: Session, store: ArtifactStore, dataset: Dataset, request: dict[str, Any]) -> dict[str, Any]:
+    """Where each part starts and ends. A time_series split cuts every series at the same
+    fractions of its own length, keeping order; a random one assigns rows with a seeded
+    shuffle. The split is kept in the dataset's configuration for training to use."""
+    import polars as pl
+
+    date, series = dataset.config.get("date_column"), dataset.config.get("series_id_column")
+    if request["method"] == "time_series" and not date:
+        raise InvalidDatasetConfig("A time_series split needs a date column", {"date_column": "set it with PUT /config"})
+    frame = load_frame(store, dataset, [c for c in (date, series) if c])
+    key = pl.col(series) if series else pl.lit("all")
+    if request["method"] == "time_series":
+        position = pl.int_range(pl.len()).over(key, order_by=date) / pl.len().over(key)
+    else:
+        position = pl.int_range(pl.len()).shuffle(seed=request["seed"]) / pl.len()
+    train_end, validation_end = request["train_size"], request["train_size"] + request["validation_size"]
+    labelled = frame.with_columns(
+        pl.when(position < train_end).then(pl.lit("train")).when(position < validation_end).then(pl.lit("validation")).otherwise(pl.lit("test")).alias("__part")
+    )
+    stats = labelled.group_by("__part").agg(pl.len().alias("rows"), *([pl.col(date).min().alias("start"), pl.col(date).max().alias("end")] if date else []))
+    found = {row["__part"]: row for row in stats.iter_rows(named=True)}
+    parts = {name: {"rows": found.get(name, {}).get("rows", 0), "start": found.get(name, {}).get("start"), "end": found.get(name, {}).get("end")} for name in SPLIT_PARTS}
+    dataset.config = {**dataset.config, "split": request}
+    session.flush()
+    return {"dataset_id": dataset.id, "method": request["method"], "series_count": frame.select(key.n_unique()).item(), "parts": parts}
