@@ -69,11 +69,6 @@ class EventBus:
             except RuntimeError:  # the subscriber's loop has closed
                 continue
 
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
-
-
 def _offer(queue: asyncio.Queue[Event], event: Event) -> None:
     # A slow consumer loses events rather than growing memory without bound.
     if not queue.full():

@@ -37,11 +37,6 @@ class StoredObject:
     sha256: str
 
 
-def new_key(*namespace: str, suffix: str = "") -> str:
-    """`new_key("datasets", ws_id, suffix=".csv")` -> "datasets/<ws>/<uuid>.csv"."""
-    return "/".join([*namespace, uuid.uuid4().hex + suffix])
-
-
 def validate_key(key: str) -> str:
     parts = key.split("/")
     if len(parts) < 2 or not all(_KEY_PART.fullmatch(p) for p in parts[:-1]) or not _FILE_PART.fullmatch(parts[-1]):
