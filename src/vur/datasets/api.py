@@ -13,6 +13,8 @@ from vur.datasets.exceptions import UnreadableFile
 from vur.datasets.schemas import (
     DatasetConfig,
     DatasetRead,
+    PreprocessRequest,
+    PreprocessResponse,
     PreviewResponse,
     SplitRequest,
     SplitResponse,
@@ -160,3 +162,15 @@ def delete(dataset_id: uuid.UUID, principal: WorkspaceWriter, session: DbSession
 def split(dataset_id: uuid.UUID, body: SplitRequest, principal: WorkspaceWriter, session: DbSession, store: Store) -> dict[str, Any]:
     dataset = service.get_dataset(session, dataset_id, principal.workspace_id)
     return service.split(session, store, dataset, body.model_dump())
+
+
+@router.post(
+    "/{dataset_id}/preprocess",
+    response_model=PreprocessResponse,
+    status_code=201,
+    summary="Preprocess into a new dataset that records its source and the fitted steps",
+)
+def preprocess(dataset_id: uuid.UUID, body: PreprocessRequest, principal: WorkspaceWriter, session: DbSession, store: Store) -> PreprocessResponse:
+    parent = service.get_dataset(session, dataset_id, principal.workspace_id)
+    dataset, summary = service.create_preprocessed(session, store, parent, body, user_id=principal.user_id)
+    return PreprocessResponse(**DatasetRead.model_validate(dataset).model_dump(), summary=summary)

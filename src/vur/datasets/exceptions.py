@@ -19,3 +19,7 @@ class InvalidQuery(BadRequest):
 
 class DatasetInUse(Conflict):
     pass
+
+
+class InvalidPreprocessing(UnprocessableEntity):
+    pass

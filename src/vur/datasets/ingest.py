@@ -187,7 +187,7 @@ def write_typed_parquet(path: Path, file_format: str, out: Path, max_uncompresse
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise UnreadableFile("Could not read the Parquet file", {"file": _first_line(exc)}) from exc
         check_header(sample.columns)
-        _sink(_typed(source, _formats(sample)), out, "Could not read the Parquet file")
+        sink_parquet(_typed(source, _formats(sample)), out, "Could not read the Parquet file")
         return
     if file_format == "xlsx":
         check_workbook(path, max_uncompressed)
@@ -208,7 +208,7 @@ def write_typed_parquet(path: Path, file_format: str, out: Path, max_uncompresse
         sample = pl.read_csv(source_path, n_rows=SAMPLE_ROWS, **options)
         # Timestamps are parsed only in the columns that hold them, with the format the
         # sample shows: Polars' try_parse_dates tries every text column and costs more.
-        _sink(_typed(pl.scan_csv(source_path, **options), _formats(sample)), out, "Could not parse the file as CSV")
+        sink_parquet(_typed(pl.scan_csv(source_path, **options), _formats(sample)), out, "Could not parse the file as CSV")
     except UnreadableFile as exc:
         exc.details.update(locate_csv_problem(path, dialect, len(header)))
         raise
@@ -223,7 +223,9 @@ def _formats(sample: pl.DataFrame) -> dict[str, str]:
     return {column: fmt for column in sample.columns if (fmt := datetime_format(sample[column]))}
 
 
-def _sink(frame: pl.LazyFrame, out: Path, message: str) -> None:
+def sink_parquet(frame: pl.LazyFrame, out: Path, message: str) -> None:
+    """Write `frame` as Parquet at `out`, streaming where Polars can. A failure leaves
+    no file and is an UnreadableFile carrying `message`."""
     try:
         frame.sink_parquet(out, compression="lz4")
     except (pl.exceptions.PolarsError, OSError) as exc:

@@ -11,7 +11,9 @@ from vur.core.db import Base, RecordMixin
 
 class Dataset(RecordMixin, Base):
     """A dataset of the workspace. `kind` tells tabular data (uploaded files, parsed
-    once into Parquet) from the forge's instruction datasets."""
+    once into Parquet) from the forge's instruction datasets. A preprocessed dataset
+    names its source in `parent_id` and keeps the applied steps, with their fitted
+    parameters, in `steps`; an uploaded one has neither."""
 
     __tablename__ = "datasets"
     __resource__ = "Dataset"
@@ -35,3 +37,6 @@ class Dataset(RecordMixin, Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     original_key: Mapped[str | None] = mapped_column(String(300), default=None)
     parquet_key: Mapped[str | None] = mapped_column(String(300), default=None)
+    # SET NULL: deleting the source leaves its derived datasets (and their steps) intact.
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), index=True, default=None)
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

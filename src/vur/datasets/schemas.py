@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
 
 class UploadResponse(BaseModel):
@@ -37,6 +38,16 @@ class UploadResponse(BaseModel):
     kind: str = "tabular"
 
 
+class AppliedStep(BaseModel):
+    """One preprocessing step as it was applied, with what it fitted on the data (fill
+    values, bounds, scaler statistics, categories) so that it can be replayed or inverted."""
+
+    step: str
+    method: str | None = None
+    columns: list[str] = []
+    params: dict[str, Any] = {}
+
+
 class DatasetRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -54,6 +65,8 @@ class DatasetRead(BaseModel):
     suggestions: dict[str, Any]
     frequency: str | None
     config: dict[str, Any]
+    parent_id: uuid.UUID | None
+    steps: list[AppliedStep]
     created_at: datetime
     updated_at: datetime
 
@@ -183,3 +196,155 @@ class SplitResponse(BaseModel):
     method: str
     series_count: int
     parts: dict[str, SplitPart]
+
+
+# --- preprocessing -------------------------------------------------------------------
+
+MAX_LAG = 10_000
+MAX_WINDOW = 10_000
+
+
+def _distinct(values: list[Any]) -> list[Any]:
+    repeated = sorted(str(value) for value, count in Counter(values).items() if count > 1)
+    if repeated:
+        raise ValueError(f"listed more than once: {repeated}")
+    return values
+
+
+ColumnName = Annotated[str, Field(min_length=1, max_length=255)]
+Columns = Annotated[list[ColumnName], Field(min_length=1, max_length=1000), AfterValidator(_distinct)]
+Lag = Annotated[StrictInt, Field(ge=1, le=MAX_LAG)]
+Window = Annotated[StrictInt, Field(ge=2, le=MAX_WINDOW)]
+
+
+class _Step(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MissingValuesStep(_Step):
+    method: Literal["forward_fill", "backward_fill", "interpolate", "mean", "median", "constant", "drop"]
+    columns: Columns
+    value: StrictBool | StrictInt | StrictFloat | Annotated[StrictStr, Field(max_length=1000)] | None = Field(default=None, description="The fill value of method 'constant'")
+
+    @model_validator(mode="after")
+    def _value_only_for_constant(self) -> MissingValuesStep:
+        if self.method == "constant" and self.value is None:
+            raise ValueError("method 'constant' needs a value")
+        if self.method != "constant" and self.value is not None:
+            raise ValueError(f"a value is only used by method 'constant', not '{self.method}'")
+        return self
+
+
+class OutliersStep(_Step):
+    method: Literal["iqr", "zscore"]
+    threshold: StrictFloat | None = Field(default=None, gt=0, le=100, description="IQR multiple (default 1.5) or standard deviations (default 3)")
+    action: Literal["clip", "remove"] = "clip"
+    columns: Columns
+
+
+class NormalizationStep(_Step):
+    method: Literal["minmax", "standard", "robust"]
+    columns: Columns
+
+
+class EncodingStep(_Step):
+    method: Literal["one_hot", "ordinal"] = Field(description="one_hot: 0/1 columns <column>_<category> replace the column; ordinal: the category's rank in sorted order")
+    columns: Columns
+
+
+class LagFeatures(_Step):
+    enabled: StrictBool = True
+    lags: Annotated[list[Lag], Field(min_length=1, max_length=50, description="Steps back in each series: columns <column>_lag_<k>"), AfterValidator(_distinct)]
+    columns: Columns | None = Field(default=None, description="Default: the target column")
+
+
+class RollingFeatures(_Step):
+    enabled: StrictBool = True
+    windows: Annotated[
+        list[Window], Field(min_length=1, max_length=20, description="Rows per window, over the previous rows only: columns <column>_rolling_<function>_<window>"), AfterValidator(_distinct)
+    ]
+    functions: Annotated[list[Literal["mean", "std", "min", "max"]], Field(min_length=1, max_length=4), AfterValidator(_distinct)] = ["mean"]
+    columns: Columns | None = Field(default=None, description="Default: the target column")
+
+
+class Differencing(_Step):
+    enabled: StrictBool = True
+    periods: Annotated[list[Lag], Field(min_length=1, max_length=10, description="x minus x k steps earlier: columns <column>_diff_<k>"), AfterValidator(_distinct)] = [1]
+    columns: Columns | None = Field(default=None, description="Default: the target column")
+
+
+class SeasonalFeatures(_Step):
+    enabled: StrictBool = True
+    extract: Annotated[
+        list[Literal["month", "quarter", "day_of_week", "hour", "week_of_year"]],
+        Field(min_length=1, max_length=5, description="Columns of those names; day_of_week and week_of_year are ISO (Monday is 1)"),
+        AfterValidator(_distinct),
+    ]
+
+
+class HolidayFeatures(_Step):
+    enabled: StrictBool = True
+    country: str = Field(pattern=r"^[A-Z]{2,3}$", description="ISO 3166 code, as the `holidays` package knows it (BR, US, ...)")
+    subdivision: str | None = Field(default=None, pattern=r"^[A-Za-z0-9\-]{1,10}$", description="A state or province of the country (SP, CA, ...)")
+
+
+class FeatureEngineering(_Step):
+    lag_features: LagFeatures | None = None
+    rolling_features: RollingFeatures | None = None
+    differencing: Differencing | None = None
+    seasonal_features: SeasonalFeatures | None = None
+    holiday_features: HolidayFeatures | None = None
+
+    def enabled(self) -> dict[str, Any]:
+        """The blocks that are given and enabled, by name."""
+        return {name: block for name in type(self).model_fields if (block := getattr(self, name)) is not None and block.enabled}
+
+
+class PreprocessRequest(BaseModel):
+    """Steps run in this order: missing values, outliers, normalization, feature
+    engineering, encoding. Time-based steps follow each series in date order."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "missing_values": {"method": "forward_fill", "columns": ["sales"]},
+                    "outliers": {"method": "iqr", "threshold": 1.5, "columns": ["sales"]},
+                    "normalization": {"method": "minmax", "columns": ["sales"]},
+                    "feature_engineering": {
+                        "lag_features": {"enabled": True, "lags": [1, 7, 30]},
+                        "rolling_features": {"enabled": True, "windows": [7, 30], "functions": ["mean", "std"]},
+                        "seasonal_features": {"enabled": True, "extract": ["month", "quarter", "day_of_week"]},
+                    },
+                }
+            ]
+        },
+    )
+
+    name: str | None = Field(default=None, min_length=1, max_length=200, description="Default: the source's name + ' (preprocessed)'")
+    description: str | None = Field(default=None, max_length=5000)
+    date_column: ColumnName | None = Field(default=None, description="Orders time and feeds calendar features; default: the configured date column")
+    missing_values: MissingValuesStep | None = None
+    outliers: OutliersStep | None = None
+    normalization: NormalizationStep | None = None
+    feature_engineering: FeatureEngineering | None = None
+    encoding: EncodingStep | None = None
+
+    @model_validator(mode="after")
+    def _something_to_do(self) -> PreprocessRequest:
+        features = self.feature_engineering.enabled() if self.feature_engineering else {}
+        if not (self.missing_values or self.outliers or self.normalization or self.encoding or features):
+            raise ValueError("no preprocessing step is requested")
+        return self
+
+
+class PreprocessSummary(BaseModel):
+    rows_before: int
+    rows_after: int
+    columns_added: list[str]
+    columns_removed: list[str]
+
+
+class PreprocessResponse(DatasetRead):
+    summary: PreprocessSummary

@@ -11,6 +11,7 @@ import io
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -20,12 +21,15 @@ from sqlalchemy.orm import Session
 from vur.core.db import on_commit, on_rollback
 from vur.core.repository import get_scoped, paginate
 from vur.core.storage import CHUNK_BYTES, ArtifactStore
-from vur.datasets.exceptions import DatasetInUse, DatasetNotFound, InvalidDatasetConfig, InvalidQuery, UnreadableFile
+from vur.datasets.exceptions import DatasetInUse, DatasetNotFound, InvalidDatasetConfig, InvalidPreprocessing, InvalidQuery, UnreadableFile
 from vur.datasets.models import Dataset
 from vur.registry.models import RegisteredModel
 
 if TYPE_CHECKING:
     import polars as pl
+
+    from vur.datasets.ingest import TableProfile
+    from vur.datasets.schemas import PreprocessRequest
 
 _SUFFIX = {"csv": ".csv", "parquet": ".parquet", "xlsx": ".xlsx"}
 
@@ -62,21 +66,13 @@ def create_from_upload(
     dataset_id = uuid.uuid4()
     folder = dataset_folder(workspace_id, dataset_id)
     original_key, parquet_key = f"{folder}/original{_SUFFIX[file_format]}", f"{folder}/data.parquet"
-
-    def discard() -> None:
-        store.delete_prefix(folder)
-
-    on_rollback(session, discard)
-    try:
+    with _discarded_on_failure(session, store, folder):
         stored = store.write_stream(original_key, _prepend(head, _chunks(handle)), max_bytes=max_bytes)
         original = store.local_path(original_key)
         parquet = store.write_from(parquet_key, lambda out: ingest.write_typed_parquet(original, file_format, out, max_uncompressed=4 * max_bytes))
         table = ingest.profile_table(scan_parquet(store, parquet_key))
         if not table.columns or table.rows == 0:
             raise UnreadableFile("The file has no data rows", {"rows": 0})
-    except BaseException:
-        discard()
-        raise
 
     display = safe_display_name(filename)
     dataset = Dataset(
@@ -107,6 +103,22 @@ def create_from_upload(
 
 def dataset_folder(workspace_id: uuid.UUID, dataset_id: uuid.UUID) -> str:
     return f"datasets/{workspace_id.hex}/{dataset_id.hex}"
+
+
+@contextmanager
+def _discarded_on_failure(session: Session, store: ArtifactStore, folder: str) -> Iterator[None]:
+    """The files a new dataset writes into `folder` go away if writing them fails here,
+    or if the transaction that records the dataset rolls back later."""
+
+    def discard() -> None:
+        store.delete_prefix(folder)
+
+    on_rollback(session, discard)
+    try:
+        yield
+    except BaseException:
+        discard()
+        raise
 
 
 def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -350,3 +362,88 @@ def split(session: Session, store: ArtifactStore, dataset: Dataset, request: dic
     dataset.config = {**dataset.config, "split": request}
     session.flush()
     return {"dataset_id": dataset.id, "method": request["method"], "series_count": frame.select(key.n_unique()).item(), "parts": parts}
+
+
+# --- preprocessing -----------------------------------------------------------
+
+_ROLE_FIELDS = ("date_column", "target_column", "series_id_column")
+_COLUMN_LIST_FIELDS = ("feature_columns", "exclude_columns")
+
+
+def create_preprocessed(session: Session, store: ArtifactStore, parent: Dataset, request: PreprocessRequest, *, user_id: uuid.UUID) -> tuple[Dataset, dict[str, Any]]:
+    """A new dataset made from `parent` by the requested steps, with its own Parquet; the
+    parent is left as it was. The new one names its parent and keeps the applied steps
+    with their fitted parameters. Also returns a summary of what changed."""
+    from vur.datasets import ingest, preprocess
+
+    result = preprocess.apply(scan_parquet(store, _parquet_key(parent)), request, parent.config)
+    dataset_id = uuid.uuid4()
+    folder = dataset_folder(parent.workspace_id, dataset_id)
+    parquet_key = f"{folder}/data.parquet"
+    with _discarded_on_failure(session, store, folder):
+        parquet = store.write_from(parquet_key, lambda out: ingest.sink_parquet(result.frame, out, "Could not preprocess the data"))
+        table = ingest.profile_table(scan_parquet(store, parquet_key))
+        if table.rows == 0:
+            raise InvalidPreprocessing("No rows are left after preprocessing", {"rows": 0})
+        config = _inherited_config(parent.config, result.date_column, table.columns)
+        frequency = _frequency(store, parquet_key, table, config.get("date_column"))
+
+    dataset = Dataset(
+        id=dataset_id,
+        workspace_id=parent.workspace_id,
+        created_by=user_id,
+        kind="tabular",
+        name=request.name or f"{parent.name} (preprocessed)"[:200],
+        description=request.description,
+        file_format="parquet",
+        size_bytes=parquet.size,
+        stored_bytes=parquet.size,
+        sha256=parquet.sha256,
+        rows_count=table.rows,
+        columns=table.columns,
+        detected_types=table.types,
+        suggestions=table.suggestions,
+        frequency=frequency,
+        config=config,
+        # Nothing was uploaded: its Parquet is also what "download the original" gives.
+        original_key=parquet_key,
+        parquet_key=parquet_key,
+        parent_id=parent.id,
+        steps=result.steps,
+    )
+    session.add(dataset)
+    session.flush()
+    summary = {
+        "rows_before": parent.rows_count,
+        "rows_after": table.rows,
+        "columns_added": [c for c in table.columns if c not in parent.columns],
+        "columns_removed": [c for c in parent.columns if c not in table.columns],
+    }
+    return dataset, summary
+
+
+def _inherited_config(config: dict[str, Any], date_column: str | None, columns: list[str]) -> dict[str, Any]:
+    """The parent's configuration without the columns that are gone; the date column the
+    steps followed in time becomes the date column."""
+    present = set(columns)
+    inherited: dict[str, Any] = {}
+    for field, value in config.items():
+        if field in _ROLE_FIELDS:
+            inherited[field] = value if value in present else None
+        elif field in _COLUMN_LIST_FIELDS and value is not None:
+            inherited[field] = [c for c in value if c in present]
+        else:
+            inherited[field] = value
+    if date_column in present:
+        inherited["date_column"] = date_column
+    return inherited
+
+
+def _frequency(store: ArtifactStore, parquet_key: str, table: TableProfile, date_column: str | None) -> str | None:
+    from vur.datasets import ingest
+
+    if date_column is None:
+        return None
+    if date_column == table.suggestions["date_column"]:
+        return table.frequency
+    return ingest.infer_frequency(scan_parquet(store, parquet_key).select(date_column).collect()[date_column])
