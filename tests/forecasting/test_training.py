@@ -58,6 +58,9 @@ async def test_catalogue_lists_parameter_schemas(client: httpx.AsyncClient, acco
         ({"target_column": "missing"}, "target_column"),
         ({"date_column": "value"}, "date_column"),
         ({"unexpected": 1}, "unexpected"),
+        ({"algorithm": "lightgbm", "hyperparameters": {"learning_rate": 5}}, "learning_rate"),
+        ({"algorithm": "lightgbm", "hyperparameters": {"difference": "twice"}}, "difference"),
+        ({"algorithm": "auto", "hyperparameters": {"ensemble_size": 9}}, "ensemble_size"),
     ],
 )
 async def test_bad_configurations_are_422_naming_the_field(
@@ -126,6 +129,33 @@ async def test_statistical_models_train_through_the_job(
     assert len(forecast["predictions"]) == 12
 
 
+async def test_a_regressor_trains_through_the_job_with_intervals(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
+    dataset = await upload_csv(client, account, hourly_csv(tmp_path / "two.csv", hours=24 * 14, series=["a", "b"]).read_bytes())
+    body = {"dataset_id": dataset, "algorithm": "lightgbm", "hyperparameters": {"lags": 12, "seasonal_lags": 2}, "horizon": 12, "levels": [80]}
+    train = await client.post("/api/v1/models/train", headers=account.headers, json=body)
+    assert train.status_code == 202, train.text
+    model_id = train.json()["model_id"]
+    status = await wait_for_training(client, account, model_id)
+    assert status["status"] == "completed", status
+    assert status["metrics"]["mae"] < 2, status["metrics"]
+    forecast = (await client.get(f"/api/v1/models/{model_id}/forecast", headers=account.headers)).json()
+    assert len(forecast["predictions"]) == 24
+    assert all(p["lower"]["80"] <= p["value"] <= p["upper"]["80"] for p in forecast["predictions"])
+    results = (await client.get(f"/api/v1/models/{model_id}/results", headers=account.headers)).json()
+    assert {"mlforecast", "lightgbm"} <= set(results["versions"])
+
+
+async def test_auto_reports_its_candidates_and_choices(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
+    dataset = await upload_csv(client, account, hourly_csv(tmp_path / "three.csv", hours=24 * 10, series=["a", "b", "c"]).read_bytes())
+    train = await client.post("/api/v1/models/train", headers=account.headers, json={"dataset_id": dataset, "algorithm": "auto", "horizon": 12, "levels": []})
+    status = await wait_for_training(client, account, train.json()["model_id"])
+    assert status["status"] == "completed", status
+    details = (await client.get(f"/api/v1/models/{train.json()['model_id']}/results", headers=account.headers)).json()["details"]
+    assert "seasonal_naive" in details["candidates"]
+    assert sum(details["chosen_for_series"].values()) == 3 * 3  # three series, the three best each
+    assert status["metrics"]["mae"] < 2
+
+
 async def test_configure_then_train_with_rolling_validation(client: httpx.AsyncClient, account: Account, dataset_id: str) -> None:
     body = {
         "dataset_id": dataset_id,
@@ -163,7 +193,7 @@ async def test_configure_then_train_with_rolling_validation(client: httpx.AsyncC
 @pytest.mark.parametrize(
     ("overrides", "bad_field"),
     [
-        ({"optimization": {"enabled": True, "method": "bayesian", "iterations": 10}}, "optimization.enabled"),
+        ({"optimization": {"enabled": True, "method": "bayesian", "iterations": 10}}, "optimization.search_space"),
         ({"validation": {"method": "time_series_split", "n_splits": 0}}, "validation.n_splits"),
         ({"validation": {"method": "kfold"}}, "validation.method"),
         ({"metrics": ["rmse", "accuracy"]}, "metrics"),

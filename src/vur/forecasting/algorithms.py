@@ -1,9 +1,10 @@
 """The algorithm catalogue: what can be trained, and the parameters each accepts.
 
 Each entry's `parameters` is the schema that configure/train validate against, and
-`build` makes a model that follows statsforecast's contract (`fit` returns self,
-`predict(h, level)` returns the mean and interval bounds). Model libraries are
-imported inside `build`, so the API process never loads them.
+`engine` names the library that runs it (see engines.py): for statsforecast, `build`
+makes one of its models; for mlforecast, a scikit-learn style regressor that is fed
+lag features. Model libraries are imported inside `build`, so the API process never
+loads them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ class Parameter:
     max: float | None = None
     choices: tuple[Any, ...] | None = None
     description: str = ""
+    # Tuned by default when optimisation is asked without a search space: a numeric
+    # range (low, high, log scale?) or, for choices and booleans, True.
+    search: tuple[float, float, bool] | bool | None = None
 
     def to_schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": self.type, "default": self.default}
@@ -32,6 +36,17 @@ class Parameter:
         if self.choices is not None:
             schema["choices"] = list(self.choices)
         return schema
+
+    def default_search(self) -> dict[str, Any] | None:
+        """This parameter's dimension in a default search space, if it has one."""
+        if self.search is None:
+            return None
+        if self.type == "bool":
+            return {"type": "bool", "choices": [False, True]}
+        if self.type == "choice":
+            return {"type": "choice", "choices": list(self.choices or ())}
+        low, high, log = self.search  # type: ignore[misc]
+        return {"type": self.type, "min": low, "max": high, "log": log}
 
     def check(self, name: str, value: Any) -> str | None:
         if self.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
@@ -55,10 +70,22 @@ class Algorithm:
     name: str
     family: str  # "classical" | "machine_learning" | "deep_learning"
     description: str
-    build: Callable[[dict[str, Any]], Any]
+    build: Callable[[dict[str, Any]], Any] | None
     parameters: dict[str, Parameter] = field(default_factory=dict)
     # Rules that involve several parameters: returns {parameter: problem}.
     check: Callable[[dict[str, Any]], dict[str, str]] | None = None
+    engine: str = "statsforecast"  # | "mlforecast" | "auto"
+
+    def min_history(self, params: dict[str, Any], horizon: int) -> int:
+        """Observations a series needs before this algorithm can fit it."""
+        season = params.get("season_length") or 1
+        if self.engine == "auto":
+            # Its backtest windows, and enough before them for the simplest candidate.
+            return params["cv_windows"] * horizon + 2
+        if self.engine == "mlforecast":
+            # The longest lag, the differencing it undoes, and a season of rows to learn from.
+            return max(lag_list(params)) + (season if params["difference"] == "seasonal" else 1) + season + 1
+        return season + 1
 
     def to_schema(self) -> dict[str, Any]:
         return {
@@ -67,6 +94,9 @@ class Algorithm:
             "description": self.description,
             "parameters": {name: p.to_schema() for name, p in self.parameters.items()},
         }
+
+    def default_search_space(self) -> dict[str, dict[str, Any]]:
+        return {name: dimension for name, p in self.parameters.items() if (dimension := p.default_search()) is not None}
 
     def resolve(self, given: dict[str, Any]) -> dict[str, Any]:
         """Defaults filled in; unknown or out-of-range values are a 422 naming each."""
@@ -80,6 +110,14 @@ class Algorithm:
         if problems:
             raise InvalidHyperparameters(f"Invalid hyperparameters for {self.id}", problems)
         return resolved
+
+
+def lag_list(params: dict[str, Any]) -> list[int]:
+    """The regressors' lag features: recent lags 1..lags, then whole seasons back
+    (2·m .. seasonal_lags·m)."""
+    season = params["season_length"]
+    seasonal = [k * season for k in range(2, params["seasonal_lags"] + 1)] if season > 1 else []
+    return sorted(set(range(1, params["lags"] + 1)) | set(seasonal))
 
 
 def _naive(_: dict[str, Any]) -> Any:
@@ -143,6 +181,60 @@ def _auto_theta(params: dict[str, Any]) -> Any:
     return AutoTheta(season_length=params["season_length"])
 
 
+def _mstl(params: dict[str, Any]) -> Any:
+    from statsforecast.models import MSTL, AutoETS
+
+    seasons = [params["season_length"]] + ([params["second_season"]] if params["second_season"] else [])
+    # The deseasonalised remainder is forecast by an exponential-smoothing trend model.
+    return MSTL(season_length=seasons, trend_forecaster=AutoETS(model="ZZN"))
+
+
+def _lightgbm(params: dict[str, Any]) -> Any:
+    from lightgbm import LGBMRegressor
+
+    return LGBMRegressor(
+        n_estimators=params["n_estimators"],
+        learning_rate=params["learning_rate"],
+        num_leaves=params["num_leaves"],
+        min_child_samples=params["min_child_samples"],
+        random_state=params["seed"],
+        verbosity=-1,
+        # One thread: jobs already run in parallel processes, and OpenMP threads that
+        # spin-wait on a busy machine make a fit many times slower, not faster.
+        n_jobs=1,
+    )
+
+
+def _xgboost(params: dict[str, Any]) -> Any:
+    from xgboost import XGBRegressor
+
+    return XGBRegressor(n_estimators=params["n_estimators"], learning_rate=params["learning_rate"], max_depth=params["max_depth"], random_state=params["seed"], n_jobs=1)
+
+
+def _random_forest(params: dict[str, Any]) -> Any:
+    from sklearn.ensemble import RandomForestRegressor
+
+    return RandomForestRegressor(
+        n_estimators=params["n_estimators"],
+        max_depth=params["max_depth"] or None,
+        min_samples_leaf=params["min_samples_leaf"],
+        random_state=params["seed"],
+        n_jobs=1,
+    )
+
+
+def _ridge(params: dict[str, Any]) -> Any:
+    from sklearn.linear_model import Ridge
+
+    return Ridge(alpha=params["alpha"])
+
+
+def _mstl_rules(params: dict[str, Any]) -> dict[str, str]:
+    if params["second_season"] and params["second_season"] <= params["season_length"]:
+        return {"second_season": "must be longer than season_length (or 0 for none)"}
+    return {}
+
+
 def _ets_rules(params: dict[str, Any]) -> dict[str, str]:
     problems = {}
     if params["damped"] and params["trend"] == "N":
@@ -156,10 +248,21 @@ def _season(default: int = 24) -> Parameter:
     return Parameter("int", default, 1, 10_000, description="Observations per season (24 for hourly data with a daily cycle)")
 
 
+# What every lag-feature regressor takes besides its own settings.
+_LAG_FEATURES = {
+    "season_length": _season(),
+    "lags": Parameter("int", 24, 1, 500, description="Recent lags used as features: 1..lags", search=(1, 48, False)),
+    "seasonal_lags": Parameter("int", 7, 1, 52, description="Whole seasons back used as features: 2·m .. seasonal_lags·m (1 for none)"),
+    "difference": Parameter("choice", "seasonal", choices=("seasonal", "first", "none"), description="Difference the target before learning, and undo it after", search=True),
+    "scale": Parameter("bool", True, description="Standardise each series by its own mean and deviation, so one model fits series of any scale"),
+    "calendar": Parameter("bool", True, description="Add calendar features that vary at the data's frequency (hour, day of week, month…)"),
+    "seed": Parameter("int", 0, 0, 2**31 - 1, description="Random seed, for reproducible fits"),
+}
+
 _ORDERS = {
-    "p": Parameter("int", 1, 0, 5, description="Autoregressive order"),
-    "d": Parameter("int", 1, 0, 2, description="Differencing order"),
-    "q": Parameter("int", 1, 0, 5, description="Moving-average order"),
+    "p": Parameter("int", 1, 0, 5, description="Autoregressive order", search=(0, 3, False)),
+    "d": Parameter("int", 1, 0, 2, description="Differencing order", search=(0, 2, False)),
+    "q": Parameter("int", 1, 0, 5, description="Moving-average order", search=(0, 3, False)),
     "include_drift": Parameter("bool", False, description="Add a linear drift term"),
 }
 
@@ -185,9 +288,9 @@ CATALOGUE: dict[str, Algorithm] = {
             _arima,
             {
                 **_ORDERS,
-                "P": Parameter("int", 1, 0, 2, description="Seasonal autoregressive order"),
-                "D": Parameter("int", 0, 0, 1, description="Seasonal differencing order"),
-                "Q": Parameter("int", 1, 0, 2, description="Seasonal moving-average order"),
+                "P": Parameter("int", 1, 0, 2, description="Seasonal autoregressive order", search=(0, 1, False)),
+                "D": Parameter("int", 0, 0, 1, description="Seasonal differencing order", search=(0, 1, False)),
+                "Q": Parameter("int", 1, 0, 2, description="Seasonal moving-average order", search=(0, 1, False)),
                 "season_length": _season(),
             },
         ),
@@ -206,9 +309,9 @@ CATALOGUE: dict[str, Algorithm] = {
             "Exponential smoothing state-space model with the error, trend and seasonality you choose.",
             _ets,
             {
-                "error": Parameter("choice", "A", choices=("A", "M"), description="Additive or multiplicative errors"),
-                "trend": Parameter("choice", "A", choices=("N", "A"), description="No trend or additive trend"),
-                "seasonality": Parameter("choice", "A", choices=("N", "A", "M"), description="No, additive or multiplicative season"),
+                "error": Parameter("choice", "A", choices=("A", "M"), description="Additive or multiplicative errors", search=True),
+                "trend": Parameter("choice", "A", choices=("N", "A"), description="No trend or additive trend", search=True),
+                "seasonality": Parameter("choice", "A", choices=("N", "A", "M"), description="No, additive or multiplicative season", search=True),
                 "damped": Parameter("bool", False, description="Damp the trend"),
                 "season_length": _season(),
             },
@@ -221,9 +324,83 @@ CATALOGUE: dict[str, Algorithm] = {
             "classical",
             "The Theta method (Assimakopoulos & Nikolopoulos) on the deseasonalised series.",
             _theta,
-            {"season_length": _season(), "decomposition": Parameter("choice", "multiplicative", choices=("multiplicative", "additive"))},
+            {"season_length": _season(), "decomposition": Parameter("choice", "multiplicative", choices=("multiplicative", "additive"), search=True)},
         ),
         Algorithm("auto_theta", "AutoTheta", "classical", "Chooses among Theta variants by in-sample error.", _auto_theta, {"season_length": _season()}),
+        Algorithm(
+            "mstl",
+            "MSTL",
+            "classical",
+            "Multiple seasonal decomposition by Loess (e.g. daily and weekly cycles of hourly data); the remainder is forecast by AutoETS.",
+            _mstl,
+            {"season_length": _season(), "second_season": Parameter("int", 0, 0, 10_000, description="A second, longer cycle (168 for a week of hourly data); 0 for none")},
+            check=_mstl_rules,
+        ),
+        Algorithm(
+            "lightgbm",
+            "LightGBM",
+            "machine_learning",
+            "Gradient-boosted trees on lag and calendar features, one model for every series, forecasting recursively.",
+            _lightgbm,
+            {
+                **_LAG_FEATURES,
+                "n_estimators": Parameter("int", 100, 10, 5000, description="Boosting rounds", search=(50, 500, True)),
+                "learning_rate": Parameter("float", 0.1, 0.001, 1.0, search=(0.01, 0.3, True)),
+                "num_leaves": Parameter("int", 31, 2, 1024, description="Leaves per tree", search=(8, 128, True)),
+                "min_child_samples": Parameter("int", 20, 1, 10_000, description="Fewest rows in a leaf"),
+            },
+            engine="mlforecast",
+        ),
+        Algorithm(
+            "xgboost",
+            "XGBoost",
+            "machine_learning",
+            "Gradient-boosted trees (XGBoost) on lag and calendar features, one model for every series, forecasting recursively.",
+            _xgboost,
+            {
+                **_LAG_FEATURES,
+                "n_estimators": Parameter("int", 200, 10, 5000, description="Boosting rounds", search=(50, 500, True)),
+                "learning_rate": Parameter("float", 0.1, 0.001, 1.0, search=(0.01, 0.3, True)),
+                "max_depth": Parameter("int", 6, 1, 20, description="Depth of each tree", search=(2, 10, False)),
+            },
+            engine="mlforecast",
+        ),
+        Algorithm(
+            "random_forest",
+            "Random forest",
+            "machine_learning",
+            "A random forest on lag and calendar features, one model for every series, forecasting recursively.",
+            _random_forest,
+            {
+                **_LAG_FEATURES,
+                "n_estimators": Parameter("int", 200, 10, 2000, description="Trees", search=(50, 400, True)),
+                "max_depth": Parameter("int", 0, 0, 100, description="Depth limit of each tree; 0 for none"),
+                "min_samples_leaf": Parameter("int", 5, 1, 10_000, description="Fewest rows in a leaf", search=(1, 50, True)),
+            },
+            engine="mlforecast",
+        ),
+        Algorithm(
+            "linear",
+            "Linear (ridge)",
+            "machine_learning",
+            "Ridge regression on lag and calendar features, one model for every series, forecasting recursively.",
+            _ridge,
+            {**_LAG_FEATURES, "alpha": Parameter("float", 1.0, 0.0, 1e6, description="L2 penalty", search=(1e-3, 1e3, True))},
+            engine="mlforecast",
+        ),
+        Algorithm(
+            "auto",
+            "Auto",
+            "machine_learning",
+            "Backtests a portfolio (seasonal naive, MSTL, LightGBM and XGBoost on lags) over the last horizons of the history and forecasts each series with the mean of the candidates that did best on it.",
+            None,
+            {
+                "season_length": Parameter("int", 0, 0, 10_000, description="Observations per season; 0 infers it from the frequency"),
+                "cv_windows": Parameter("int", 2, 1, 10, description="Backtest windows, of one horizon each, that rank the candidates"),
+                "ensemble_size": Parameter("int", 3, 1, 5, description="How many of the best candidates are averaged for each series"),
+            },
+            engine="auto",
+        ),
     )
 }
 

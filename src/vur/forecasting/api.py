@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from vur.core.deps import DbSession, Store
 from vur.forecasting import service
 from vur.forecasting.algorithms import catalogue_by_family
-from vur.forecasting.schemas import ForecastResponse, ModelConfigured, TrainAccepted, TrainingStatus, TrainRequest
+from vur.forecasting.schemas import ForecastResponse, ModelConfigured, OptimizeRequest, TrainAccepted, TrainingStatus, TrainRequest
 from vur.identity.auth import WorkspaceReader, WorkspaceWriter
 from vur.registry import service as registry
 
@@ -37,6 +37,18 @@ def train(body: TrainRequest, principal: WorkspaceWriter, session: DbSession) ->
 def train_configured(model_id: uuid.UUID, principal: WorkspaceWriter, session: DbSession) -> TrainAccepted:
     model = registry.get_model(session, model_id, principal.workspace_id, for_update=True)
     job = service.start_training(session, model, principal.user_id)
+    return TrainAccepted(model_id=model.id, job_id=job.id, status=job.status.value)
+
+
+@router.post(
+    "/{model_id}/optimize",
+    response_model=TrainAccepted,
+    status_code=202,
+    summary="Tune the hyperparameters (Optuna: bayesian = TPE, random, grid) by backtest, then train with the best",
+)
+def optimize(model_id: uuid.UUID, body: OptimizeRequest, principal: WorkspaceWriter, session: DbSession) -> TrainAccepted:
+    model = registry.get_model(session, model_id, principal.workspace_id, for_update=True)
+    job = service.optimize(session, model, principal.user_id, body)
     return TrainAccepted(model_id=model.id, job_id=job.id, status=job.status.value)
 
 

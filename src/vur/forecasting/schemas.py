@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 METRICS = ("rmse", "mae", "mape", "smape", "mase", "r2")
 
@@ -17,13 +17,57 @@ class ValidationSpec(BaseModel):
     n_splits: StrictInt = Field(default=3, ge=1, le=20)
 
 
+class SearchDimension(BaseModel):
+    """One parameter's range in a search: `choices`, or `min`..`max` (on a log scale
+    when `log`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["int", "float", "choice", "bool"]
+    min: StrictInt | StrictFloat | None = None
+    max: StrictInt | StrictFloat | None = None
+    choices: list[StrictInt | StrictFloat | StrictBool | str] | None = Field(default=None, min_length=1, max_length=100)
+    log: StrictBool = False
+
+
 class OptimizationSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: StrictBool = False
     method: Literal["bayesian", "random", "grid"] = "bayesian"
     iterations: StrictInt = Field(default=50, ge=1, le=1000)
-    metric: Literal[METRICS] = "rmse"  # type: ignore[valid-type]
+    # "val_rmse" is the seed's spelling of the validation rmse: both are accepted.
+    metric: str = Field(default="rmse", max_length=20)
+    objective: Literal["minimize", "maximize"] = "minimize"
+    # None: the catalogue's default search space for the algorithm.
+    search_space: dict[str, SearchDimension] | None = Field(default=None, max_length=30)
+
+
+class OptimizeRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "method": "bayesian",
+                    "iterations": 30,
+                    "search_space": {
+                        "learning_rate": {"type": "float", "min": 0.01, "max": 0.3, "log": True},
+                        "num_leaves": {"type": "int", "choices": [15, 31, 63]},
+                        "n_estimators": {"type": "int", "min": 50, "max": 400},
+                    },
+                    "objective": "minimize",
+                    "metric": "val_rmse",
+                }
+            ]
+        },
+    )
+
+    method: Literal["bayesian", "random", "grid"] = "bayesian"
+    iterations: StrictInt = Field(default=50, ge=1, le=1000)
+    search_space: dict[str, SearchDimension] | None = Field(default=None, max_length=30)
+    objective: Literal["minimize", "maximize"] = "minimize"
+    metric: str = Field(default="rmse", max_length=20)
 
 
 class TrainRequest(BaseModel):
@@ -124,3 +168,116 @@ class ForecastResponse(BaseModel):
     levels: list[int]
     frequency: str
     predictions: list[ForecastPoint]
+
+
+# Custom neural networks (seed 4.3). Each field is checked here on its own; the rules that
+# tie layers together (which fields a layer type takes, the output layer, sequences between
+# recurrent layers) are `networks.check_architecture`, which names each field at fault.
+from pydantic import ValidationInfo  # noqa: E402  (appended section: the imports above belong to the earlier models)
+
+LayerType = Literal["lstm", "gru", "dense", "dropout"]
+Activation = Literal["relu", "tanh", "sigmoid", "linear", "elu", "selu", "gelu", "softplus", "swish"]
+NETWORK_METRICS = ("mae", "mse", "mape", "rmse")
+
+
+class LayerSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: LayerType
+    units: StrictInt | None = Field(default=None, ge=1, le=1024, description="Required for lstm, gru and dense layers")
+    activation: Activation | None = Field(default=None, description="Default: tanh for lstm and gru, linear for dense")
+    return_sequences: StrictBool | None = Field(default=None, description="lstm and gru only: pass every step on to the next layer")
+    # strict: numbers only (ints included), never "0.2" or true.
+    dropout: float | None = Field(default=None, ge=0, lt=1, strict=True, description="Input dropout of an lstm or gru layer; the rate of a dropout layer")
+
+
+class ArchitectureSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    layers: list[LayerSpec] = Field(min_length=1, max_length=20)
+
+
+class CompilationSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    optimizer: Literal["adam", "sgd", "rmsprop", "adamw"] = "adam"
+    learning_rate: float | None = Field(default=None, ge=1e-6, le=1, strict=True, description="Default: the optimizer's own (0.001 for adam)")
+    # The network learns standardised values, many near zero: a percentage loss explodes there.
+    loss: Literal["mse", "mae", "huber", "log_cosh"] = "mse"
+    # Computed after each epoch in the series' own units (see networks.forecast_with_network).
+    metrics: list[Literal[NETWORK_METRICS]] = Field(default_factory=lambda: ["mae"], max_length=len(NETWORK_METRICS))  # type: ignore[valid-type]
+
+
+class EarlyStoppingSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: StrictBool = True
+    patience: StrictInt = Field(default=10, ge=1, le=1000)
+    monitor: Literal["val_loss", "loss"] = "val_loss"
+
+
+class NetworkTrainingSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: StrictInt = Field(default=100, ge=1, le=1000)
+    batch_size: StrictInt = Field(default=32, ge=1, le=4096)
+    validation_split: float = Field(default=0.2, ge=0, lt=0.9, strict=True, description="Share of each series' latest windows held out for val_loss")
+    # validate_default: the default (val_loss) must meet the rule below too.
+    early_stopping: EarlyStoppingSpec = Field(default_factory=EarlyStoppingSpec, validate_default=True)
+
+    @field_validator("early_stopping")
+    @classmethod
+    def _val_loss_needs_validation(cls, early_stopping: EarlyStoppingSpec, info: ValidationInfo) -> EarlyStoppingSpec:
+        if early_stopping.enabled and early_stopping.monitor == "val_loss" and info.data.get("validation_split") == 0:
+            raise ValueError("monitoring val_loss needs a validation_split above 0; monitor 'loss' instead or hold out some windows")
+        return early_stopping
+
+
+class CustomModelRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "dataset_id": "0b6f8a5e-2a51-4a4f-9a55-3d1c1f0e7b21",
+                    "architecture": {
+                        "layers": [
+                            {"type": "lstm", "units": 50, "return_sequences": True, "dropout": 0.2},
+                            {"type": "dense", "units": 25, "activation": "relu"},
+                            {"type": "dense", "units": 1, "activation": "linear"},
+                        ]
+                    },
+                    "compilation": {"optimizer": "adam", "loss": "mse", "metrics": ["mae", "mape"]},
+                    "training": {
+                        "epochs": 100,
+                        "batch_size": 32,
+                        "validation_split": 0.2,
+                        "early_stopping": {"enabled": True, "patience": 10, "monitor": "val_loss"},
+                    },
+                    "horizon": 24,
+                    "levels": [80, 95],
+                }
+            ]
+        },
+    )
+
+    dataset_id: uuid.UUID
+    architecture: ArchitectureSpec
+    compilation: CompilationSpec = Field(default_factory=CompilationSpec)
+    training: NetworkTrainingSpec = Field(default_factory=NetworkTrainingSpec)
+    horizon: StrictInt = Field(default=24, ge=1, le=10_000)
+    # None: 2 x horizon, kept between 8 and 512 and short enough for the shortest series.
+    input_size: StrictInt | None = Field(default=None, ge=2, le=5000, description="Past observations the network reads; default 2 x horizon")
+    levels: list[StrictInt] = Field(default_factory=lambda: [80, 95], max_length=5)
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    date_column: str | None = Field(default=None, max_length=255)
+    target_column: str | None = Field(default=None, max_length=255)
+    series_id_column: str | None = Field(default=None, max_length=255)
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_in_range(cls, levels: list[int]) -> list[int]:
+        if any(not 1 <= level <= 99 for level in levels):
+            raise ValueError("each level must be between 1 and 99")
+        return sorted(set(levels))

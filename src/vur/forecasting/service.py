@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from vur.core.events import Event, publish_after_commit
 from vur.core.storage import ArtifactStore
 from vur.datasets import service as datasets
-from vur.forecasting.algorithms import get_algorithm
+from vur.forecasting.algorithms import Algorithm, Parameter, get_algorithm
 from vur.forecasting.exceptions import AlreadyTraining, ForecastNotReady, InvalidTrainingConfig
-from vur.forecasting.schemas import ForecastResponse, TrainingStatus, TrainRequest
+from vur.forecasting.schemas import METRICS, ForecastResponse, OptimizationSpec, OptimizeRequest, TrainingStatus, TrainRequest
 from vur.jobs import service as jobs
 from vur.jobs.models import Job, JobStatus
 from vur.registry.models import ModelStatus, RegisteredModel
@@ -23,13 +25,9 @@ TRAIN_JOB = "forecasting.train"
 def configure(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, body: TrainRequest) -> RegisteredModel:
     """A model in status `configured`: every choice checked against the catalogue and
     the dataset, nothing run yet."""
-    if body.optimization.enabled:
-        raise InvalidTrainingConfig(
-            "Hyperparameter optimisation is not available yet",
-            {"optimization.enabled": "set it to false; the tuning endpoint is still to come"},
-        )
     algorithm = get_algorithm(body.algorithm)
     hyperparameters = algorithm.resolve(body.hyperparameters)
+    study = study_spec(algorithm, body.optimization, "optimization.") if body.optimization.enabled else None
     dataset = datasets.get_dataset(session, body.dataset_id, workspace_id)
     splits = body.validation.n_splits if body.validation.method == "time_series_split" else 1
     config = {
@@ -42,6 +40,8 @@ def configure(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, bod
         "validation": {"method": body.validation.method, "n_splits": splits},
         "metrics": list(dict.fromkeys(body.metrics)),
     }
+    if study is not None:
+        config["optimization"] = study
     _check_columns(dataset.detected_types, config)
     model = RegisteredModel(
         workspace_id=workspace_id,
@@ -74,6 +74,70 @@ def start_training(session: Session, model: RegisteredModel, user_id: uuid.UUID)
         Event("training", "training.queued", {"model_id": str(model.id), "job_id": str(job.id), "algorithm": model.algorithm}, str(model.workspace_id)),
     )
     return job
+
+
+def optimize(session: Session, model: RegisteredModel, user_id: uuid.UUID, body: OptimizeRequest) -> Job:
+    """Keep the study with the model's configuration and train: the job searches first,
+    then trains with the best parameters it found."""
+    study = study_spec(get_algorithm(model.algorithm), body)
+    model.config = {**model.config, "optimization": study}
+    return start_training(session, model, user_id)
+
+
+# Grids larger than this are refused: each point is a full backtest.
+MAX_GRID_POINTS = 10_000
+
+
+def study_spec(algorithm: Algorithm, spec: OptimizationSpec | OptimizeRequest, prefix: str = "") -> dict[str, Any]:
+    """The search, checked against the algorithm's parameter schema: every dimension
+    names one of its parameters, and every value it may try is one the schema allows."""
+    problems: dict[str, str] = {}
+    metric = spec.metric.removeprefix("val_")
+    if metric not in METRICS:
+        problems[f"{prefix}metric"] = f"choose one of {list(METRICS)} (optionally prefixed with val_)"
+    given = spec.search_space if spec.search_space is not None else None
+    space = {name: d.model_dump(exclude_none=True) for name, d in given.items()} if given is not None else algorithm.default_search_space()
+    if not space:
+        problems[f"{prefix}search_space"] = f"{algorithm.id} has nothing to tune by default: give a search_space"
+    for name, dimension in space.items():
+        where = f"{prefix}search_space.{name}"
+        if name not in algorithm.parameters:
+            problems[where] = f"not a parameter of {algorithm.id} (its parameters: {', '.join(algorithm.parameters) or 'none'})"
+        elif problem := _dimension_problem(name, algorithm.parameters[name], dimension, spec.method):
+            problems[where] = problem
+    if not problems and spec.method == "grid" and math.prod(len(_grid_values(d)) for d in space.values()) > MAX_GRID_POINTS:
+        problems[f"{prefix}search_space"] = f"the grid has more than {MAX_GRID_POINTS:,} points"
+    if problems:
+        raise InvalidTrainingConfig("The search cannot run", problems)
+    return {"method": spec.method, "iterations": spec.iterations, "metric": metric, "objective": spec.objective, "search_space": space}
+
+
+def _dimension_problem(name: str, parameter: Parameter, dimension: dict[str, Any], method: str) -> str | None:
+    if parameter.type != dimension["type"]:
+        return f"{name} is of type {parameter.type}, not {dimension['type']}"
+    choices = dimension.get("choices")
+    if choices is None and parameter.type in ("choice", "bool"):
+        return "give the choices to try"
+    if choices is not None:
+        return next((problem for value in choices if (problem := parameter.check(name, value))), None)
+    if "min" not in dimension or "max" not in dimension:
+        return "give min and max, or choices"
+    low, high = dimension["min"], dimension["max"]
+    if problem := parameter.check(name, low) or parameter.check(name, high):
+        return problem
+    if low > high:
+        return "min is above max"
+    if dimension.get("log") and low <= 0:
+        return "a log scale needs min above 0"
+    if method == "grid" and parameter.type == "float":
+        return "a grid needs choices for a float parameter"
+    return None
+
+
+def _grid_values(dimension: dict[str, Any]) -> list[Any]:
+    if "choices" in dimension:
+        return list(dimension["choices"])
+    return list(range(dimension["min"], dimension["max"] + 1))
 
 
 def _check_columns(types: dict[str, str], config: dict) -> None:

@@ -10,6 +10,7 @@ import json
 import math
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -18,10 +19,11 @@ from vur.core.db import get_database, utcnow
 from vur.core.storage import LocalArtifactStore
 from vur.datasets.models import Dataset
 from vur.datasets.service import load_frame
-from vur.forecasting.algorithms import get_algorithm
+from vur.forecasting import engines
+from vur.forecasting.algorithms import Algorithm, get_algorithm
 from vur.jobs.models import Job, JobStatus
 from vur.jobs.registry import job
-from vur.jobs.runner import JobContext
+from vur.jobs.runner import JobCancelled, JobContext
 from vur.registry.models import ModelStatus, RegisteredModel
 from vur.registry.service import model_folder
 
@@ -39,19 +41,13 @@ def forecast_metrics(fold: Any, alias: str, train: Any, season_length: int) -> d
     nonzero = actual != 0
     denominator = np.abs(actual) + np.abs(predicted)
     spread = float(np.sum((actual - actual.mean()) ** 2))
-    scaled = []
-    for uid, part in fold.groupby("unique_id"):
-        history = train.loc[train["unique_id"] == uid, "y"].to_numpy(float)
-        lag = season_length if len(history) > season_length else 1
-        scale = float(np.mean(np.abs(history[lag:] - history[:-lag]))) if len(history) > lag else 0.0
-        if scale > 0:
-            scaled.append(float(np.mean(np.abs(part["y"].to_numpy(float) - part[alias].to_numpy(float)))) / scale)
+    scaled = (fold["y"] - fold[alias]).abs().groupby(fold["unique_id"]).mean() / engines.naive_scale(train, season_length)
     return {
         "rmse": float(math.sqrt(np.mean(error**2))),
         "mae": float(np.mean(np.abs(error))),
         "mape": float(np.mean(np.abs(error[nonzero] / actual[nonzero])) * 100) if nonzero.any() else float("nan"),
         "smape": float(np.mean(np.where(denominator == 0, 0.0, 2 * np.abs(error) / np.where(denominator == 0, 1, denominator))) * 100),
-        "mase": float(np.mean(scaled)) if scaled else float("nan"),
+        "mase": float(scaled.mean()) if scaled.notna().any() else float("nan"),
         "r2": 1 - float(np.sum(error**2)) / spread if spread > 0 else float("nan"),
     }
 
@@ -101,6 +97,7 @@ def train_forecaster(ctx: JobContext, model_id: str) -> dict[str, Any]:
         model = session.get(RegisteredModel, uuid.UUID(model_id), with_for_update=True)
         assert model is not None
         model.status = ModelStatus.trained
+        model.hyperparameters = result["hyperparameters"]
         model.metrics = result["metrics"]
         model.trained_at = utcnow()
         model.artifact_key = key
@@ -112,75 +109,169 @@ def train_forecaster(ctx: JobContext, model_id: str) -> dict[str, Any]:
 def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any], config: dict[str, Any], frame: Any) -> dict[str, Any]:
     horizon, levels, freq = config["horizon"], config["levels"], config["frequency"]
     splits = config.get("validation", {}).get("n_splits", 1)
-    wanted = config.get("metrics") or ["rmse", "mae", "mape", "smape"]
-    season_length = params.get("season_length", 1)
+    algorithm = get_algorithm(algorithm_id)
     data = _long_frame(frame, config)
     lengths = data.groupby("unique_id").size()
-    ctx.progress(10, f"Loaded {len(data):,} rows in {len(lengths)} series")
-    needed = horizon * splits + season_length + 1
+    ctx.progress(5, f"Loaded {len(data):,} rows in {len(lengths)} series")
+    study = None
+    if config.get("optimization"):
+        params, study = _search(ctx, algorithm, params, config, data)
+    needed = horizon * splits + algorithm.min_history(params, horizon)
     if (short := lengths[lengths < needed]).size:
         raise ValueError(
-            f"{short.size} series are shorter than {needed} points ({splits} validation window(s) of {horizon} + one season + 1), e.g. {short.index[0]!r}"
+            f"{short.size} series are shorter than {needed} points ({splits} validation window(s) of {horizon} and the history {algorithm.id} needs), e.g. {short.index[0]!r}"
         )
 
-    algorithm = get_algorithm(algorithm_id)
-    from statsforecast import StatsForecast
+    start = 40 if study else 10
 
-    position = data.groupby("unique_id").cumcount()
-    size = data.groupby("unique_id")["y"].transform("size")
-    folds = []
-    for fold in range(splits):
-        # Rolling origin: fold k trains on everything before its window and forecasts it.
-        cut = size - (splits - fold) * horizon
-        train, window = data[position < cut], data[(position >= cut) & (position < cut + horizon)]
-        started = time.perf_counter()
-        forecast = StatsForecast(models=[algorithm.build(params)], freq=freq, n_jobs=1).forecast(df=train, h=horizon)
-        seconds = time.perf_counter() - started
-        alias = [c for c in forecast.columns if c not in ("unique_id", "ds")][0]
-        merged = window.merge(forecast, on=["unique_id", "ds"], how="inner")
-        if merged.empty:
-            raise ValueError("the validation timestamps do not line up with the forecast; is the frequency regular?")
-        scores = _rounded({k: v for k, v in forecast_metrics(merged, alias, train, season_length).items() if k in wanted})
-        folds.append({"fold": fold + 1, "start": merged["ds"].min().isoformat(), "metrics": scores, "seconds": round(seconds, 4)})
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in scores.items() if v is not None)
-        ctx.progress(20 + 50 * (fold + 1) / splits, f"Fold {fold + 1}/{splits}: {shown}", fold=fold + 1, metrics=scores)
-        ctx.publish("training", "training.fold", {"job_id": str(ctx.job_id), "fold": fold + 1, "folds": splits, "metrics": scores})
+    def report(fold: dict[str, Any]) -> None:
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in fold["metrics"].items() if v is not None)
+        ctx.progress(start + (70 - start) * fold["fold"] / splits, f"Fold {fold['fold']}/{splits}: {shown}", fold=fold["fold"], metrics=fold["metrics"])
+        ctx.publish("training", "training.fold", {"job_id": str(ctx.job_id), "fold": fold["fold"], "folds": splits, "metrics": fold["metrics"]})
+
+    folds, metrics, merged = backtest(algorithm, params, config, data, report)
     # Forecast against actual over the latest window, for plots and residual checks.
     validation = [
-        {"series_id": str(r["unique_id"]), "timestamp": r["ds"].isoformat(), "actual": float(r["y"]), "forecast": float(r[alias]), "residual": float(r["y"] - r[alias])}
+        {
+            "series_id": str(r["unique_id"]),
+            "timestamp": r["ds"].isoformat(),
+            "actual": float(r["y"]),
+            "forecast": float(r[engines.POINT]),
+            "residual": float(r["y"] - r[engines.POINT]),
+        }
         for r in merged.head(VALIDATION_POINTS).to_dict("records")
     ]
-    metrics = _rounded({k: _mean([f["metrics"][k] for f in folds]) for k in wanted})
 
     ctx.progress(70, "Fitting on the full history and forecasting")
     started = time.perf_counter()
-    future = StatsForecast(models=[algorithm.build(params)], freq=freq, n_jobs=1).forecast(df=data, h=horizon, level=levels)
+    future = engines.forecast(algorithm, params, data, horizon, freq, levels)
     fit_seconds = time.perf_counter() - started
+    shown_levels = [level for level in levels if f"lo-{level}" in future.frame.columns]
     points = [
         {
             "series_id": str(row["unique_id"]),
             "timestamp": row["ds"].isoformat(),
-            "value": float(row[alias]),
-            "lower": {str(level): float(row[f"{alias}-lo-{level}"]) for level in levels},
-            "upper": {str(level): float(row[f"{alias}-hi-{level}"]) for level in levels},
+            "value": float(row[engines.POINT]),
+            "lower": {str(level): float(row[f"lo-{level}"]) for level in shown_levels},
+            "upper": {str(level): float(row[f"hi-{level}"]) for level in shown_levels},
         }
-        for row in future.to_dict("records")
+        for row in future.frame.to_dict("records")
     ]
     ctx.progress(95, f"Forecast {horizon} steps for {len(lengths)} series")
     return {
+        "hyperparameters": params,
         "metrics": metrics,
         "folds": folds,
         "validation": validation,
         "fit_seconds": round(fit_seconds, 4),
+        "details": future.details,
+        "optimization": study,
         "versions": _library_versions(),
         "forecast": {"horizon": horizon, "levels": levels, "frequency": freq, "predictions": points},
     }
 
 
-def _library_versions() -> dict[str, str]:
-    from importlib.metadata import version
+def backtest(algorithm: Algorithm, params: dict[str, Any], config: dict[str, Any], data: Any, on_fold: Callable[[dict[str, Any]], None] | None = None) -> tuple[list[dict[str, Any]], dict[str, float | None], Any]:
+    """Rolling-origin validation: fold k trains on everything before its window of one
+    horizon and forecasts it. Returns each fold, the mean metrics and the last window's
+    forecast against actual."""
+    horizon, freq = config["horizon"], config["frequency"]
+    splits = config.get("validation", {}).get("n_splits", 1)
+    wanted = config.get("metrics") or ["rmse", "mae", "mape", "smape"]
+    season_length = params.get("season_length") or engines.default_season(freq)
+    position = data.groupby("unique_id").cumcount()
+    size = data.groupby("unique_id")["y"].transform("size")
+    folds = []
+    for fold in range(splits):
+        cut = size - (splits - fold) * horizon
+        train, window = data[position < cut], data[(position >= cut) & (position < cut + horizon)]
+        started = time.perf_counter()
+        forecast = engines.forecast(algorithm, params, train, horizon, freq, []).frame
+        seconds = time.perf_counter() - started
+        merged = window.merge(forecast, on=["unique_id", "ds"], how="inner")
+        if merged.empty:
+            raise ValueError("the validation timestamps do not line up with the forecast; is the frequency regular?")
+        scores = _rounded({k: v for k, v in forecast_metrics(merged, engines.POINT, train, season_length).items() if k in wanted})
+        folds.append({"fold": fold + 1, "start": merged["ds"].min().isoformat(), "metrics": scores, "seconds": round(seconds, 4)})
+        if on_fold is not None:
+            on_fold(folds[-1])
+    return folds, _rounded({k: _mean([f["metrics"][k] for f in folds]) for k in wanted}), merged
 
-    return {name: version(name) for name in ("vur", "statsforecast", "numpy", "pandas", "polars")}
+
+def _search(ctx: JobContext, algorithm: Algorithm, params: dict[str, Any], config: dict[str, Any], data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An Optuna study over the configured search space; each trial is a backtest of the
+    algorithm with the trial's parameters over the model's own validation folds.
+    Returns the best parameters and the study's record (every trial kept)."""
+    import optuna
+
+    spec = config["optimization"]
+    metric, space = spec["metric"], spec["search_space"]
+    scored = {**config, "metrics": list(dict.fromkeys([metric, *(config.get("metrics") or [])]))}
+    sampler = {
+        "bayesian": lambda: optuna.samplers.TPESampler(seed=0),
+        "random": lambda: optuna.samplers.RandomSampler(seed=0),
+        "grid": lambda: optuna.samplers.GridSampler({name: _grid(d) for name, d in space.items()}, seed=0),
+    }[spec["method"]]()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction=spec["objective"], sampler=sampler)
+    trials = spec["iterations"] if spec["method"] != "grid" else min(spec["iterations"], math.prod(len(_grid(d)) for d in space.values()))
+    history: list[dict[str, Any]] = []
+    shortest = int(data.groupby("unique_id").size().min())
+    splits = config.get("validation", {}).get("n_splits", 1)
+
+    def objective(trial: Any) -> float:
+        tried = {name: _suggest(trial, name, dimension) for name, dimension in space.items()}
+        started = time.perf_counter()
+        record: dict[str, Any] = {"number": trial.number, "params": tried}
+        value = metrics = None
+        try:
+            candidate = algorithm.resolve({**params, **tried})
+            if shortest < config["horizon"] * splits + algorithm.min_history(candidate, config["horizon"]):
+                raise ValueError("the series are too short for these parameters")
+            _, metrics, _ = backtest(algorithm, candidate, scored, data)
+            value = metrics[metric]
+        except JobCancelled:
+            raise
+        except Exception as exc:  # a trial whose parameters a library refuses is a failed trial, not a failed study
+            record["error"] = f"{type(exc).__name__}: {exc}"
+        record.update(value=value, metrics=metrics, seconds=round(time.perf_counter() - started, 4))
+        history.append(record)
+        best = study.best_value if any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) else None
+        ctx.progress(5 + 35 * len(history) / trials, f"Trial {len(history)}/{trials}: {metric}={value if value is None else f'{value:.4g}'}", trial=trial.number)
+        ctx.publish("training", "training.trial", {"job_id": str(ctx.job_id), "trial": len(history), "trials": trials, "params": tried, "value": value, "best_value": best})
+        return float("nan") if value is None else value
+
+    study.optimize(objective, n_trials=trials)
+    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not completed:
+        raise ValueError(f"every trial failed; the last: {history[-1].get('error')}")
+    best = algorithm.resolve({**params, **study.best_params})
+    ctx.log(f"Best {metric}={study.best_value:.4g} with {study.best_params}")
+    return best, {**spec, "best_params": study.best_params, "best_value": study.best_value, "best_trial": study.best_trial.number, "trials": history}
+
+
+def _suggest(trial: Any, name: str, dimension: dict[str, Any]) -> Any:
+    if "choices" in dimension:
+        return trial.suggest_categorical(name, dimension["choices"])
+    if dimension["type"] == "int":
+        return trial.suggest_int(name, dimension["min"], dimension["max"], log=dimension.get("log", False))
+    return trial.suggest_float(name, float(dimension["min"]), float(dimension["max"]), log=dimension.get("log", False))
+
+
+def _grid(dimension: dict[str, Any]) -> list[Any]:
+    return list(dimension["choices"]) if "choices" in dimension else list(range(dimension["min"], dimension["max"] + 1))
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for name in ("vur", "statsforecast", "mlforecast", "lightgbm", "xgboost-cpu", "scikit-learn", "numpy", "pandas", "polars"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return versions
 
 
 def _mean(values: list[float | None]) -> float:

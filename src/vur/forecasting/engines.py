@@ -1,0 +1,183 @@
+"""Forecasting engines: one call that fits a catalogue algorithm on a long frame and
+forecasts it, whichever library does the work.
+
+Every engine takes `data` in statsforecast's layout (unique_id, ds, y; sorted) and
+answers a frame with unique_id, ds, `mean` and `lo-L` / `hi-L` for each requested
+level. Model libraries are imported inside the functions: this runs in job processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from vur.forecasting.algorithms import Algorithm, get_algorithm, lag_list
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+POINT = "mean"
+
+# Conformal prediction intervals for the regressors come from this many extra
+# backtest windows, so they need that much more history.
+INTERVAL_WINDOWS = 2
+
+
+@dataclass
+class Forecast:
+    frame: pd.DataFrame
+    # What the engine decided on the way (auto: the candidates' scores and choices).
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def forecast(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int]) -> Forecast:
+    engine = {"statsforecast": _statistical, "mlforecast": _regression, "auto": _auto}[algorithm.engine]
+    return engine(algorithm, params, data, horizon, freq, levels)
+
+
+def _statistical(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int]) -> Forecast:
+    from statsforecast import StatsForecast
+
+    frame = StatsForecast(models=[algorithm.build(params)], freq=freq, n_jobs=1).forecast(df=data, h=horizon, level=levels or None)
+    return Forecast(_standard(frame, levels))
+
+
+def _regression(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int]) -> Forecast:
+    """A global regressor over lag features of every series, forecasting recursively."""
+    from mlforecast import MLForecast
+    from mlforecast.target_transforms import Differences, LocalStandardScaler
+    from mlforecast.utils import PredictionIntervals
+
+    season = params["season_length"]
+    transforms: list[Any] = [LocalStandardScaler()] if params["scale"] else []
+    if params["difference"] == "seasonal" and season > 1:
+        transforms.append(Differences([season]))
+    elif params["difference"] != "none":
+        transforms.append(Differences([1]))
+    forecaster = MLForecast(
+        models={POINT: algorithm.build(params)},
+        freq=freq,
+        lags=lag_list(params),
+        date_features=calendar_features(freq) if params["calendar"] else None,
+        target_transforms=transforms,
+    )
+    shortest = int(data.groupby("unique_id").size().min())
+    intervals = levels and shortest >= algorithm.min_history(params, horizon) + (INTERVAL_WINDOWS + 1) * horizon
+    forecaster.fit(data, static_features=[], prediction_intervals=PredictionIntervals(n_windows=INTERVAL_WINDOWS, h=horizon) if intervals else None)
+    frame = forecaster.predict(horizon, level=levels if intervals else None)
+    return Forecast(_standard(frame, levels if intervals else []))
+
+
+def calendar_features(freq: str) -> list[str]:
+    """The calendar attributes that vary at this frequency and may carry a pattern."""
+    unit = freq.lstrip("0123456789")
+    if unit in ("h", "min", "s"):
+        return ["hour", "dayofweek"]
+    if unit == "D":
+        return ["dayofweek", "month"]
+    if unit in ("W", "MS", "ME"):
+        return ["month"]
+    if unit in ("QS", "QE"):
+        return ["quarter"]
+    return []
+
+
+# --- auto ---------------------------------------------------------------------
+
+# Observations per cycle for the frequencies we infer, and the longer cycle that
+# usually rides on top (the week for sub-daily data, the year for daily data).
+SEASONS = {"h": (24, 168), "30min": (48, 336), "15min": (96, 672), "10min": (144, 1008), "min": (60, 1440), "D": (7, 365), "W": (52, None), "MS": (12, None), "ME": (12, None), "QS": (4, None), "QE": (4, None)}
+
+
+def default_season(freq: str) -> int:
+    return SEASONS.get(freq, (1, None))[0]
+
+
+def portfolio(params: dict[str, Any], freq: str, shortest: int, horizon: int) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The candidates `auto` compares: seasonal naive, MSTL with every cycle the data is
+    long enough to show, and global gradient-boosted regressors on lag features, on the
+    level and on seasonal differences. Lags are capped so that the shortest series
+    still trains after the validation windows are held out."""
+    season = params["season_length"] or default_season(freq)
+    _, long_cycle = SEASONS.get(freq, (season, None))
+    usable = shortest - params["cv_windows"] * horizon
+    if usable <= season:
+        return {"naive": ("naive", {})}
+    candidates: dict[str, tuple[str, dict[str, Any]]] = {"seasonal_naive": ("seasonal_naive", {"season_length": season})}
+    if season > 1 and usable > 2 * season:
+        second = long_cycle if long_cycle and usable > 2 * long_cycle else 0
+        candidates["mstl"] = ("mstl", {"season_length": season, "second_season": second})
+    seasonal_lags = max(1, min(7, usable // (2 * season) if season > 1 else 1))
+    lags = {"season_length": season, "lags": max(1, min(season, usable // 4)), "seasonal_lags": seasonal_lags, "scale": True, "calendar": True}
+    if usable > 2 * (lags["lags"] + season):
+        candidates["lightgbm_seasonal_difference"] = ("lightgbm", {**lags, "difference": "seasonal"})
+        candidates["lightgbm_level"] = ("lightgbm", {**lags, "difference": "none"})
+        candidates["xgboost_seasonal_difference"] = ("xgboost", {**lags, "difference": "seasonal"})
+    return candidates
+
+
+def _auto(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int]) -> Forecast:
+    """Backtest every candidate over the last `cv_windows` horizons of `data`, then
+    forecast each series with the mean of the candidates that did best on it."""
+    import numpy as np
+    import pandas as pd
+
+    shortest = int(data.groupby("unique_id").size().min())
+    candidates = portfolio(params, freq, shortest, horizon)
+    position = data.groupby("unique_id").cumcount()
+    size = data.groupby("unique_id")["y"].transform("size")
+    errors: dict[str, list[pd.Series]] = {name: [] for name in candidates}
+    for window in range(params["cv_windows"], 0, -1):
+        cut = size - window * horizon
+        train, actual = data[position < cut], data[(position >= cut) & (position < cut + horizon)]
+        for name, frame in _candidate_forecasts(candidates, train, horizon, freq, []).items():
+            errors[name].append(_series_error(actual.merge(frame, on=["unique_id", "ds"]), train, params["season_length"] or default_season(freq)))
+    scores = pd.DataFrame({name: pd.concat(parts, axis=1).mean(axis=1) for name, parts in errors.items()})
+    # A candidate that failed on a series (no score) ranks last there.
+    ranks = scores.fillna(np.inf).rank(axis=1, method="first")
+    chosen = ranks.le(params["ensemble_size"])
+
+    finals = _candidate_forecasts(candidates, data, horizon, freq, levels)
+    columns = [POINT] + [c for c in next(iter(finals.values())).columns if c.startswith(("lo-", "hi-")) and all(c in f.columns for f in finals.values())]
+    stacked = pd.concat([f.assign(candidate=name) for name, f in finals.items()])
+    picked = stacked[chosen.stack().reindex(pd.MultiIndex.from_arrays([stacked["unique_id"], stacked["candidate"]])).to_numpy(dtype=bool)]
+    frame = picked.groupby(["unique_id", "ds"], as_index=False)[columns].mean()
+    details = {
+        "candidates": {name: {"algorithm": algo, "hyperparameters": p} for name, (algo, p) in candidates.items()},
+        "validation_score": {name: round(float(v), 6) for name, v in scores.mean().items()},
+        "chosen_for_series": {name: int(n) for name, n in chosen.sum().items()},
+    }
+    return Forecast(frame, details)
+
+
+def _candidate_forecasts(candidates: dict[str, tuple[str, dict[str, Any]]], data: pd.DataFrame, horizon: int, freq: str, levels: list[int]) -> dict[str, pd.DataFrame]:
+    results = {}
+    for name, (algorithm_id, given) in candidates.items():
+        candidate = get_algorithm(algorithm_id)
+        results[name] = forecast(candidate, candidate.resolve(given), data, horizon, freq, levels).frame
+    return results
+
+
+def _series_error(merged: pd.DataFrame, train: pd.DataFrame, season: int) -> pd.Series:
+    """Per series, a scale-free error: sMAPE (as a fraction) plus MASE."""
+    absolute = (merged["y"] - merged[POINT]).abs()
+    denominator = merged["y"].abs() + merged[POINT].abs()
+    smape = (2 * absolute / denominator.where(denominator > 0)).fillna(0).groupby(merged["unique_id"]).mean()
+    mase = absolute.groupby(merged["unique_id"]).mean() / naive_scale(train, season)
+    return smape + mase.fillna(smape)
+
+
+def naive_scale(train: pd.DataFrame, season: int) -> pd.Series:
+    """Per series, the in-sample mean absolute error of the seasonal naive forecast: the
+    denominator of MASE (NaN where it is zero or the series too short)."""
+    lag = season if season > 1 else 1
+    error = (train["y"] - train.groupby("unique_id")["y"].shift(lag)).abs().groupby(train["unique_id"]).mean()
+    return error.where(error > 0)
+
+
+def _standard(frame: pd.DataFrame, levels: list[int]) -> pd.DataFrame:
+    """unique_id, ds, mean, lo-L, hi-L whatever the library named its model."""
+    frame = frame.reset_index() if "unique_id" not in frame.columns else frame
+    alias = next(c for c in frame.columns if c not in ("unique_id", "ds") and "-lo-" not in c and "-hi-" not in c)
+    renamed = {alias: POINT} | {f"{alias}-{side}-{level}": f"{side}-{level}" for level in levels for side in ("lo", "hi")}
+    return frame.rename(columns=renamed)[["unique_id", "ds", *renamed.values()]]
