@@ -47,11 +47,11 @@ $(UV): | $(PY)
 	$(PY) -m pip install --quiet uv
 
 $(STAMP_RUN): pyproject.toml | $(UV)
-	$(UV_INSTALL) -e '.[postgres,ml]'
+	$(UV_INSTALL) -e '.[postgres,ml,deep]'
 	touch $@
 
 $(STAMP_TEST): pyproject.toml | $(UV)
-	$(UV_INSTALL) -e '.[postgres,ml,test]'
+	$(UV_INSTALL) -e '.[postgres,ml,deep,test]'
 	touch $@
 
 install: $(STAMP_RUN)

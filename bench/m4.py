@@ -57,6 +57,26 @@ DIRECT = {
 }
 
 
+class Login(httpx.Auth):
+    """Bearer token that logs in again when it expires (access tokens last 15 minutes;
+    the whole run takes longer)."""
+
+    def __init__(self, base_url: str, email: str, password: str) -> None:
+        self.base_url, self.credentials = base_url, {"email": email, "password": password}
+        self.token = self.login()
+
+    def login(self) -> str:
+        return httpx.post(f"{self.base_url}/api/v1/auth/login", json=self.credentials).json()["access_token"]
+
+    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        response = yield request
+        if response.status_code == 401:
+            self.token = self.login()
+            request.headers["Authorization"] = f"Bearer {self.token}"
+            yield request
+
+
 def long_csv(train: dict[str, np.ndarray], path: Path) -> None:
     import pandas as pd
 
@@ -124,15 +144,17 @@ def main() -> int:
         env = clean_env(VUR_DATA_DIR=scratch, VUR_PORT=str(port), VUR_JOB_WORKERS="1")
         server = subprocess.Popen([str(BIN / "vur"), "serve", "--migrate"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            base_url = f"http://127.0.0.1:{port}"
+            with httpx.Client(base_url=base_url, timeout=120) as client:
                 for _ in range(100):
                     try:
                         if client.get("/health").status_code == 200:
                             break
                     except httpx.TransportError:
                         time.sleep(0.2)
-                token = client.post("/api/v1/auth/register", json={"email": "m4@example.com", "password": "m4-bench-password", "name": "M4"}).json()["access_token"]
-                client.headers["Authorization"] = f"Bearer {token}"
+                account = {"email": "m4@example.com", "password": "m4-bench-password"}
+                client.post("/api/v1/auth/register", json={**account, "name": "M4"}).raise_for_status()
+                client.auth = Login(base_url, **account)
                 csv = Path(scratch) / "m4-hourly-train.csv"
                 long_csv(train, csv)
                 with csv.open("rb") as handle:

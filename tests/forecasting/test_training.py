@@ -245,3 +245,37 @@ async def test_a_training_model_cannot_be_deleted(client: httpx.AsyncClient, acc
     with database.session() as session:
         session.get(RegisteredModel, uuid.UUID(model_id)).status = ModelStatus.configured
     assert (await client.delete(f"/api/v1/models/{model_id}", headers=account.headers)).status_code == 204
+
+
+async def test_plots_of_a_trained_regressor(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
+    dataset = await upload_csv(client, account, hourly_csv(tmp_path / "two.csv", hours=24 * 14, series=["a", "b"]).read_bytes())
+    # Not differenced: the trees then have a daily cycle to split on.
+    body = {"dataset_id": dataset, "algorithm": "lightgbm", "hyperparameters": {"lags": 12, "seasonal_lags": 2, "difference": "none"}, "horizon": 12, "levels": [80, 95]}
+    model_id = (await client.post("/api/v1/models/train", headers=account.headers, json=body)).json()["model_id"]
+    assert (await wait_for_training(client, account, model_id))["status"] == "completed"
+    for kind in ("forecast", "residuals", "importance"):
+        png = await client.get(f"/api/v1/models/{model_id}/plot", headers=account.headers, params={"kind": kind, "series_id": "b"})
+        assert png.status_code == 200, png.text
+        assert png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG\r\n\x1a\n")
+    svg = await client.get(f"/api/v1/models/{model_id}/plot", headers=account.headers, params={"kind": "forecast", "format": "svg"})
+    assert svg.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg.content
+    importance = (await client.get(f"/api/v1/models/{model_id}/results", headers=account.headers)).json()["details"]["feature_importance"]
+    assert abs(sum(importance.values()) - 1) < 1e-3 and list(importance.values()) == sorted(importance.values(), reverse=True)
+
+    assert_envelope(await client.get(f"/api/v1/models/{model_id}/plot", headers=account.headers, params={"kind": "pie"}), 422)
+    assert_envelope(await client.get(f"/api/v1/models/{model_id}/plot", headers=account.headers, params={"format": "gif"}), 422)
+    missing = await client.get(f"/api/v1/models/{model_id}/plot", headers=account.headers, params={"series_id": "zzz"})
+    assert "series_id" in assert_envelope(missing, 422)["details"]
+    stranger = await register(client)
+    assert_envelope(await client.get(f"/api/v1/models/{model_id}/plot", headers=stranger.headers), 404)
+
+
+async def test_plots_say_what_a_model_cannot_draw(client: httpx.AsyncClient, account: Account, dataset_id: str) -> None:
+    configured = await client.post("/api/v1/models/configure", headers=account.headers, json={"dataset_id": dataset_id, "algorithm": "naive", "horizon": 6})
+    model_id = configured.json()["model_id"]
+    assert_envelope(await client.get(f"/api/v1/models/{model_id}/plot", headers=account.headers), 409)  # not trained yet
+    await client.post(f"/api/v1/models/{model_id}/train", headers=account.headers)
+    assert (await wait_for_training(client, account, model_id))["status"] == "completed"
+    assert (await client.get(f"/api/v1/models/{model_id}/plot", headers=account.headers)).status_code == 200
+    refused = await client.get(f"/api/v1/models/{model_id}/plot", headers=account.headers, params={"kind": "importance"})
+    assert "kind" in assert_envelope(refused, 422)["details"]

@@ -49,6 +49,8 @@ class Parameter:
         return {"type": self.type, "min": low, "max": high, "log": log}
 
     def check(self, name: str, value: Any) -> str | None:
+        if value is None and self.default is None:  # "automatic", where the default is
+            return None
         if self.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
             return f"{name} must be an integer"
         if self.type == "float" and (isinstance(value, bool) or not isinstance(value, int | float)):
@@ -74,7 +76,9 @@ class Algorithm:
     parameters: dict[str, Parameter] = field(default_factory=dict)
     # Rules that involve several parameters: returns {parameter: problem}.
     check: Callable[[dict[str, Any]], dict[str, str]] | None = None
-    engine: str = "statsforecast"  # | "mlforecast" | "auto"
+    engine: str = "statsforecast"  # | "mlforecast" | "prophet" | "keras" | "auto"
+    # False for what is configured elsewhere (custom networks, POST /models/custom).
+    listed: bool = True
 
     def min_history(self, params: dict[str, Any], horizon: int) -> int:
         """Observations a series needs before this algorithm can fit it."""
@@ -82,6 +86,11 @@ class Algorithm:
         if self.engine == "auto":
             # Its backtest windows, and enough before them for the simplest candidate.
             return params["cv_windows"] * horizon + 2
+        if self.engine == "keras":
+            from vur.forecasting.networks import AUTO_INPUT_RANGE, MIN_WINDOWS
+
+            # Its input window and horizon, for at least MIN_WINDOWS windows to learn from.
+            return (params.get("input_size") or AUTO_INPUT_RANGE[0]) + horizon + MIN_WINDOWS - 1
         if self.engine == "mlforecast":
             # The longest lag, the differencing it undoes, and a season of rows to learn from.
             return max(lag_list(params)) + (season if params["difference"] == "seasonal" else 1) + season + 1
@@ -229,6 +238,18 @@ def _ridge(params: dict[str, Any]) -> Any:
     return Ridge(alpha=params["alpha"])
 
 
+def _prophet(params: dict[str, Any]) -> Any:
+    from prophet import Prophet
+
+    return Prophet(
+        growth=params["growth"],
+        seasonality_mode=params["seasonality_mode"],
+        changepoint_prior_scale=params["changepoint_prior_scale"],
+        seasonality_prior_scale=params["seasonality_prior_scale"],
+        uncertainty_samples=params["uncertainty_samples"],
+    )
+
+
 def _mstl_rules(params: dict[str, Any]) -> dict[str, str]:
     if params["second_season"] and params["second_season"] <= params["season_length"]:
         return {"second_season": "must be longer than season_length (or 0 for none)"}
@@ -337,6 +358,22 @@ CATALOGUE: dict[str, Algorithm] = {
             check=_mstl_rules,
         ),
         Algorithm(
+            "prophet",
+            "Prophet",
+            "classical",
+            "Prophet's additive model: a piecewise-linear trend with changepoints plus daily, weekly and yearly seasonality, fitted per series.",
+            _prophet,
+            {
+                "growth": Parameter("choice", "linear", choices=("linear", "flat"), description="Trend shape"),
+                "seasonality_mode": Parameter("choice", "additive", choices=("additive", "multiplicative"), search=True),
+                "changepoint_prior_scale": Parameter("float", 0.05, 0.001, 10.0, description="Trend flexibility", search=(0.001, 0.5, True)),
+                "seasonality_prior_scale": Parameter("float", 10.0, 0.01, 100.0, description="Seasonality flexibility", search=(0.01, 10.0, True)),
+                "uncertainty_samples": Parameter("int", 200, 10, 5000, description="Samples drawn for the prediction intervals"),
+                "seed": Parameter("int", 0, 0, 2**31 - 1, description="Random seed of the interval samples"),
+            },
+            engine="prophet",
+        ),
+        Algorithm(
             "lightgbm",
             "LightGBM",
             "machine_learning",
@@ -405,15 +442,44 @@ CATALOGUE: dict[str, Algorithm] = {
 }
 
 
+def _preset(kind: str) -> dict[str, Parameter]:
+    from vur.forecasting.networks import PRESET_PARAMETERS
+
+    specs = {
+        name: Parameter(spec["type"], spec["default"], spec["min"], spec["max"], tuple(spec["choices"]) if spec["choices"] else None, spec["description"], spec.get("search"))
+        for name, spec in PRESET_PARAMETERS[kind].items()
+    }
+    return {**specs, "seed": Parameter("int", 0, 0, 2**31 - 1, description="Random seed: the same seed trains the same network")}
+
+
+for _kind, _name, _what in (
+    ("lstm", "LSTM", "Long short-term memory layers"),
+    ("gru", "GRU", "Gated recurrent unit layers"),
+    ("mlp", "MLP", "Dense (multilayer perceptron) layers"),
+):
+    CATALOGUE[_kind] = Algorithm(
+        _kind,
+        _name,
+        "deep_learning",
+        f"{_what} reading a window of past values and predicting the whole horizon at once; one network for every series, each standardised. Keras on PyTorch, with early stopping.",
+        None,
+        _preset(_kind),
+        engine="keras",
+    )
+CUSTOM_NETWORK = "custom_network"
+CATALOGUE[CUSTOM_NETWORK] = Algorithm(CUSTOM_NETWORK, "Custom network", "deep_learning", "A network from a layer list (POST /api/v1/models/custom).", None, engine="keras", listed=False)
+
+
 def get_algorithm(algorithm_id: str) -> Algorithm:
     try:
         return CATALOGUE[algorithm_id]
     except KeyError:
-        raise UnknownAlgorithm(f"Unknown algorithm '{algorithm_id}'", {"algorithm": f"choose one of {sorted(CATALOGUE)}"}) from None
+        raise UnknownAlgorithm(f"Unknown algorithm '{algorithm_id}'", {"algorithm": f"choose one of {sorted(a.id for a in CATALOGUE.values() if a.listed)}"}) from None
 
 
 def catalogue_by_family() -> dict[str, list[dict[str, Any]]]:
     grouped: dict[str, list[dict[str, Any]]] = {"classical": [], "machine_learning": [], "deep_learning": []}
     for algorithm in CATALOGUE.values():
-        grouped[algorithm.family].append(algorithm.to_schema())
+        if algorithm.listed:
+            grouped[algorithm.family].append(algorithm.to_schema())
     return grouped

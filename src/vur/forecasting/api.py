@@ -3,12 +3,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Response
 
 from vur.core.deps import DbSession, Store
-from vur.forecasting import service
+from vur.forecasting import plots, service
 from vur.forecasting.algorithms import catalogue_by_family
-from vur.forecasting.schemas import ForecastResponse, ModelConfigured, OptimizeRequest, TrainAccepted, TrainingStatus, TrainRequest
+from vur.forecasting.schemas import CustomModelRequest, ForecastResponse, ModelConfigured, OptimizeRequest, TrainAccepted, TrainingStatus, TrainRequest
 from vur.identity.auth import WorkspaceReader, WorkspaceWriter
 from vur.registry import service as registry
 
@@ -23,6 +23,17 @@ def list_algorithms(_: WorkspaceReader) -> dict[str, list[dict[str, Any]]]:
 @router.post("/configure", response_model=ModelConfigured, status_code=201, summary="Configure a forecaster (status configured)")
 def configure(body: TrainRequest, principal: WorkspaceWriter, session: DbSession) -> ModelConfigured:
     model = service.configure(session, principal.workspace_id, principal.user_id, body)
+    return ModelConfigured(model_id=model.id, status=model.status.value, algorithm=model.algorithm, hyperparameters=model.hyperparameters, config=model.config)
+
+
+@router.post(
+    "/custom",
+    response_model=ModelConfigured,
+    status_code=201,
+    summary="Configure a neural network from a layer list (lstm, gru, dense, dropout), checked before anything runs",
+)
+def configure_custom(body: CustomModelRequest, principal: WorkspaceWriter, session: DbSession) -> ModelConfigured:
+    model = service.configure_custom(session, principal.workspace_id, principal.user_id, body)
     return ModelConfigured(model_id=model.id, status=model.status.value, algorithm=model.algorithm, hyperparameters=model.hyperparameters, config=model.config)
 
 
@@ -80,3 +91,24 @@ def results(model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession,
         **service.read_results(store, model),
         "forecast": service.read_forecast(store, model),
     }
+
+
+@router.get(
+    "/{model_id}/plot",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}, "description": "The chart"}},
+    summary="A chart of the trained model: forecast with intervals, validation residuals, or feature importance",
+)
+def plot(
+    model_id: uuid.UUID,
+    principal: WorkspaceReader,
+    session: DbSession,
+    store: Store,
+    kind: plots.PlotKind = "forecast",
+    format: plots.PlotFormat = "png",
+    series_id: str | None = Query(default=None, max_length=255, description="Which series (default: the first)"),
+) -> Response:
+    model = registry.get_model(session, model_id, principal.workspace_id)
+    results, forecast = service.read_results(store, model), service.read_forecast(store, model)
+    image = plots.render(kind, results, forecast.model_dump(), series_id, format)
+    return Response(image, media_type=plots.MEDIA_TYPES[format], headers={"Cache-Control": "private, max-age=60"})

@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from vur.forecasting.algorithms import Algorithm, get_algorithm, lag_list
+from vur.forecasting.algorithms import CUSTOM_NETWORK, Algorithm, get_algorithm, lag_list
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from vur.forecasting.networks import EpochCallback
 
 POINT = "mean"
 
@@ -30,9 +32,28 @@ class Forecast:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def forecast(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int]) -> Forecast:
-    engine = {"statsforecast": _statistical, "mlforecast": _regression, "auto": _auto}[algorithm.engine]
+def forecast(
+    algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int], on_epoch: EpochCallback | None = None
+) -> Forecast:
+    """`on_epoch(epoch, epochs, logs)` follows a network's training; other engines have no epochs."""
+    if algorithm.engine == "keras":
+        return _network(algorithm, params, data, horizon, freq, levels, on_epoch)
+    engine = {"statsforecast": _statistical, "mlforecast": _regression, "prophet": _prophet, "auto": _auto}[algorithm.engine]
     return engine(algorithm, params, data, horizon, freq, levels)
+
+
+def _network(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int], on_epoch: EpochCallback | None) -> Forecast:
+    """A Keras network: a catalogue preset built from its parameters, or a custom layer
+    list stored whole in the model's hyperparameters."""
+    from vur.forecasting import networks
+
+    if algorithm.id == CUSTOM_NETWORK:
+        layers, compilation, training = params["layers"], params["compilation"], params["training"]
+    else:
+        layers = networks.catalogue_architecture(algorithm.id, params, horizon)
+        compilation, training = networks.catalogue_fit_settings(params)
+    result = networks.forecast_with_network(data, horizon, freq, levels, layers, compilation, training, input_size=params.get("input_size"), seed=params.get("seed", 0), on_epoch=on_epoch)
+    return Forecast(result.frame, {"epochs_run": result.epochs_run, "input_size": result.input_size, "history": result.history})
 
 
 def _statistical(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int]) -> Forecast:
@@ -65,7 +86,46 @@ def _regression(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame
     intervals = levels and shortest >= algorithm.min_history(params, horizon) + (INTERVAL_WINDOWS + 1) * horizon
     forecaster.fit(data, static_features=[], prediction_intervals=PredictionIntervals(n_windows=INTERVAL_WINDOWS, h=horizon) if intervals else None)
     frame = forecaster.predict(horizon, level=levels if intervals else None)
-    return Forecast(_standard(frame, levels if intervals else []))
+    importance = _importance(getattr(forecaster.models_[POINT], "feature_importances_", None), forecaster.ts.features_order_)
+    return Forecast(_standard(frame, levels if intervals else []), {"feature_importance": importance} if importance else {})
+
+
+def _importance(raw: Any, features: list[str]) -> dict[str, float]:
+    """Each feature's share of the trees' importance, largest first; empty when the
+    model has none (ridge: its coefficients are not comparable across unscaled
+    features) or its trees never split (a target the transforms made constant)."""
+    import numpy as np
+
+    if raw is None or (total := float(np.sum(raw))) <= 0:
+        return {}
+    shares = np.asarray(raw, dtype=float) / total
+    return {name: round(float(v), 6) for name, v in sorted(zip(features, shares, strict=True), key=lambda kv: -kv[1])}
+
+
+def _prophet(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int]) -> Forecast:
+    """One Prophet per series; intervals are quantiles of its predictive samples."""
+    import logging
+
+    import numpy as np
+    import pandas as pd
+
+    logging.getLogger("cmdstanpy").setLevel(logging.WARNING)  # it logs every fit at INFO
+    frames = []
+    for uid, part in data.groupby("unique_id", sort=False):
+        model = algorithm.build(params)
+        model.fit(part[["ds", "y"]])
+        future = model.make_future_dataframe(periods=horizon, freq=freq, include_history=False)
+        point = model.predict(future)["yhat"].to_numpy()
+        columns = {"unique_id": uid, "ds": future["ds"].to_numpy(), POINT: point}
+        if levels:
+            np.random.seed(params["seed"])  # Prophet samples with numpy's global generator
+            samples = model.predictive_samples(future)["yhat"]
+            for level in levels:
+                # Sampled bounds can miss a narrow interval's centre: keep the point inside.
+                columns[f"lo-{level}"] = np.minimum(np.percentile(samples, 50 - level / 2, axis=1), point)
+                columns[f"hi-{level}"] = np.maximum(np.percentile(samples, 50 + level / 2, axis=1), point)
+        frames.append(pd.DataFrame(columns))
+    return Forecast(pd.concat(frames, ignore_index=True))
 
 
 def calendar_features(freq: str) -> list[str]:

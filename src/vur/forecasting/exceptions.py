@@ -19,3 +19,7 @@ class ForecastNotReady(Conflict):
 
 class AlreadyTraining(Conflict):
     pass
+
+
+class PlotUnavailable(UnprocessableEntity):
+    pass

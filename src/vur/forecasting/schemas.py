@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationInfo, field_validator
 
 METRICS = ("rmse", "mae", "mape", "smape", "mase", "r2")
 
@@ -173,7 +173,6 @@ class ForecastResponse(BaseModel):
 # Custom neural networks (seed 4.3). Each field is checked here on its own; the rules that
 # tie layers together (which fields a layer type takes, the output layer, sequences between
 # recurrent layers) are `networks.check_architecture`, which names each field at fault.
-from pydantic import ValidationInfo  # noqa: E402  (appended section: the imports above belong to the earlier models)
 
 LayerType = Literal["lstm", "gru", "dense", "dropout"]
 Activation = Literal["relu", "tanh", "sigmoid", "linear", "elu", "selu", "gelu", "softplus", "swish"]
@@ -273,6 +272,7 @@ class CustomModelRequest(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     date_column: str | None = Field(default=None, max_length=255)
     target_column: str | None = Field(default=None, max_length=255)
+    seed: StrictInt = Field(default=0, ge=0, le=2**31 - 1, description="Random seed: the same seed trains the same network")
     series_id_column: str | None = Field(default=None, max_length=255)
 
     @field_validator("levels")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from typing import Any
 
@@ -12,9 +13,9 @@ from sqlalchemy.orm import Session
 from vur.core.events import Event, publish_after_commit
 from vur.core.storage import ArtifactStore
 from vur.datasets import service as datasets
-from vur.forecasting.algorithms import Algorithm, Parameter, get_algorithm
+from vur.forecasting.algorithms import CUSTOM_NETWORK, Algorithm, Parameter, get_algorithm
 from vur.forecasting.exceptions import AlreadyTraining, ForecastNotReady, InvalidTrainingConfig
-from vur.forecasting.schemas import METRICS, ForecastResponse, OptimizationSpec, OptimizeRequest, TrainingStatus, TrainRequest
+from vur.forecasting.schemas import METRICS, CustomModelRequest, ForecastResponse, OptimizationSpec, OptimizeRequest, TrainingStatus, TrainRequest
 from vur.jobs import service as jobs
 from vur.jobs.models import Job, JobStatus
 from vur.registry.models import ModelStatus, RegisteredModel
@@ -26,8 +27,40 @@ def configure(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, bod
     """A model in status `configured`: every choice checked against the catalogue and
     the dataset, nothing run yet."""
     algorithm = get_algorithm(body.algorithm)
+    if not algorithm.listed:
+        raise InvalidTrainingConfig(f"'{algorithm.id}' is configured through its own endpoint", {"algorithm": "custom networks: POST /api/v1/models/custom"})
     hyperparameters = algorithm.resolve(body.hyperparameters)
     study = study_spec(algorithm, body.optimization, "optimization.") if body.optimization.enabled else None
+    return _new_model(session, workspace_id, user_id, body, algorithm, hyperparameters, study)
+
+
+def configure_custom(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, body: CustomModelRequest) -> RegisteredModel:
+    """A network from the caller's layer list, checked before anything runs; the model's
+    hyperparameters hold the whole architecture, compilation and training settings."""
+    from vur.forecasting import networks
+
+    layers = [layer.model_dump(exclude_none=True) for layer in body.architecture.layers]
+    if problems := networks.check_architecture(layers, body.horizon):
+        raise InvalidTrainingConfig("The network cannot forecast this horizon as described", problems)
+    hyperparameters = {
+        "layers": networks.with_layer_defaults(layers),
+        "compilation": body.compilation.model_dump(),
+        "training": body.training.model_dump(),
+        "input_size": body.input_size,
+        "seed": body.seed,
+    }
+    return _new_model(session, workspace_id, user_id, body, get_algorithm(CUSTOM_NETWORK), hyperparameters, None)
+
+
+def _new_model(
+    session: Session,
+    workspace_id: uuid.UUID,
+    user_id: uuid.UUID,
+    body: TrainRequest | CustomModelRequest,
+    algorithm: Algorithm,
+    hyperparameters: dict[str, Any],
+    study: dict[str, Any] | None,
+) -> RegisteredModel:
     dataset = datasets.get_dataset(session, body.dataset_id, workspace_id)
     splits = body.validation.n_splits if body.validation.method == "time_series_split" else 1
     config = {
@@ -38,7 +71,7 @@ def configure(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, bod
         "levels": body.levels,
         "frequency": dataset.frequency,
         "validation": {"method": body.validation.method, "n_splits": splits},
-        "metrics": list(dict.fromkeys(body.metrics)),
+        "metrics": list(dict.fromkeys(body.metrics)) if isinstance(body, TrainRequest) else list(METRICS),
     }
     if study is not None:
         config["optimization"] = study
@@ -168,15 +201,20 @@ _STATUS_WORDS = {
 }
 
 
+# The job logs each epoch of a network as "Epoch 3/30 - loss: …".
+_EPOCH_LINE = re.compile(r"Epoch (\d+)/(\d+)\b")
+
+
 def training_status(session: Session, model: RegisteredModel) -> TrainingStatus:
     job = session.get(Job, model.training_job_id) if model.training_job_id else None
     if job is None:
         return TrainingStatus(status=model.status.value, progress=0, current_epoch=None, total_epochs=None, logs=[], metrics=model.metrics, job_id=None, error=None)
+    epoch = next((match for line in reversed(job.log) if (match := _EPOCH_LINE.match(line))), None)
     return TrainingStatus(
         status=_STATUS_WORDS[job.status],
         progress=job.progress,
-        current_epoch=None,
-        total_epochs=None,
+        current_epoch=int(epoch[1]) if epoch else None,
+        total_epochs=int(epoch[2]) if epoch else None,
         logs=job.log,
         metrics=model.metrics,
         job_id=job.id,

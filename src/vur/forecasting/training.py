@@ -143,8 +143,14 @@ def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any]
     ]
 
     ctx.progress(70, "Fitting on the full history and forecasting")
+
+    def epoch_done(epoch: int, epochs: int, logs: dict[str, float]) -> None:
+        shown = " - ".join(f"{name}: {value:.4g}" for name, value in logs.items())
+        ctx.progress(70 + 25 * epoch / epochs, f"Epoch {epoch}/{epochs} - {shown}", epoch=epoch, epochs=epochs, metrics=logs)
+        ctx.publish("training", "training.epoch", {"job_id": str(ctx.job_id), "epoch": epoch, "epochs": epochs, "metrics": logs})
+
     started = time.perf_counter()
-    future = engines.forecast(algorithm, params, data, horizon, freq, levels)
+    future = engines.forecast(algorithm, params, data, horizon, freq, levels, on_epoch=epoch_done)
     fit_seconds = time.perf_counter() - started
     shown_levels = [level for level in levels if f"lo-{level}" in future.frame.columns]
     points = [
@@ -266,7 +272,7 @@ def _library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
-    for name in ("vur", "statsforecast", "mlforecast", "lightgbm", "xgboost-cpu", "scikit-learn", "numpy", "pandas", "polars"):
+    for name in ("vur", "statsforecast", "mlforecast", "lightgbm", "xgboost-cpu", "scikit-learn", "prophet", "optuna", "keras", "torch", "numpy", "pandas", "polars"):
         try:
             versions[name] = version(name)
         except PackageNotFoundError:
