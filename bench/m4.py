@@ -27,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -84,14 +86,18 @@ def long_csv(train: dict[str, np.ndarray], path: Path) -> None:
     pd.concat(frames).to_csv(path, index=False, date_format="%Y-%m-%d %H:%M:%S")
 
 
-def run_platform(client: httpx.Client, dataset_id: str, algorithm: str, params: dict) -> tuple[dict[str, np.ndarray], float, dict]:
+def run_platform(
+    client: httpx.Client, dataset_id: str, algorithm: str, params: dict, levels: tuple[int, ...] = (), validation: dict | None = None
+) -> tuple[dict[str, np.ndarray], float, dict]:
+    """Train through the API (one rolling validation window unless told); the forecast
+    by series, the job's seconds and its results."""
     body = {
         "dataset_id": dataset_id,
         "algorithm": algorithm,
         "hyperparameters": params,
         "horizon": HORIZON,
-        "levels": [],
-        "validation": {"method": "time_series_split", "n_splits": 1},
+        "levels": list(levels),
+        "validation": validation or {"method": "time_series_split", "n_splits": 1},
         "metrics": ["smape", "mase"],
     }
     accepted = client.post("/api/v1/models/train", json=body)
@@ -105,8 +111,40 @@ def run_platform(client: httpx.Client, dataset_id: str, algorithm: str, params: 
     forecast: dict[str, list[float]] = {}
     for point in client.get(f"/api/v1/models/{model_id}/forecast").json()["predictions"]:
         forecast.setdefault(point["series_id"], []).append(point["value"])
-    details = client.get(f"/api/v1/models/{model_id}/results").json().get("details", {})
-    return {uid: np.asarray(values) for uid, values in forecast.items()}, seconds, details
+    results = client.get(f"/api/v1/models/{model_id}/results").json()
+    return {uid: np.asarray(values) for uid, values in forecast.items()}, seconds, results
+
+
+@contextmanager
+def running_platform(series: dict[str, np.ndarray], scratch: str) -> Iterator[tuple[httpx.Client, str]]:
+    """A `vur serve` on a fresh data dir, an account, and `series` uploaded as one long
+    CSV dataset (series, timestamp, value) configured for forecasting."""
+    port = free_port()
+    env = clean_env(VUR_DATA_DIR=scratch, VUR_PORT=str(port))
+    server = subprocess.Popen([str(BIN / "vur"), "serve", "--migrate"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base_url, timeout=120) as client:
+            for _ in range(100):
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            account = {"email": "bench@example.com", "password": "bench-password-1"}
+            client.post("/api/v1/auth/register", json={**account, "name": "Bench"}).raise_for_status()
+            client.auth = Login(base_url, **account)
+            csv = Path(scratch) / "series.csv"
+            long_csv(series, csv)
+            with csv.open("rb") as handle:
+                uploaded = client.post("/api/v1/datasets/upload", files={"file": ("series.csv", handle, "text/csv")})
+            uploaded.raise_for_status()
+            dataset_id = uploaded.json()["dataset_id"]
+            client.put(f"/api/v1/datasets/{dataset_id}/config", json={"date_column": "timestamp", "target_column": "value", "series_id_column": "series"}).raise_for_status()
+            yield client, dataset_id
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 def run_direct(train: dict[str, np.ndarray], algorithm: str) -> tuple[dict[str, np.ndarray], float]:
@@ -139,46 +177,21 @@ def main() -> int:
         return result["smape"], result["mase"], owa(result["smape"], result["mase"], reference["smape"], reference["mase"])
 
     rows: list[tuple[str, str, tuple[float, float, float], str, str]] = [("Naive2 (reference, computed)", "", scored({u: naive2(x, HORIZON, PERIOD) for u, x in train.items()}), "", "")]
-    with tempfile.TemporaryDirectory(prefix="vur-m4-") as scratch:
-        port = free_port()
-        env = clean_env(VUR_DATA_DIR=scratch, VUR_PORT=str(port), VUR_JOB_WORKERS="1")
-        server = subprocess.Popen([str(BIN / "vur"), "serve", "--migrate"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            base_url = f"http://127.0.0.1:{port}"
-            with httpx.Client(base_url=base_url, timeout=120) as client:
-                for _ in range(100):
-                    try:
-                        if client.get("/health").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        time.sleep(0.2)
-                account = {"email": "m4@example.com", "password": "m4-bench-password"}
-                client.post("/api/v1/auth/register", json={**account, "name": "M4"}).raise_for_status()
-                client.auth = Login(base_url, **account)
-                csv = Path(scratch) / "m4-hourly-train.csv"
-                long_csv(train, csv)
-                with csv.open("rb") as handle:
-                    uploaded = client.post("/api/v1/datasets/upload", files={"file": ("m4-hourly-train.csv", handle, "text/csv")})
-                uploaded.raise_for_status()
-                dataset_id = uploaded.json()["dataset_id"]
-                client.put(f"/api/v1/datasets/{dataset_id}/config", json={"date_column": "timestamp", "target_column": "value", "series_id_column": "series"}).raise_for_status()
-                # The job process imports the model libraries on its first training, once
-                # (~3 s); the direct baseline has them imported before its clock starts too.
-                run_platform(client, dataset_id, "naive", {})
-                for algorithm in chosen:
-                    forecasts, seconds, details = run_platform(client, dataset_id, algorithm, ALGORITHMS.get(algorithm, {}))
-                    direct_time = ""
-                    if algorithm in DIRECT:
-                        direct, direct_seconds = run_direct(train, algorithm)
-                        rows.append((f"{algorithm} (statsforecast direct)", "", scored(direct), f"{direct_seconds:.1f}", ""))
-                        direct_time = f"{seconds / direct_seconds:.2f}x"
-                    rows.append((f"{algorithm} (VUR)", "", scored(forecasts), f"{seconds:.1f}", direct_time))
-                    if details.get("validation_score"):
-                        print(f"  auto backtest scores: {details['validation_score']}; chosen per series: {details['chosen_for_series']}", flush=True)
-                    print(f"  done {algorithm}: OWA {rows[-1][2][2]:.3f} in {seconds:.1f} s", flush=True)
-        finally:
-            server.terminate()
-            server.wait(30)
+    with tempfile.TemporaryDirectory(prefix="vur-m4-") as scratch, running_platform(train, scratch) as (client, dataset_id):
+        # The job process imports the model libraries on its first training, once
+        # (~3 s); the direct baseline has them imported before its clock starts too.
+        run_platform(client, dataset_id, "naive", {})
+        for algorithm in chosen:
+            forecasts, seconds, results = run_platform(client, dataset_id, algorithm, ALGORITHMS.get(algorithm, {}))
+            direct_time = ""
+            if algorithm in DIRECT:
+                direct, direct_seconds = run_direct(train, algorithm)
+                rows.append((f"{algorithm} (statsforecast direct)", "", scored(direct), f"{direct_seconds:.1f}", ""))
+                direct_time = f"{seconds / direct_seconds:.2f}x"
+            rows.append((f"{algorithm} (VUR)", "", scored(forecasts), f"{seconds:.1f}", direct_time))
+            if details := results.get("details", {}).get("validation_score"):
+                print(f"  auto backtest scores: {details}; chosen per series: {results['details']['chosen_for_series']}", flush=True)
+            print(f"  done {algorithm}: OWA {rows[-1][2][2]:.3f} in {seconds:.1f} s", flush=True)
 
     print(f"\nM4 Hourly, {len(train)} series, h={HORIZON}, m={PERIOD}; {os.cpu_count()} cores")
     print(f"{'method':44} {'sMAPE':>8} {'MASE':>7} {'OWA':>7} {'seconds':>9} {'VUR/direct':>11}")

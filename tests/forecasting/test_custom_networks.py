@@ -3,6 +3,7 @@ checked before anything runs, trained epoch by epoch through the job."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from pathlib import Path
 
@@ -106,3 +107,21 @@ async def test_custom_networks_only_through_their_endpoint(client: httpx.AsyncCl
     assert_envelope(raw, 400)
     stranger = await register(client)
     assert_envelope(await client.post("/api/v1/models/custom", headers=stranger.headers, json={"dataset_id": dataset_id, **SEED_BODY}), 404)
+
+
+async def test_a_training_network_can_be_cancelled(client: httpx.AsyncClient, account: Account, dataset_id: str) -> None:
+    body = {"dataset_id": dataset_id, "algorithm": "mlp", "hyperparameters": {"epochs": 1000, "patience": 1000, "input_size": 24}, "horizon": 12, "validation": {"method": "holdout"}}
+    model_id = (await client.post("/api/v1/models/train", headers=account.headers, json=body)).json()["model_id"]
+    for _ in range(600):  # until the validation fold's network is on its epochs
+        status = (await client.get(f"/api/v1/models/{model_id}/training/status", headers=account.headers)).json()
+        if status["progress"] > 10:
+            break
+        await asyncio.sleep(0.1)
+    assert status["progress"] > 10, status
+    cancelled = await client.post(f"/api/v1/models/{model_id}/training/cancel", headers=account.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    final = await wait_for_training(client, account, model_id)
+    assert final["status"] == "cancelled" and final["progress"] < 40
+    model = (await client.get(f"/api/v1/models/{model_id}", headers=account.headers)).json()
+    assert model["status"] == "configured"
+    assert_envelope(await client.post(f"/api/v1/models/{model_id}/training/cancel", headers=account.headers), 409)

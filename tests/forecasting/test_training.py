@@ -80,17 +80,31 @@ async def test_another_workspaces_dataset_is_404(client: httpx.AsyncClient, data
     assert_envelope(response, 404)
 
 
-async def test_series_too_short_fails_the_job_with_a_reason(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
+async def test_what_the_data_cannot_support_is_422_before_any_job(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
     short = await upload_csv(client, account, hourly_csv(tmp_path / "short.csv", hours=40).read_bytes())
-    train = await client.post(
-        "/api/v1/models/train",
-        headers=account.headers,
-        json={"dataset_id": short, "algorithm": "seasonal_naive", "hyperparameters": {"season_length": 24}, "horizon": 24},
-    )
-    assert train.status_code == 202
+    body = {"dataset_id": short, "algorithm": "seasonal_naive", "hyperparameters": {"season_length": 24}, "horizon": 24}
+    details = assert_envelope(await client.post("/api/v1/models/train", headers=account.headers, json=body), 422)["details"]
+    assert "40 points" in details["horizon"] and "make 97" in details["horizon"]  # 3 windows of 24 + a season of 24 + 1
+    lagged = {"dataset_id": short, "algorithm": "lightgbm", "horizon": 2, "validation": {"method": "holdout"}}
+    assert "horizon" in assert_envelope(await client.post("/api/v1/models/configure", headers=account.headers, json=lagged), 422)["details"]
+    empty = await upload_csv(client, account, b"date,value,other\n" + b"".join(f"2026-01-01T{h:02d}:00:00,,{h}\n".encode() for h in range(24)))
+    body = {"dataset_id": empty, "algorithm": "naive", "target_column": "other", "horizon": 2}
+    assert (await client.post("/api/v1/models/configure", headers=account.headers, json=body)).status_code == 201
+    body["target_column"] = "value"
+    refused = assert_envelope(await client.post("/api/v1/models/configure", headers=account.headers, json=body), 422)["details"]
+    assert "target_column" in refused, refused
+    assert len((await client.get("/api/v1/models", headers=account.headers)).json()) == 1
+
+
+async def test_a_library_failure_fails_the_job_with_its_message(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
+    lines = ["date,value"] + [f"2026-01-{1 + h // 24:02d}T{h % 24:02d}:00:00,{-5 + (h % 7)}" for h in range(24 * 10)]
+    dataset = await upload_csv(client, account, ("\n".join(lines) + "\n").encode())
+    body = {"dataset_id": dataset, "algorithm": "ets", "hyperparameters": {"error": "M", "trend": "N", "seasonality": "N"}, "horizon": 12}
+    train = await client.post("/api/v1/models/train", headers=account.headers, json=body)
+    assert train.status_code == 202, train.text
     status = await wait_for_training(client, account, train.json()["model_id"])
     assert status["status"] == "failed"
-    assert "shorter than 97 points" in status["error"]  # 3 windows of 24 + a season of 24 + 1
+    assert "Inappropriate model for data with negative or zero values" in status["error"]
     model = (await client.get(f"/api/v1/models/{train.json()['model_id']}", headers=account.headers)).json()
     assert model["status"] == "failed"
     assert_envelope(await client.get(f"/api/v1/models/{model['id']}/forecast", headers=account.headers), 409)

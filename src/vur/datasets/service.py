@@ -145,7 +145,7 @@ def list_datasets(
 def load_frame(store: ArtifactStore, dataset: Dataset, columns: list[str] | None = None) -> pl.DataFrame:
     import polars as pl
 
-    with store.open(_parquet_key(dataset)) as handle:
+    with store.open(parquet_key(dataset)) as handle:
         return pl.read_parquet(handle, columns=columns)
 
 
@@ -194,7 +194,7 @@ def preview(
     """One page of rows, read lazily from the Parquet (only the needed columns and rows)."""
     import polars as pl
 
-    scan = scan_parquet(store, _parquet_key(dataset))
+    scan = scan_parquet(store, parquet_key(dataset))
     schema = scan.collect_schema()
     if columns:
         unknown = [c for c in columns if c not in schema]
@@ -235,7 +235,7 @@ def statistics(store: ArtifactStore, dataset: Dataset) -> dict[str, Any]:
     return result
 
 
-def _parquet_key(dataset: Dataset) -> str:
+def parquet_key(dataset: Dataset) -> str:
     if dataset.parquet_key is None:
         raise UnreadableFile("This dataset has no tabular data", {"kind": dataset.kind})
     return dataset.parquet_key
@@ -376,17 +376,17 @@ def create_preprocessed(session: Session, store: ArtifactStore, parent: Dataset,
     with their fitted parameters. Also returns a summary of what changed."""
     from vur.datasets import ingest, preprocess
 
-    result = preprocess.apply(scan_parquet(store, _parquet_key(parent)), request, parent.config)
+    result = preprocess.apply(scan_parquet(store, parquet_key(parent)), request, parent.config)
     dataset_id = uuid.uuid4()
     folder = dataset_folder(parent.workspace_id, dataset_id)
-    parquet_key = f"{folder}/data.parquet"
+    data_key = f"{folder}/data.parquet"
     with _discarded_on_failure(session, store, folder):
-        parquet = store.write_from(parquet_key, lambda out: ingest.sink_parquet(result.frame, out, "Could not preprocess the data"))
-        table = ingest.profile_table(scan_parquet(store, parquet_key))
+        parquet = store.write_from(data_key, lambda out: ingest.sink_parquet(result.frame, out, "Could not preprocess the data"))
+        table = ingest.profile_table(scan_parquet(store, data_key))
         if table.rows == 0:
             raise InvalidPreprocessing("No rows are left after preprocessing", {"rows": 0})
         config = _inherited_config(parent.config, result.date_column, table.columns)
-        frequency = _frequency(store, parquet_key, table, config.get("date_column"))
+        frequency = _frequency(store, data_key, table, config.get("date_column"))
 
     dataset = Dataset(
         id=dataset_id,
@@ -406,8 +406,8 @@ def create_preprocessed(session: Session, store: ArtifactStore, parent: Dataset,
         frequency=frequency,
         config=config,
         # Nothing was uploaded: its Parquet is also what "download the original" gives.
-        original_key=parquet_key,
-        parquet_key=parquet_key,
+        original_key=data_key,
+        parquet_key=data_key,
         parent_id=parent.id,
         steps=result.steps,
     )

@@ -21,8 +21,8 @@ def list_algorithms(_: WorkspaceReader) -> dict[str, list[dict[str, Any]]]:
 
 
 @router.post("/configure", response_model=ModelConfigured, status_code=201, summary="Configure a forecaster (status configured)")
-def configure(body: TrainRequest, principal: WorkspaceWriter, session: DbSession) -> ModelConfigured:
-    model = service.configure(session, principal.workspace_id, principal.user_id, body)
+def configure(body: TrainRequest, principal: WorkspaceWriter, session: DbSession, store: Store) -> ModelConfigured:
+    model = service.configure(session, store, principal.workspace_id, principal.user_id, body)
     return ModelConfigured(model_id=model.id, status=model.status.value, algorithm=model.algorithm, hyperparameters=model.hyperparameters, config=model.config)
 
 
@@ -32,14 +32,14 @@ def configure(body: TrainRequest, principal: WorkspaceWriter, session: DbSession
     status_code=201,
     summary="Configure a neural network from a layer list (lstm, gru, dense, dropout), checked before anything runs",
 )
-def configure_custom(body: CustomModelRequest, principal: WorkspaceWriter, session: DbSession) -> ModelConfigured:
-    model = service.configure_custom(session, principal.workspace_id, principal.user_id, body)
+def configure_custom(body: CustomModelRequest, principal: WorkspaceWriter, session: DbSession, store: Store) -> ModelConfigured:
+    model = service.configure_custom(session, store, principal.workspace_id, principal.user_id, body)
     return ModelConfigured(model_id=model.id, status=model.status.value, algorithm=model.algorithm, hyperparameters=model.hyperparameters, config=model.config)
 
 
 @router.post("/train", response_model=TrainAccepted, status_code=202, summary="Configure a forecaster and start training it")
-def train(body: TrainRequest, principal: WorkspaceWriter, session: DbSession) -> TrainAccepted:
-    model = service.configure(session, principal.workspace_id, principal.user_id, body)
+def train(body: TrainRequest, principal: WorkspaceWriter, session: DbSession, store: Store) -> TrainAccepted:
+    model = service.configure(session, store, principal.workspace_id, principal.user_id, body)
     job = service.start_training(session, model, principal.user_id)
     return TrainAccepted(model_id=model.id, job_id=job.id, status=job.status.value)
 
@@ -66,6 +66,13 @@ def optimize(model_id: uuid.UUID, body: OptimizeRequest, principal: WorkspaceWri
 @router.get("/{model_id}/training/status", response_model=TrainingStatus, summary="Progress, logs and metrics of the model's training")
 def training_status(model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession) -> TrainingStatus:
     return service.training_status(session, registry.get_model(session, model_id, principal.workspace_id))
+
+
+@router.post("/{model_id}/training/cancel", response_model=TrainingStatus, summary="Cancel the model's training (409 when it is not training)")
+def cancel_training(model_id: uuid.UUID, principal: WorkspaceWriter, session: DbSession) -> TrainingStatus:
+    model = registry.get_model(session, model_id, principal.workspace_id, for_update=True)
+    service.cancel_training(session, model)
+    return service.training_status(session, model)
 
 
 @router.get("/{model_id}/forecast", response_model=ForecastResponse, summary="The forecast made at the end of training")

@@ -21,5 +21,9 @@ class AlreadyTraining(Conflict):
     pass
 
 
+class NotTraining(Conflict):
+    pass
+
+
 class PlotUnavailable(UnprocessableEntity):
     pass

@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from vur.core.events import Event, publish_after_commit
 from vur.core.storage import ArtifactStore
 from vur.datasets import service as datasets
+from vur.datasets.models import Dataset
 from vur.forecasting.algorithms import CUSTOM_NETWORK, Algorithm, Parameter, get_algorithm
-from vur.forecasting.exceptions import AlreadyTraining, ForecastNotReady, InvalidTrainingConfig
+from vur.forecasting.exceptions import AlreadyTraining, ForecastNotReady, InvalidTrainingConfig, NotTraining
 from vur.forecasting.schemas import METRICS, CustomModelRequest, ForecastResponse, OptimizationSpec, OptimizeRequest, TrainingStatus, TrainRequest
 from vur.jobs import service as jobs
 from vur.jobs.models import Job, JobStatus
@@ -23,7 +24,7 @@ from vur.registry.models import ModelStatus, RegisteredModel
 TRAIN_JOB = "forecasting.train"
 
 
-def configure(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, body: TrainRequest) -> RegisteredModel:
+def configure(session: Session, store: ArtifactStore, workspace_id: uuid.UUID, user_id: uuid.UUID, body: TrainRequest) -> RegisteredModel:
     """A model in status `configured`: every choice checked against the catalogue and
     the dataset, nothing run yet."""
     algorithm = get_algorithm(body.algorithm)
@@ -31,10 +32,10 @@ def configure(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, bod
         raise InvalidTrainingConfig(f"'{algorithm.id}' is configured through its own endpoint", {"algorithm": "custom networks: POST /api/v1/models/custom"})
     hyperparameters = algorithm.resolve(body.hyperparameters)
     study = study_spec(algorithm, body.optimization, "optimization.") if body.optimization.enabled else None
-    return _new_model(session, workspace_id, user_id, body, algorithm, hyperparameters, study)
+    return _new_model(session, store, workspace_id, user_id, body, algorithm, hyperparameters, study)
 
 
-def configure_custom(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, body: CustomModelRequest) -> RegisteredModel:
+def configure_custom(session: Session, store: ArtifactStore, workspace_id: uuid.UUID, user_id: uuid.UUID, body: CustomModelRequest) -> RegisteredModel:
     """A network from the caller's layer list, checked before anything runs; the model's
     hyperparameters hold the whole architecture, compilation and training settings."""
     from vur.forecasting import networks
@@ -49,11 +50,12 @@ def configure_custom(session: Session, workspace_id: uuid.UUID, user_id: uuid.UU
         "input_size": body.input_size,
         "seed": body.seed,
     }
-    return _new_model(session, workspace_id, user_id, body, get_algorithm(CUSTOM_NETWORK), hyperparameters, None)
+    return _new_model(session, store, workspace_id, user_id, body, get_algorithm(CUSTOM_NETWORK), hyperparameters, None)
 
 
 def _new_model(
     session: Session,
+    store: ArtifactStore,
     workspace_id: uuid.UUID,
     user_id: uuid.UUID,
     body: TrainRequest | CustomModelRequest,
@@ -76,6 +78,7 @@ def _new_model(
     if study is not None:
         config["optimization"] = study
     _check_columns(dataset.detected_types, config)
+    _check_history(store, dataset, config, algorithm, hyperparameters)
     model = RegisteredModel(
         workspace_id=workspace_id,
         created_by=user_id,
@@ -107,6 +110,15 @@ def start_training(session: Session, model: RegisteredModel, user_id: uuid.UUID)
         Event("training", "training.queued", {"model_id": str(model.id), "job_id": str(job.id), "algorithm": model.algorithm}, str(model.workspace_id)),
     )
     return job
+
+
+def cancel_training(session: Session, model: RegisteredModel) -> Job:
+    """Stop the model's training: a queued job at once, a running one at its next
+    progress report (each fold, trial or epoch); the model goes back to `configured`."""
+    job = session.get(Job, model.training_job_id, with_for_update=True) if model.training_job_id else None
+    if job is None or job.status not in (JobStatus.queued, JobStatus.running):
+        raise NotTraining(f"Model '{model.id}' is not training", {"status": model.status.value})
+    return jobs.request_cancel(session, job)
 
 
 def optimize(session: Session, model: RegisteredModel, user_id: uuid.UUID, body: OptimizeRequest) -> Job:
@@ -190,6 +202,29 @@ def _check_columns(types: dict[str, str], config: dict) -> None:
         problems["date_column"] = "the timestamps have no regular frequency"
     if problems:
         raise InvalidTrainingConfig("The dataset cannot be used for this training run", problems)
+
+
+def _check_history(store: ArtifactStore, dataset: Dataset, config: dict[str, Any], algorithm: Algorithm, hyperparameters: dict[str, Any]) -> None:
+    """Refuse now, not in the job, what the data cannot support: a target without values,
+    or series too short for the validation windows and the history the algorithm needs."""
+    import polars as pl
+
+    date, target, series = config["date_column"], config["target_column"], config["series_id_column"]
+    known = datasets.scan_parquet(store, datasets.parquet_key(dataset)).filter(pl.col(target).is_not_null() & pl.col(date).is_not_null())
+    lengths = known.group_by(series).len() if series else known.select(pl.len())
+    shortest = lengths.select(pl.col("len").min()).collect().item()
+    if not shortest:
+        raise InvalidTrainingConfig("The target has no values", {"target_column": f"every value of '{target}' is missing"})
+    horizon, splits = config["horizon"], config["validation"]["n_splits"]
+    needed = horizon * splits + algorithm.min_history(hyperparameters, horizon)
+    if shortest < needed:
+        raise InvalidTrainingConfig(
+            "The series are too short for this horizon and validation",
+            {
+                "horizon": f"the shortest series has {shortest} points with a target; {splits} validation window(s) of {horizon} "
+                f"plus the {needed - horizon * splits} points {algorithm.id} needs before them make {needed}: shorten the horizon or n_splits"
+            },
+        )
 
 
 _STATUS_WORDS = {

@@ -129,7 +129,11 @@ def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any]
         ctx.progress(start + (70 - start) * fold["fold"] / splits, f"Fold {fold['fold']}/{splits}: {shown}", fold=fold["fold"], metrics=fold["metrics"])
         ctx.publish("training", "training.fold", {"job_id": str(ctx.job_id), "fold": fold["fold"], "folds": splits, "metrics": fold["metrics"]})
 
-    folds, metrics, merged = backtest(algorithm, params, config, data, report)
+    def fold_epoch(fold: int, epoch: int, epochs: int) -> None:
+        # No log line per epoch of a validation fold; the call still stops a cancelled job.
+        ctx.progress(start + (70 - start) * (fold - 1 + epoch / epochs) / splits)
+
+    folds, metrics, merged = backtest(algorithm, params, config, data, report, fold_epoch)
     # Forecast against actual over the latest window, for plots and residual checks.
     validation = [
         {
@@ -177,10 +181,18 @@ def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any]
     }
 
 
-def backtest(algorithm: Algorithm, params: dict[str, Any], config: dict[str, Any], data: Any, on_fold: Callable[[dict[str, Any]], None] | None = None) -> tuple[list[dict[str, Any]], dict[str, float | None], Any]:
+def backtest(
+    algorithm: Algorithm,
+    params: dict[str, Any],
+    config: dict[str, Any],
+    data: Any,
+    on_fold: Callable[[dict[str, Any]], None] | None = None,
+    on_fold_epoch: Callable[[int, int, int], None] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, float | None], Any]:
     """Rolling-origin validation: fold k trains on everything before its window of one
     horizon and forecasts it. Returns each fold, the mean metrics and the last window's
-    forecast against actual."""
+    forecast against actual. `on_fold_epoch(fold, epoch, epochs)` follows a network's
+    training inside a fold."""
     horizon, freq = config["horizon"], config["frequency"]
     splits = config.get("validation", {}).get("n_splits", 1)
     wanted = config.get("metrics") or ["rmse", "mae", "mape", "smape"]
@@ -192,7 +204,8 @@ def backtest(algorithm: Algorithm, params: dict[str, Any], config: dict[str, Any
         cut = size - (splits - fold) * horizon
         train, window = data[position < cut], data[(position >= cut) & (position < cut + horizon)]
         started = time.perf_counter()
-        forecast = engines.forecast(algorithm, params, train, horizon, freq, []).frame
+        on_epoch = (lambda epoch, epochs, _, fold=fold: on_fold_epoch(fold + 1, epoch, epochs)) if on_fold_epoch else None
+        forecast = engines.forecast(algorithm, params, train, horizon, freq, [], on_epoch=on_epoch).frame
         seconds = time.perf_counter() - started
         merged = window.merge(forecast, on=["unique_id", "ds"], how="inner")
         if merged.empty:
