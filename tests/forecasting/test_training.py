@@ -293,3 +293,24 @@ async def test_plots_say_what_a_model_cannot_draw(client: httpx.AsyncClient, acc
     assert (await client.get(f"/api/v1/models/{model_id}/plot", headers=account.headers)).status_code == 200
     refused = await client.get(f"/api/v1/models/{model_id}/plot", headers=account.headers, params={"kind": "importance"})
     assert "kind" in assert_envelope(refused, 422)["details"]
+
+
+async def test_a_rescaled_target_is_forecast_in_its_original_units(client: httpx.AsyncClient, account: Account, dataset_id: str) -> None:
+    steps = {"normalization": {"method": "standard", "columns": ["value"]}}
+    child = await client.post(f"/api/v1/datasets/{dataset_id}/preprocess", headers=account.headers, json=steps)
+    assert child.status_code == 201, child.text
+    twice = await client.post(f"/api/v1/datasets/{child.json()['id']}/preprocess", headers=account.headers, json={"normalization": {"method": "minmax", "columns": ["value"]}})
+    assert twice.status_code == 201, twice.text
+    results = {}
+    for source in (dataset_id, twice.json()["id"]):
+        body = {"dataset_id": source, "algorithm": "seasonal_naive", "hyperparameters": {"season_length": 24}, "horizon": 12, "levels": [80]}
+        model_id = (await client.post("/api/v1/models/train", headers=account.headers, json=body)).json()["model_id"]
+        assert (await wait_for_training(client, account, model_id))["status"] == "completed"
+        results[source] = (await client.get(f"/api/v1/models/{model_id}/results", headers=account.headers)).json()
+    original, rescaled = results[dataset_id], results[twice.json()["id"]]
+    # Seasonal naive commutes with rescaling: undone twice, the numbers are the upload's own.
+    for mine, theirs in zip(rescaled["forecast"]["predictions"], original["forecast"]["predictions"], strict=True):
+        assert mine["value"] == pytest.approx(theirs["value"], rel=1e-9)
+        assert mine["lower"]["80"] == pytest.approx(theirs["lower"]["80"], rel=1e-6)
+    assert rescaled["metrics"] == pytest.approx(original["metrics"], rel=1e-6)
+    assert rescaled["validation"][0]["actual"] == pytest.approx(original["validation"][0]["actual"], rel=1e-9)

@@ -101,6 +101,21 @@ def create_from_upload(
     return dataset
 
 
+def target_restoration(session: Session, dataset: Dataset, column: str) -> list[dict[str, float]]:
+    """How to bring `column` back to the units it was uploaded in: the normalizations
+    applied to it along the dataset's lineage, newest first, each undone as
+    `x = y * scale + center`. Empty when it was never rescaled."""
+    undo: list[dict[str, float]] = []
+    current: Dataset | None = dataset
+    while current is not None:
+        for step in reversed(current.steps or []):
+            if step["step"] == "normalization" and column in step["columns"]:
+                fitted = step["params"][column]
+                undo.append({"scale": float(fitted["scale"]), "center": float(fitted["center"])})
+        current = session.get(Dataset, current.parent_id) if current.parent_id else None
+    return undo
+
+
 def dataset_folder(workspace_id: uuid.UUID, dataset_id: uuid.UUID) -> str:
     return f"datasets/{workspace_id.hex}/{dataset_id.hex}"
 

@@ -78,6 +78,10 @@ def _new_model(
     if study is not None:
         config["optimization"] = study
     _check_columns(dataset.detected_types, config)
+    # A target that preprocessing rescaled is trained on as it is, and every forecast,
+    # interval and metric is brought back to the units it was uploaded in.
+    if restoration := datasets.target_restoration(session, dataset, config["target_column"]):
+        config["target_restoration"] = restoration
     _check_history(store, dataset, config, algorithm, hyperparameters)
     model = RegisteredModel(
         workspace_id=workspace_id,

@@ -156,6 +156,7 @@ def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any]
     started = time.perf_counter()
     future = engines.forecast(algorithm, params, data, horizon, freq, levels, on_epoch=epoch_done)
     fit_seconds = time.perf_counter() - started
+    future.frame = original_units(config)(future.frame)
     shown_levels = [level for level in levels if f"lo-{level}" in future.frame.columns]
     points = [
         {
@@ -197,6 +198,7 @@ def backtest(
     splits = config.get("validation", {}).get("n_splits", 1)
     wanted = config.get("metrics") or ["rmse", "mae", "mape", "smape"]
     season_length = params.get("season_length") or engines.default_season(freq)
+    restore = original_units(config)
     position = data.groupby("unique_id").cumcount()
     size = data.groupby("unique_id")["y"].transform("size")
     folds = []
@@ -207,14 +209,31 @@ def backtest(
         on_epoch = (lambda epoch, epochs, _, fold=fold: on_fold_epoch(fold + 1, epoch, epochs)) if on_fold_epoch else None
         forecast = engines.forecast(algorithm, params, train, horizon, freq, [], on_epoch=on_epoch).frame
         seconds = time.perf_counter() - started
-        merged = window.merge(forecast, on=["unique_id", "ds"], how="inner")
+        merged = restore(window.merge(forecast, on=["unique_id", "ds"], how="inner"))
         if merged.empty:
             raise ValueError("the validation timestamps do not line up with the forecast; is the frequency regular?")
-        scores = _rounded({k: v for k, v in forecast_metrics(merged, engines.POINT, train, season_length).items() if k in wanted})
+        scores = _rounded({k: v for k, v in forecast_metrics(merged, engines.POINT, restore(train), season_length).items() if k in wanted})
         folds.append({"fold": fold + 1, "start": merged["ds"].min().isoformat(), "metrics": scores, "seconds": round(seconds, 4)})
         if on_fold is not None:
             on_fold(folds[-1])
     return folds, _rounded({k: _mean([f["metrics"][k] for f in folds]) for k in wanted}), merged
+
+
+def original_units(config: dict[str, Any]) -> Callable[[Any], Any]:
+    """A function that brings a frame's target, forecast and bounds back to the units
+    the data was uploaded in, undoing the normalizations preprocessing applied."""
+    undo = config.get("target_restoration") or []
+
+    def restore(frame: Any) -> Any:
+        if not undo:
+            return frame
+        frame = frame.copy()
+        columns = [c for c in frame.columns if c in ("y", engines.POINT) or c.startswith(("lo-", "hi-"))]
+        for step in undo:
+            frame[columns] = frame[columns] * step["scale"] + step["center"]
+        return frame
+
+    return restore
 
 
 def _search(ctx: JobContext, algorithm: Algorithm, params: dict[str, Any], config: dict[str, Any], data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
