@@ -280,7 +280,7 @@ async def test_metrics_is_prometheus_text_labelled_by_route_template(client: htt
 
 
 async def test_metrics_reports_jobs_by_status(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
-    path = hourly_csv(tmp_path / "m.csv", hours=24 * 4)
+    path = hourly_csv(tmp_path / "m.csv", hours=24 * 5)
     with path.open("rb") as handle:
         upload = await client.post("/api/v1/datasets/upload", headers=account.headers, files={"file": ("m.csv", handle, "text/csv")})
     assert upload.status_code == 201, upload.text

@@ -25,7 +25,7 @@ from vur.jobs.models import Job, JobStatus
 from vur.jobs.registry import job
 from vur.jobs.runner import JobCancelled, JobContext
 from vur.registry.models import ModelStatus, RegisteredModel
-from vur.registry.service import model_folder
+from vur.registry.service import record_version, version_folder
 
 # Points of forecast-against-actual kept from the latest validation window.
 VALIDATION_POINTS = 5000
@@ -86,23 +86,26 @@ def train_forecaster(ctx: JobContext, model_id: str) -> dict[str, Any]:
         if dataset is None:
             raise LookupError("the model's dataset no longer exists")
         algorithm_id, params, config = model.algorithm, dict(model.hyperparameters), dict(model.config)
-        folder = model_folder(model.workspace_id, model.id)
+        folder = version_folder(model)
         columns = [c for c in (config["date_column"], config["target_column"], config.get("series_id_column")) if c]
         frame = load_frame(store, dataset, columns)
     result = _fit_and_forecast(ctx, algorithm_id, params, config, frame)
-    key = f"{folder}/forecast.json"
-    store.write_bytes(key, json.dumps({"algorithm": algorithm_id, **result.pop("forecast")}).encode())
-    store.write_bytes(f"{folder}/results.json", json.dumps(result).encode())
-    with database.session() as session:
-        model = session.get(RegisteredModel, uuid.UUID(model_id), with_for_update=True)
-        assert model is not None
-        model.status = ModelStatus.trained
-        model.hyperparameters = result["hyperparameters"]
-        model.metrics = result["metrics"]
-        model.trained_at = utcnow()
-        model.artifact_key = key
+    try:
+        store.write_bytes(f"{folder}/forecast.json", json.dumps({"algorithm": algorithm_id, **result.pop("forecast")}).encode())
+        store.write_bytes(f"{folder}/results.json", json.dumps(result).encode())
+        with database.session() as session:
+            model = session.get(RegisteredModel, uuid.UUID(model_id), with_for_update=True)
+            assert model is not None
+            model.status = ModelStatus.trained
+            model.hyperparameters = result["hyperparameters"]
+            model.metrics = result["metrics"]
+            model.trained_at = utcnow()
+            number = record_version(session, model, folder, ctx.job_id).number
+    except BaseException:
+        store.delete_prefix(folder)  # a version that was not recorded leaves no files
+        raise
     ctx.publish("training", "training.completed", {"model_id": model_id, "metrics": result["metrics"]})
-    return {"model_id": model_id, "metrics": result["metrics"], "folds": result["folds"]}
+    return {"model_id": model_id, "version": number, "metrics": result["metrics"], "folds": result["folds"]}
 
 
 

@@ -1,16 +1,20 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
-from vur.core.deps import DbSession, Store
+from vur.core.deps import AppSettings, DbSession, Store
+from vur.core.errors import PayloadTooLarge
 from vur.core.pagination import PageParams, set_total
 from vur.identity.auth import WorkspaceReader, WorkspaceWriter
 from vur.registry import service
-from vur.registry.schemas import ModelRead
+from vur.registry.schemas import ModelRead, SaveRequest, VersionRead
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
+# Bundles are files: this router gets the upload size limit.
+upload_router = APIRouter(prefix="/api/v1/models", tags=["models"])
 
 
 @router.get("", response_model=list[ModelRead], summary="Models of the workspace, newest first")
@@ -28,3 +32,47 @@ def get_model(model_id: uuid.UUID, principal: WorkspaceReader, session: DbSessio
 @router.delete("/{model_id}", status_code=204, summary="Delete a model and its artifacts (409 while it trains)")
 def delete_model(model_id: uuid.UUID, principal: WorkspaceWriter, session: DbSession, store: Store) -> None:
     service.delete_model(session, store, service.get_model(session, model_id, principal.workspace_id, for_update=True))
+
+
+@router.get("/{model_id}/versions", response_model=list[VersionRead], summary="The model's versions, one per successful training, newest first")
+def list_versions(model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession) -> list[VersionRead]:
+    model = service.get_model(session, model_id, principal.workspace_id)
+    return [VersionRead.model_validate(v) for v in service.list_versions(session, model)]
+
+
+@router.post("/{model_id}/save", response_model=VersionRead, summary="Keep a version (the latest unless `version` says) with an optional note")
+def save_version(model_id: uuid.UUID, body: SaveRequest, principal: WorkspaceWriter, session: DbSession) -> VersionRead:
+    model = service.get_model(session, model_id, principal.workspace_id, for_update=True)
+    return VersionRead.model_validate(service.save_version(session, model, body.version, body.note))
+
+
+@router.get(
+    "/{model_id}/export",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}, "description": "A signed bundle that POST /api/v1/models/load accepts"}},
+    summary="Export a version as a signed bundle (zip)",
+)
+def export_version(
+    model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession, store: Store, settings: AppSettings, version: Annotated[int | None, Query(ge=1)] = None
+) -> Response:
+    model = service.get_model(session, model_id, principal.workspace_id)
+    chosen = service.get_version(session, model, version)
+    bundle = service.export_version(store, model, chosen, settings.resolved_secret_key())
+    filename = f"model-{model.id.hex[:8]}-v{chosen.number}.vurmodel.zip"
+    return Response(bundle, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@upload_router.post("/load", response_model=ModelRead, status_code=201, summary="Load a bundle exported by this VUR instance as a new trained model")
+def load_bundle(
+    principal: WorkspaceWriter,
+    session: DbSession,
+    store: Store,
+    settings: AppSettings,
+    file: Annotated[UploadFile, File(description="A bundle from GET /api/v1/models/{id}/export")],
+    name: Annotated[str | None, Form(max_length=200)] = None,
+) -> ModelRead:
+    data = file.file.read(settings.max_upload_bytes + 1)
+    if len(data) > settings.max_upload_bytes:
+        raise PayloadTooLarge(f"File exceeds the limit of {settings.max_upload_bytes} bytes", {"max_bytes": settings.max_upload_bytes})
+    model = service.import_bundle(session, store, principal.workspace_id, principal.user_id, data, settings.resolved_secret_key(), name)
+    return ModelRead.model_validate(model)

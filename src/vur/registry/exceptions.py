@@ -1,4 +1,4 @@
-from vur.core.errors import Conflict, NotFound
+from vur.core.errors import Conflict, NotFound, UnprocessableEntity
 
 
 class ModelNotFound(NotFound):
@@ -6,4 +6,12 @@ class ModelNotFound(NotFound):
 
 
 class ModelBusy(Conflict):
+    pass
+
+
+class VersionNotFound(NotFound):
+    pass
+
+
+class InvalidBundle(UnprocessableEntity):
     pass

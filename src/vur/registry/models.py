@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, String
+from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vur.core.db import Base, RecordMixin
@@ -37,3 +37,23 @@ class RegisteredModel(RecordMixin, Base):
     training_job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     artifact_key: Mapped[str | None] = mapped_column(String(300), default=None)
     trained_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ModelVersion(RecordMixin, Base):
+    """What one successful training produced: its parameters, metrics and the folder of
+    its artifacts. Numbered from 1 per model; `saved` marks the versions a user kept."""
+
+    __tablename__ = "model_versions"
+    __resource__ = "Model version"
+    __table_args__ = (UniqueConstraint("model_id", "number"),)
+
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    algorithm: Mapped[str] = mapped_column(String(50))
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    artifact_prefix: Mapped[str] = mapped_column(String(300))
+    training_job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    saved: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str | None] = mapped_column(Text, default=None)

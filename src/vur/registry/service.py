@@ -5,11 +5,12 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vur.core.db import on_commit
+from vur.core.db import on_commit, on_rollback, utcnow
 from vur.core.repository import get_scoped, paginate
 from vur.core.storage import ArtifactStore
-from vur.registry.exceptions import ModelBusy, ModelNotFound
-from vur.registry.models import ModelStatus, RegisteredModel
+from vur.registry import bundles
+from vur.registry.exceptions import ModelBusy, ModelNotFound, VersionNotFound
+from vur.registry.models import ModelStatus, ModelVersion, RegisteredModel
 
 
 def get_model(session: Session, model_id: uuid.UUID, workspace_id: uuid.UUID, *, for_update: bool = False) -> RegisteredModel:
@@ -36,3 +37,101 @@ def delete_model(session: Session, store: ArtifactStore, model: RegisteredModel)
     session.delete(model)
     session.flush()
     on_commit(session, lambda: store.delete_prefix(folder))
+
+
+# --- versions -------------------------------------------------------------------
+
+# What a training writes into its version's folder.
+VERSION_ARTIFACTS = ("forecast.json", "results.json")
+
+
+def version_folder(model: RegisteredModel) -> str:
+    """A fresh folder for the artifacts of the model's next version."""
+    return f"{model_folder(model.workspace_id, model.id)}/versions/{uuid.uuid4().hex}"
+
+
+def record_version(session: Session, model: RegisteredModel, prefix: str, training_job_id: uuid.UUID | None) -> ModelVersion:
+    """The model's next version, made current: its artifacts are in `prefix`."""
+    last = session.scalar(select(ModelVersion.number).where(ModelVersion.model_id == model.id).order_by(ModelVersion.number.desc()).limit(1))
+    version = ModelVersion(
+        model_id=model.id,
+        workspace_id=model.workspace_id,
+        number=(last or 0) + 1,
+        algorithm=model.algorithm,
+        hyperparameters=model.hyperparameters,
+        metrics=model.metrics,
+        artifact_prefix=prefix,
+        training_job_id=training_job_id,
+    )
+    session.add(version)
+    model.artifact_key = f"{prefix}/forecast.json"
+    session.flush()
+    return version
+
+
+def list_versions(session: Session, model: RegisteredModel) -> list[ModelVersion]:
+    return list(session.scalars(select(ModelVersion).where(ModelVersion.model_id == model.id).order_by(ModelVersion.number.desc())))
+
+
+def get_version(session: Session, model: RegisteredModel, number: int | None) -> ModelVersion:
+    """Version `number`, or the latest when None; 404 when the model has no such version."""
+    stmt = select(ModelVersion).where(ModelVersion.model_id == model.id)
+    stmt = stmt.where(ModelVersion.number == number) if number is not None else stmt.order_by(ModelVersion.number.desc()).limit(1)
+    version = session.scalar(stmt)
+    if version is None:
+        raise VersionNotFound(f"Model '{model.id}' has no version {number if number is not None else 'yet'}", {"version": "train the model first" if number is None else "no such version"})
+    return version
+
+
+def save_version(session: Session, model: RegisteredModel, number: int | None, note: str | None) -> ModelVersion:
+    version = get_version(session, model, number)
+    version.saved = True
+    version.note = note if note is not None else version.note
+    session.flush()
+    return version
+
+
+def export_version(store: ArtifactStore, model: RegisteredModel, version: ModelVersion, secret: str) -> bytes:
+    files = {}
+    for name in VERSION_ARTIFACTS:
+        if store.exists(key := f"{version.artifact_prefix}/{name}"):
+            with store.open(key) as handle:
+                files[name] = handle.read()
+    description = {
+        "kind": model.kind,
+        "name": model.name,
+        "algorithm": version.algorithm,
+        "hyperparameters": version.hyperparameters,
+        "config": model.config,
+        "metrics": version.metrics,
+        "version": version.number,
+        "trained_at": version.created_at.isoformat(),
+    }
+    return bundles.write_bundle(description, files, secret)
+
+
+def import_bundle(session: Session, store: ArtifactStore, workspace_id: uuid.UUID, user_id: uuid.UUID, data: bytes, secret: str, name: str | None) -> RegisteredModel:
+    """A new trained model of the workspace from a verified bundle: the registry entry
+    and its version 1, with the bundle's artifacts (no dataset: it stays where it was)."""
+    bundle = bundles.read_bundle(data, secret, max_unpacked_bytes=4 * len(data) + 10_485_760)
+    manifest = bundle.manifest
+    model = RegisteredModel(
+        workspace_id=workspace_id,
+        created_by=user_id,
+        kind=manifest["kind"],
+        name=(name or manifest["name"])[:200],
+        algorithm=manifest["algorithm"],
+        hyperparameters=manifest["hyperparameters"],
+        config=manifest["config"],
+        status=ModelStatus.trained,
+        metrics=manifest["metrics"],
+        trained_at=utcnow(),
+    )
+    session.add(model)
+    session.flush()
+    prefix = version_folder(model)
+    on_rollback(session, lambda: store.delete_prefix(prefix))
+    for file_name, content in bundle.files.items():
+        store.write_bytes(f"{prefix}/{file_name}", content)
+    record_version(session, model, prefix, None)
+    return model
