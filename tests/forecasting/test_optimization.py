@@ -92,7 +92,7 @@ async def test_bad_searches_are_422_and_start_nothing(client: httpx.AsyncClient,
 
 async def test_a_grid_needs_choices_for_floats(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
     dataset = await upload_csv(client, account, hourly_csv(tmp_path / "h.csv", hours=24 * 10).read_bytes())
-    configured = await client.post("/api/v1/models/configure", headers=account.headers, json={"dataset_id": dataset, "algorithm": "linear"})
+    configured = await client.post("/api/v1/models/configure", headers=account.headers, json={"dataset_id": dataset, "algorithm": "linear", "hyperparameters": {"lags": 6, "seasonal_lags": 2}})
     model_id = configured.json()["model_id"]
     body = {"method": "grid", "search_space": {"alpha": {"type": "float", "min": 0.1, "max": 10}}}
     details = assert_envelope(await client.post(f"/api/v1/models/{model_id}/optimize", headers=account.headers, json=body), 422)["details"]

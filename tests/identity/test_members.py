@@ -29,7 +29,7 @@ def new_member_body(role: str | None = "member") -> dict:
 
 async def upload_and_train(client: httpx.AsyncClient, owner: Account, tmp_path: Path) -> tuple[str, str, str]:
     """(dataset_id, model_id, job_id) created by `owner`."""
-    path = hourly_csv(tmp_path / f"{uuid.uuid4().hex}.csv", hours=24 * 4)
+    path = hourly_csv(tmp_path / f"{uuid.uuid4().hex}.csv", hours=24 * 5)
     with path.open("rb") as handle:
         upload = await client.post("/api/v1/datasets/upload", headers=owner.headers, files={"file": ("series.csv", handle, "text/csv")})
     assert upload.status_code == 201, upload.text
