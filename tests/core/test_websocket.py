@@ -326,3 +326,30 @@ async def test_training_completed_reaches_the_training_topic_of_its_workspace_on
             await other.send(json.dumps({"type": "ping"}))
             assert (await receive(other))["type"] == "pong"
             await nothing_arrives(other, 0.5)
+
+
+async def test_trials_and_epochs_stream_on_the_training_topic(ws_url: str, client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
+    csv_path = hourly_csv(tmp_path / "hourly.csv", hours=24 * 10)
+    with csv_path.open("rb") as handle:
+        upload = await client.post("/api/v1/datasets/upload", headers=account.headers, files={"file": ("hourly.csv", handle, "text/csv")})
+    body = {
+        "dataset_id": upload.json()["dataset_id"],
+        "algorithm": "mlp",
+        "hyperparameters": {"epochs": 3, "patience": 10, "units": 8, "input_size": 24},
+        "horizon": 12,
+        "validation": {"method": "holdout"},
+        "optimization": {"enabled": True, "method": "grid", "iterations": 2, "search_space": {"units": {"type": "int", "choices": [4, 8]}}},
+    }
+    async with authed(ws_url, account) as ws:
+        await subscribe(ws, "training")
+        train = await client.post("/api/v1/models/train", headers=account.headers, json=body)
+        assert train.status_code == 202, train.text
+        messages = await receive_until(ws, lambda m: m["type"] in ("training.completed", "training.failed"), timeout=240)
+    assert messages[-1]["type"] == "training.completed", messages
+    trials = [m["data"] for m in messages if m["type"] == "training.trial"]
+    assert [(t["trial"], t["trials"]) for t in trials] == [(1, 2), (2, 2)]
+    assert sorted(t["params"]["units"] for t in trials) == [4, 8]
+    epochs = [m["data"] for m in messages if m["type"] == "training.epoch"]
+    # The final fit's epochs, in order, each with its loss.
+    assert [(e["epoch"], e["epochs"]) for e in epochs] == [(1, 3), (2, 3), (3, 3)]
+    assert all("loss" in e["metrics"] for e in epochs)
