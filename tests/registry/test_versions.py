@@ -14,6 +14,7 @@ from tests.conftest import Account, assert_envelope, hourly_csv, register
 from tests.core.test_smoke_slice import wait_for_training
 from tests.forecasting.test_training import upload_csv
 from vur.registry import bundles
+from vur.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -101,3 +102,13 @@ async def test_versions_export_and_save_are_scoped_and_need_a_training(client: h
     configured = (await client.post("/api/v1/models/configure", headers=account.headers, json={"dataset_id": dataset, "algorithm": "naive", "horizon": 6})).json()
     assert_envelope(await client.get(f"/api/v1/models/{configured['model_id']}/export", headers=account.headers), 404)
     assert (await client.get(f"/api/v1/models/{configured['model_id']}/versions", headers=account.headers)).json() == []
+
+
+async def test_a_signed_bundle_of_another_format_is_refused(client: httpx.AsyncClient, account: Account, trained: str, settings: Settings) -> None:
+    bundle = (await client.get(f"/api/v1/models/{trained}/export", headers=account.headers)).content
+    archive = zipfile.ZipFile(io.BytesIO(bundle))
+    files = {name.removeprefix("files/"): archive.read(name) for name in archive.namelist() if name.startswith("files/")}
+    description = {"format": "vur-model-bundle/99", "kind": "forecaster", "name": "x", "algorithm": "naive", "hyperparameters": {}, "config": {}, "metrics": {}, "version": 1}
+    future = bundles.write_bundle(description, files, settings.resolved_secret_key())
+    response = await client.post("/api/v1/models/load", headers=account.headers, files={"file": ("m.zip", io.BytesIO(future), "application/zip")})
+    assert "format" in assert_envelope(response, 422)["details"]

@@ -80,6 +80,11 @@ class Algorithm:
     # False for what is configured elsewhere (custom networks, POST /models/custom).
     listed: bool = True
 
+    def history_needed(self, params: dict[str, Any], horizon: int, windows: int) -> int:
+        """Observations a series needs for `windows` held-out windows of one horizon and
+        the fit before the first of them."""
+        return horizon * windows + self.min_history(params, horizon)
+
     def min_history(self, params: dict[str, Any], horizon: int) -> int:
         """Observations a series needs before this algorithm can fit it."""
         season = params.get("season_length") or 1

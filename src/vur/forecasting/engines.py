@@ -83,7 +83,7 @@ def _regression(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame
         target_transforms=transforms,
     )
     shortest = int(data.groupby("unique_id").size().min())
-    intervals = levels and shortest >= algorithm.min_history(params, horizon) + (INTERVAL_WINDOWS + 1) * horizon
+    intervals = levels and shortest >= algorithm.history_needed(params, horizon, INTERVAL_WINDOWS + 1)
     forecaster.fit(data, static_features=[], prediction_intervals=PredictionIntervals(n_windows=INTERVAL_WINDOWS, h=horizon) if intervals else None)
     frame = forecaster.predict(horizon, level=levels if intervals else None)
     importance = _importance(getattr(forecaster.models_[POINT], "feature_importances_", None), forecaster.ts.features_order_)
@@ -197,7 +197,8 @@ def _auto(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, hori
     ranks = scores.fillna(np.inf).rank(axis=1, method="first")
     chosen = ranks.le(params["ensemble_size"])
 
-    finals = _candidate_forecasts(candidates, data, horizon, freq, levels)
+    # Only the candidates some series chose are fitted on the whole history.
+    finals = _candidate_forecasts({name: c for name, c in candidates.items() if chosen[name].any()}, data, horizon, freq, levels)
     columns = [POINT] + [c for c in next(iter(finals.values())).columns if c.startswith(("lo-", "hi-")) and all(c in f.columns for f in finals.values())]
     stacked = pd.concat([f.assign(candidate=name) for name, f in finals.items()])
     picked = stacked[chosen.stack().reindex(pd.MultiIndex.from_arrays([stacked["unique_id"], stacked["candidate"]])).to_numpy(dtype=bool)]

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -355,8 +356,6 @@ def forecast_with_network(
 
     Deterministic for a given seed. Keras or torch failures propagate with their message.
     """
-    import torch
-
     problems = check_architecture(layers, horizon)
     if problems:
         raise ValueError("invalid architecture: " + "; ".join(f"{field}: {problem}" for field, problem in problems.items()))
@@ -364,59 +363,53 @@ def forecast_with_network(
     if input_size is None:
         input_size = _automatic_input_size(horizon, min(len(s.values) for s in series))
     _require_length(series, input_size, horizon)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(TORCH_THREADS)
+    with _torch_threads(TORCH_THREADS):
+        keras = _keras()
+        keras.utils.set_random_seed(seed)
+        outputs = layers[-1]["units"]
+        recursive = outputs < horizon
+        model = build_network(layers, input_size, compilation)
+        train, held, held_scale = _training_windows(series, input_size, outputs, training.get("validation_split", 0))
+        epochs = training["epochs"]
+        history: dict[str, list[float]] = {}
+        callbacks = [_epoch_reporter(keras, epochs, held, held_scale, input_size, compilation.get("metrics", []), history, on_epoch)]
+        stopping = training.get("early_stopping") or {}
+        if stopping.get("enabled"):
+            callbacks.append(keras.callbacks.EarlyStopping(monitor=stopping["monitor"], patience=stopping["patience"], restore_best_weights=True))
+        model.fit(
+            train[:, :input_size, None],
+            train[:, input_size:],
+            batch_size=training["batch_size"],
+            epochs=epochs,
+            validation_data=(held[:, :input_size, None], held[:, input_size:]) if len(held) else None,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=0,
+        )
+        last_windows = np.stack([s.values[-input_size:] for s in series])
+        means = _predict_horizon(model, last_windows, horizon, recursive)
+        spreads = _error_quantiles(model, series, input_size, horizon, recursive, levels)
+        return NetworkForecast(
+            frame=_forecast_frame(series, means, spreads, freq),
+            history=history,
+            epochs_run=len(history.get("loss", [])),
+            input_size=input_size,
+            scalers={str(s.uid): (s.mean, s.std) for s in series},
+            model=model,
+        )
+
+
+@contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    """torch's thread count for the duration, restored afterwards."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
     try:
-        return _train_and_forecast(series, horizon, freq, levels, layers, compilation, training, input_size, seed, on_epoch)
+        yield
     finally:
-        torch.set_num_threads(threads)
-
-
-def _train_and_forecast(
-    series: list[_Series],
-    horizon: int,
-    freq: str,
-    levels: list[int],
-    layers: list[dict[str, Any]],
-    compilation: dict[str, Any],
-    training: dict[str, Any],
-    input_size: int,
-    seed: int,
-    on_epoch: EpochCallback | None,
-) -> NetworkForecast:
-    keras = _keras()
-    keras.utils.set_random_seed(seed)
-    outputs = layers[-1]["units"]
-    recursive = outputs < horizon
-    model = build_network(layers, input_size, compilation)
-    train, held, held_scale = _training_windows(series, input_size, outputs, training.get("validation_split", 0))
-    epochs = training["epochs"]
-    history: dict[str, list[float]] = {}
-    callbacks = [_epoch_reporter(keras, epochs, held, held_scale, input_size, compilation.get("metrics", []), history, on_epoch)]
-    stopping = training.get("early_stopping") or {}
-    if stopping.get("enabled"):
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=stopping["monitor"], patience=stopping["patience"], restore_best_weights=True))
-    model.fit(
-        train[:, :input_size, None],
-        train[:, input_size:],
-        batch_size=training["batch_size"],
-        epochs=epochs,
-        validation_data=(held[:, :input_size, None], held[:, input_size:]) if len(held) else None,
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=0,
-    )
-    last_windows = np.stack([s.values[-input_size:] for s in series])
-    means = _predict_horizon(model, last_windows, horizon, recursive)
-    spreads = _error_quantiles(model, series, input_size, horizon, recursive, levels)
-    return NetworkForecast(
-        frame=_forecast_frame(series, means, spreads, freq),
-        history=history,
-        epochs_run=len(history.get("loss", [])),
-        input_size=input_size,
-        scalers={str(s.uid): (s.mean, s.std) for s in series},
-        model=model,
-    )
+        torch.set_num_threads(previous)
 
 
 def _standardised(data: pd.DataFrame) -> list[_Series]:

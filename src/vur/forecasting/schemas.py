@@ -70,7 +70,32 @@ class OptimizeRequest(BaseModel):
     metric: str = Field(default="rmse", max_length=20)
 
 
-class TrainRequest(BaseModel):
+class ForecastRequest(BaseModel):
+    """What every way of creating a forecaster asks: the data, the horizon, the
+    intervals, the validation, and the columns when the dataset's own config is not
+    to be used."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: uuid.UUID
+    # Strict: "12" is a client bug worth reporting, not a number to guess.
+    horizon: StrictInt = Field(default=24, ge=1, le=10_000)
+    levels: list[StrictInt] = Field(default_factory=lambda: [80, 95], max_length=5)
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    date_column: str | None = Field(default=None, max_length=255)
+    target_column: str | None = Field(default=None, max_length=255)
+    series_id_column: str | None = Field(default=None, max_length=255)
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_in_range(cls, levels: list[int]) -> list[int]:
+        if any(not 1 <= level <= 99 for level in levels):
+            raise ValueError("each level must be between 1 and 99")
+        return sorted(set(levels))
+
+
+class TrainRequest(ForecastRequest):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -89,26 +114,10 @@ class TrainRequest(BaseModel):
         },
     )
 
-    dataset_id: uuid.UUID
     algorithm: str = Field(min_length=1, max_length=50)
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
-    # Strict: "12" is a client bug worth reporting, not a number to guess.
-    horizon: StrictInt = Field(default=24, ge=1, le=10_000)
-    levels: list[StrictInt] = Field(default_factory=lambda: [80, 95], max_length=5)
-    validation: ValidationSpec = Field(default_factory=ValidationSpec)
     optimization: OptimizationSpec = Field(default_factory=OptimizationSpec)
     metrics: list[Literal[METRICS]] = Field(default_factory=lambda: list(METRICS), min_length=1, max_length=len(METRICS))  # type: ignore[valid-type]
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    date_column: str | None = Field(default=None, max_length=255)
-    target_column: str | None = Field(default=None, max_length=255)
-    series_id_column: str | None = Field(default=None, max_length=255)
-
-    @field_validator("levels")
-    @classmethod
-    def _levels_in_range(cls, levels: list[int]) -> list[int]:
-        if any(not 1 <= level <= 99 for level in levels):
-            raise ValueError("each level must be between 1 and 99")
-        return sorted(set(levels))
 
 
 class ModelConfigured(BaseModel):
@@ -232,7 +241,7 @@ class NetworkTrainingSpec(BaseModel):
         return early_stopping
 
 
-class CustomModelRequest(BaseModel):
+class CustomModelRequest(ForecastRequest):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -260,24 +269,9 @@ class CustomModelRequest(BaseModel):
         },
     )
 
-    dataset_id: uuid.UUID
     architecture: ArchitectureSpec
     compilation: CompilationSpec = Field(default_factory=CompilationSpec)
     training: NetworkTrainingSpec = Field(default_factory=NetworkTrainingSpec)
-    horizon: StrictInt = Field(default=24, ge=1, le=10_000)
     # None: 2 x horizon, kept between 8 and 512 and short enough for the shortest series.
     input_size: StrictInt | None = Field(default=None, ge=2, le=5000, description="Past observations the network reads; default 2 x horizon")
-    levels: list[StrictInt] = Field(default_factory=lambda: [80, 95], max_length=5)
-    validation: ValidationSpec = Field(default_factory=ValidationSpec)
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    date_column: str | None = Field(default=None, max_length=255)
-    target_column: str | None = Field(default=None, max_length=255)
     seed: StrictInt = Field(default=0, ge=0, le=2**31 - 1, description="Random seed: the same seed trains the same network")
-    series_id_column: str | None = Field(default=None, max_length=255)
-
-    @field_validator("levels")
-    @classmethod
-    def _levels_in_range(cls, levels: list[int]) -> list[int]:
-        if any(not 1 <= level <= 99 for level in levels):
-            raise ValueError("each level must be between 1 and 99")
-        return sorted(set(levels))

@@ -16,7 +16,7 @@ from vur.datasets import service as datasets
 from vur.datasets.models import Dataset
 from vur.forecasting.algorithms import CUSTOM_NETWORK, Algorithm, Parameter, get_algorithm
 from vur.forecasting.exceptions import AlreadyTraining, ForecastNotReady, InvalidTrainingConfig, NotTraining
-from vur.forecasting.schemas import METRICS, CustomModelRequest, ForecastResponse, OptimizationSpec, OptimizeRequest, TrainingStatus, TrainRequest
+from vur.forecasting.schemas import METRICS, CustomModelRequest, ForecastRequest, ForecastResponse, OptimizationSpec, OptimizeRequest, TrainingStatus, TrainRequest
 from vur.jobs import service as jobs
 from vur.jobs.models import Job, JobStatus
 from vur.registry.models import ModelStatus, RegisteredModel
@@ -58,7 +58,7 @@ def _new_model(
     store: ArtifactStore,
     workspace_id: uuid.UUID,
     user_id: uuid.UUID,
-    body: TrainRequest | CustomModelRequest,
+    body: ForecastRequest,
     algorithm: Algorithm,
     hyperparameters: dict[str, Any],
     study: dict[str, Any] | None,
@@ -220,7 +220,7 @@ def _check_history(store: ArtifactStore, dataset: Dataset, config: dict[str, Any
     if not shortest:
         raise InvalidTrainingConfig("The target has no values", {"target_column": f"every value of '{target}' is missing"})
     horizon, splits = config["horizon"], config["validation"]["n_splits"]
-    needed = horizon * splits + algorithm.min_history(hyperparameters, horizon)
+    needed = algorithm.history_needed(hyperparameters, horizon, splits)
     if shortest < needed:
         raise InvalidTrainingConfig(
             "The series are too short for this horizon and validation",

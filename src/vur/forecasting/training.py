@@ -119,7 +119,7 @@ def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any]
     study = None
     if config.get("optimization"):
         params, study = _search(ctx, algorithm, params, config, data)
-    needed = horizon * splits + algorithm.min_history(params, horizon)
+    needed = algorithm.history_needed(params, horizon, splits)
     if (short := lengths[lengths < needed]).size:
         raise ValueError(
             f"{short.size} series are shorter than {needed} points ({splits} validation window(s) of {horizon} and the history {algorithm.id} needs), e.g. {short.index[0]!r}"
@@ -267,7 +267,7 @@ def _search(ctx: JobContext, algorithm: Algorithm, params: dict[str, Any], confi
         value = metrics = None
         try:
             candidate = algorithm.resolve({**params, **tried})
-            if shortest < config["horizon"] * splits + algorithm.min_history(candidate, config["horizon"]):
+            if shortest < algorithm.history_needed(candidate, config["horizon"], splits):
                 raise ValueError("the series are too short for these parameters")
             _, metrics, _ = backtest(algorithm, candidate, scored, data)
             value = metrics[metric]

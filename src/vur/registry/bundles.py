@@ -24,7 +24,6 @@ from vur.registry.exceptions import InvalidBundle
 FORMAT = "vur-model-bundle/1"
 # The artifacts a version folder may hold: plain names, no folders.
 ARTIFACT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
-MANIFEST_FIELDS = ("format", "kind", "name", "algorithm", "hyperparameters", "config", "metrics", "version", "files")
 
 
 @dataclass
@@ -65,6 +64,8 @@ def read_bundle(data: bytes, secret: str, max_unpacked_bytes: int) -> Bundle:
         if not hmac.compare_digest(given, _signature(manifest_bytes, secret)):
             raise InvalidBundle("The bundle's signature does not match", {"signature": "the bundle was altered, or exported by another VUR instance"})
         manifest = json.loads(manifest_bytes)
+        if manifest.get("format") != FORMAT:
+            raise InvalidBundle("This bundle's format is not one this VUR reads", {"format": f"expected {FORMAT}, got {manifest.get('format')!r}"})
         files = {}
         for name, digest in manifest["files"].items():
             if not ARTIFACT_NAME.match(name) or f"files/{name}" not in entries:
