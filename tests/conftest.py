@@ -8,6 +8,7 @@ users, so every test works in workspaces of its own.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import socket
 import threading
@@ -118,7 +119,10 @@ def database(settings: Settings) -> Database:
 def live_server(settings: Settings, database: Database) -> Iterator[str]:
     """A real uvicorn serving the app on a free port, for HTTP and WebSocket tests."""
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    app = create_app(settings)
+    # A WebSocket left open must not hold the shutdown (and so the job runner) forever.
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
@@ -133,7 +137,18 @@ def live_server(settings: Settings, database: Database) -> Iterator[str]:
         raise RuntimeError("the test server did not start")
     yield base
     server.should_exit = True
-    thread.join(15)
+    thread.join(30)
+    if app.state.worker is not None:  # the lifespan's shutdown did not get to it in time
+        app.state.worker.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No job process may outlive the tests. A pool whose process still runs a job
+    keeps its manager thread alive, and the interpreter waits on that thread at exit:
+    the run would print its result and then never end."""
+    for process in multiprocessing.active_children():
+        process.kill()
+        process.join(10)
 
 
 @pytest.fixture
