@@ -152,6 +152,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture
+def ws_url(live_server: str) -> str:
+    return live_server.replace("http://", "ws://", 1) + "/ws"
+
+
+@pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
 

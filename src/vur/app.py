@@ -28,6 +28,7 @@ from vur.jobs import api as jobs_api
 from vur.jobs.registry import load_job_modules
 from vur.jobs.runner import Worker
 from vur.jobs.service import count_by_status, job_in_workspace
+from vur.predictions import api as predictions_api
 from vur.registry import api as registry_api
 from vur.settings import Settings, get_settings
 
@@ -37,6 +38,7 @@ TAGS = [
     {"name": "datasets", "description": "Tabular datasets: upload once, read as typed Parquet."},
     {"name": "forecasting", "description": "The algorithm catalogue, training runs and forecasts."},
     {"name": "models", "description": "The model registry."},
+    {"name": "predictions", "description": "Forecasts from trained models, their history, statistics and batch jobs."},
     {"name": "jobs", "description": "Background work: status, progress, logs, cancellation."},
     {"name": "realtime", "description": "The WebSocket hub at /ws."},
 ]
@@ -114,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Before the registry router: "/models/algorithms" must not be read as a model id.
         forecasting_api.router,
         registry_api.router,
+        predictions_api.router,
+        predictions_api.model_router,
     ):
         app.include_router(router, max_body_size=settings.max_body_bytes)
     return app

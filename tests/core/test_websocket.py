@@ -30,11 +30,6 @@ POLICY_VIOLATION = 1008
 
 
 @pytest.fixture
-def ws_url(live_server: str) -> str:
-    return live_server.replace("http://", "ws://", 1) + "/ws"
-
-
-@pytest.fixture
 def server_errors() -> Iterator[list[logging.LogRecord]]:
     """Errors the server logs (an exception escaping the WebSocket endpoint lands here)."""
     records: list[logging.LogRecord] = []

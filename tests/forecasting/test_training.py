@@ -244,7 +244,7 @@ async def test_metrics_results_and_delete(client: httpx.AsyncClient, account: Ac
 
     folder = settings.artifacts_dir / "models" / account.workspace_id.replace("-", "") / model_id.replace("-", "")
     (version,) = (folder / "versions").iterdir()
-    assert sorted(p.name for p in version.iterdir()) == ["forecast.json", "results.json"]
+    assert sorted(p.name for p in version.iterdir()) == ["forecast.json", "forecaster.pkl", "results.json"]
     assert (await client.delete(f"/api/v1/models/{model_id}", headers=account.headers)).status_code == 204
     assert_envelope(await client.get(f"/api/v1/models/{model_id}", headers=account.headers), 404)
     assert not folder.exists()

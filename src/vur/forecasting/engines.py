@@ -12,13 +12,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vur.forecasting.algorithms import CUSTOM_NETWORK, Algorithm, get_algorithm, lag_list
+from vur.forecasting.forecasters import (
+    POINT,
+    EnsembleForecaster,
+    Forecaster,
+    NetworkForecaster,
+    ProphetForecaster,
+    RegressionForecaster,
+    StatisticalForecaster,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from vur.forecasting.networks import EpochCallback
-
-POINT = "mean"
 
 # Conformal prediction intervals for the regressors come from this many extra
 # backtest windows, so they need that much more history.
@@ -30,6 +37,8 @@ class Forecast:
     frame: pd.DataFrame
     # What the engine decided on the way (auto: the candidates' scores and choices).
     details: dict[str, Any] = field(default_factory=dict)
+    # The fitted model, able to forecast again (see forecasters.py).
+    forecaster: Forecaster | None = None
 
 
 def forecast(
@@ -53,14 +62,16 @@ def _network(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, h
         layers = networks.catalogue_architecture(algorithm.id, params, horizon)
         compilation, training = networks.catalogue_fit_settings(params)
     result = networks.forecast_with_network(data, horizon, freq, levels, layers, compilation, training, input_size=params.get("input_size"), seed=params.get("seed", 0), on_epoch=on_epoch)
-    return Forecast(result.frame, {"epochs_run": result.epochs_run, "input_size": result.input_size, "history": result.history})
+    details = {"epochs_run": result.epochs_run, "input_size": result.input_size, "history": result.history}
+    return Forecast(result.frame, details, NetworkForecaster(result.model, result.input_size, result.scalers, result.frame, data, freq))
 
 
 def _statistical(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int]) -> Forecast:
     from statsforecast import StatsForecast
 
-    frame = StatsForecast(models=[algorithm.build(params)], freq=freq, n_jobs=1).forecast(df=data, h=horizon, level=levels or None)
-    return Forecast(_standard(frame, levels))
+    fitted = StatsForecast(models=[algorithm.build(params)], freq=freq, n_jobs=1).fit(df=data)
+    frame = _standard(fitted.predict(h=horizon, level=levels or None), levels)
+    return Forecast(frame, forecaster=StatisticalForecaster(fitted, frame, data, freq))
 
 
 def _regression(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int]) -> Forecast:
@@ -87,7 +98,8 @@ def _regression(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame
     forecaster.fit(data, static_features=[], prediction_intervals=PredictionIntervals(n_windows=INTERVAL_WINDOWS, h=horizon) if intervals else None)
     frame = forecaster.predict(horizon, level=levels if intervals else None)
     importance = _importance(getattr(forecaster.models_[POINT], "feature_importances_", None), forecaster.ts.features_order_)
-    return Forecast(_standard(frame, levels if intervals else []), {"feature_importance": importance} if importance else {})
+    frame = _standard(frame, levels if intervals else [])
+    return Forecast(frame, {"feature_importance": importance} if importance else {}, RegressionForecaster(forecaster, frame, data, freq))
 
 
 def _importance(raw: Any, features: list[str]) -> dict[str, float]:
@@ -110,9 +122,9 @@ def _prophet(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, h
     import pandas as pd
 
     logging.getLogger("cmdstanpy").setLevel(logging.WARNING)  # it logs every fit at INFO
-    frames = []
+    frames, models = [], {}
     for uid, part in data.groupby("unique_id", sort=False):
-        model = algorithm.build(params)
+        model = models[str(uid)] = algorithm.build(params)
         model.fit(part[["ds", "y"]])
         future = model.make_future_dataframe(periods=horizon, freq=freq, include_history=False)
         point = model.predict(future)["yhat"].to_numpy()
@@ -125,7 +137,8 @@ def _prophet(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, h
                 columns[f"lo-{level}"] = np.minimum(np.percentile(samples, 50 - level / 2, axis=1), point)
                 columns[f"hi-{level}"] = np.maximum(np.percentile(samples, 50 + level / 2, axis=1), point)
         frames.append(pd.DataFrame(columns))
-    return Forecast(pd.concat(frames, ignore_index=True))
+    frame = pd.concat(frames, ignore_index=True)
+    return Forecast(frame, forecaster=ProphetForecaster(models, frame, data, freq))
 
 
 def calendar_features(freq: str) -> list[str]:
@@ -190,8 +203,8 @@ def _auto(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, hori
     for window in range(params["cv_windows"], 0, -1):
         cut = size - window * horizon
         train, actual = data[position < cut], data[(position >= cut) & (position < cut + horizon)]
-        for name, frame in _candidate_forecasts(candidates, train, horizon, freq, []).items():
-            errors[name].append(_series_error(actual.merge(frame, on=["unique_id", "ds"]), train, params["season_length"] or default_season(freq)))
+        for name, result in _candidate_forecasts(candidates, train, horizon, freq, []).items():
+            errors[name].append(_series_error(actual.merge(result.frame, on=["unique_id", "ds"]), train, params["season_length"] or default_season(freq)))
     scores = pd.DataFrame({name: pd.concat(parts, axis=1).mean(axis=1) for name, parts in errors.items()})
     # A candidate that failed on a series (no score) ranks last there.
     ranks = scores.fillna(np.inf).rank(axis=1, method="first")
@@ -199,8 +212,9 @@ def _auto(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, hori
 
     # Only the candidates some series chose are fitted on the whole history.
     finals = _candidate_forecasts({name: c for name, c in candidates.items() if chosen[name].any()}, data, horizon, freq, levels)
-    columns = [POINT] + [c for c in next(iter(finals.values())).columns if c.startswith(("lo-", "hi-")) and all(c in f.columns for f in finals.values())]
-    stacked = pd.concat([f.assign(candidate=name) for name, f in finals.items()])
+    frames = {name: result.frame for name, result in finals.items()}
+    columns = [POINT] + [c for c in next(iter(frames.values())).columns if c.startswith(("lo-", "hi-")) and all(c in f.columns for f in frames.values())]
+    stacked = pd.concat([f.assign(candidate=name) for name, f in frames.items()])
     picked = stacked[chosen.stack().reindex(pd.MultiIndex.from_arrays([stacked["unique_id"], stacked["candidate"]])).to_numpy(dtype=bool)]
     frame = picked.groupby(["unique_id", "ds"], as_index=False)[columns].mean()
     details = {
@@ -208,14 +222,16 @@ def _auto(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, hori
         "validation_score": {name: round(float(v), 6) for name, v in scores.mean().items()},
         "chosen_for_series": {name: int(n) for name, n in chosen.sum().items()},
     }
-    return Forecast(frame, details)
+    choices = {str(uid): [name for name in finals if row[name]] for uid, row in chosen.iterrows()}
+    fitted = {name: result.forecaster for name, result in finals.items() if result.forecaster is not None}
+    return Forecast(frame, details, EnsembleForecaster(fitted, choices, frame, data, freq))
 
 
-def _candidate_forecasts(candidates: dict[str, tuple[str, dict[str, Any]]], data: pd.DataFrame, horizon: int, freq: str, levels: list[int]) -> dict[str, pd.DataFrame]:
+def _candidate_forecasts(candidates: dict[str, tuple[str, dict[str, Any]]], data: pd.DataFrame, horizon: int, freq: str, levels: list[int]) -> dict[str, Forecast]:
     results = {}
     for name, (algorithm_id, given) in candidates.items():
         candidate = get_algorithm(algorithm_id)
-        results[name] = forecast(candidate, candidate.resolve(given), data, horizon, freq, levels).frame
+        results[name] = forecast(candidate, candidate.resolve(given), data, horizon, freq, levels)
     return results
 
 

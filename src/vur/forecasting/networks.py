@@ -515,6 +515,12 @@ def _predict_horizon(model: Any, windows: np.ndarray, horizon: int, recursive: b
     return steps
 
 
+def forecast_windows(model: Any, windows: np.ndarray, horizon: int) -> np.ndarray:
+    """(windows, horizon) standardised forecasts from standardised input windows: a
+    network with fewer outputs than `horizon` steps forward recursively."""
+    return _predict_horizon(model, windows, horizon, recursive=model.output_shape[-1] < horizon)[:, :horizon]
+
+
 def _error_quantiles(model: Any, series: list[_Series], input_size: int, horizon: int, recursive: bool, levels: list[int]) -> dict[int, np.ndarray]:
     """Per level, the empirical quantile of the absolute standardised error at each horizon
     step, over the latest windows of every series."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import time
 import uuid
 from collections.abc import Callable
@@ -21,11 +22,12 @@ from vur.datasets.models import Dataset
 from vur.datasets.service import load_frame
 from vur.forecasting import engines
 from vur.forecasting.algorithms import Algorithm, get_algorithm
+from vur.forecasting.forecasters import original_units
 from vur.jobs.models import Job, JobStatus
 from vur.jobs.registry import job
 from vur.jobs.runner import JobCancelled, JobContext
 from vur.registry.models import ModelStatus, RegisteredModel
-from vur.registry.service import record_version, version_folder
+from vur.registry.service import FORECASTER_FILE, record_version, version_folder
 
 # Points of forecast-against-actual kept from the latest validation window.
 VALIDATION_POINTS = 5000
@@ -92,6 +94,7 @@ def train_forecaster(ctx: JobContext, model_id: str) -> dict[str, Any]:
     result = _fit_and_forecast(ctx, algorithm_id, params, config, frame)
     try:
         store.write_bytes(f"{folder}/forecast.json", json.dumps({"algorithm": algorithm_id, **result.pop("forecast")}).encode())
+        store.write_bytes(f"{folder}/{FORECASTER_FILE}", pickle.dumps(result.pop("forecaster"), protocol=pickle.HIGHEST_PROTOCOL))
         store.write_bytes(f"{folder}/results.json", json.dumps(result).encode())
         with database.session() as session:
             model = session.get(RegisteredModel, uuid.UUID(model_id), with_for_update=True)
@@ -181,6 +184,7 @@ def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any]
         "details": future.details,
         "optimization": study,
         "versions": _library_versions(),
+        "forecaster": future.forecaster,
         "forecast": {"horizon": horizon, "levels": levels, "frequency": freq, "predictions": points},
     }
 
@@ -220,23 +224,6 @@ def backtest(
         if on_fold is not None:
             on_fold(folds[-1])
     return folds, _rounded({k: _mean([f["metrics"][k] for f in folds]) for k in wanted}), merged
-
-
-def original_units(config: dict[str, Any]) -> Callable[[Any], Any]:
-    """A function that brings a frame's target, forecast and bounds back to the units
-    the data was uploaded in, undoing the normalizations preprocessing applied."""
-    undo = config.get("target_restoration") or []
-
-    def restore(frame: Any) -> Any:
-        if not undo:
-            return frame
-        frame = frame.copy()
-        columns = [c for c in frame.columns if c in ("y", engines.POINT) or c.startswith(("lo-", "hi-"))]
-        for step in undo:
-            frame[columns] = frame[columns] * step["scale"] + step["center"]
-        return frame
-
-    return restore
 
 
 def _search(ctx: JobContext, algorithm: Algorithm, params: dict[str, Any], config: dict[str, Any], data: Any) -> tuple[dict[str, Any], dict[str, Any]]:

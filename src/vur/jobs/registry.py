@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-BUILTIN_JOB_MODULES = ("vur.forecasting.training",)
+BUILTIN_JOB_MODULES = ("vur.forecasting.training", "vur.predictions.jobs")
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,10 @@ def delete_model(session: Session, store: ArtifactStore, model: RegisteredModel)
 
 # --- versions -------------------------------------------------------------------
 
-# What a training writes into its version's folder.
-VERSION_ARTIFACTS = ("forecast.json", "results.json")
+# What a training writes into its version's folder: the forecast, the evaluation, and
+# the fitted model that predictions load (a pickle: see forecasting/forecasters.py).
+FORECASTER_FILE = "forecaster.pkl"
+VERSION_ARTIFACTS = ("forecast.json", "results.json", FORECASTER_FILE)
 
 
 def version_folder(model: RegisteredModel) -> str:

@@ -1,0 +1,17 @@
+from vur.core.errors import Conflict, NotFound, UnprocessableEntity
+
+
+class PredictionNotFound(NotFound):
+    pass
+
+
+class ModelNotServable(Conflict):
+    """The model has no trained version to predict with (configured, training, failed)."""
+
+
+class InvalidPredictionRequest(UnprocessableEntity):
+    pass
+
+
+class BatchNotReady(Conflict):
+    pass

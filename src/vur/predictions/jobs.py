@@ -1,0 +1,38 @@
+"""The batch prediction job: a large batch runs in a worker process, its answers are
+written as one JSON file that GET /api/v1/predictions/batch/{job_id} serves."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from vur.core.db import get_database
+from vur.core.storage import LocalArtifactStore
+from vur.jobs.registry import job
+from vur.jobs.runner import JobContext
+from vur.predictions import service
+from vur.predictions.schemas import PredictRequest
+from vur.registry.service import get_model
+
+BATCH_JOB = "predictions.batch"
+
+
+def batch_result_key(workspace_id: uuid.UUID, job_id: uuid.UUID) -> str:
+    return f"predictions/{workspace_id.hex}/{job_id.hex}.json"
+
+
+@job(BATCH_JOB, retry_safe=False)
+def predict_batch(ctx: JobContext, model_id: str, workspace_id: str, requests: list[dict[str, Any]]) -> dict[str, Any]:
+    database = get_database(ctx.settings.resolved_database_url)
+    store = LocalArtifactStore(ctx.settings.artifacts_dir)
+    results = []
+    for done, request in enumerate(requests, start=1):
+        with database.session() as session:
+            model = get_model(session, uuid.UUID(model_id), uuid.UUID(workspace_id))
+            results.append(service.predict(session, store, model, PredictRequest.model_validate(request), "batch").model_dump(mode="json"))
+        if done % 50 == 0 or done == len(requests):
+            ctx.progress(100 * done / len(requests), f"{done}/{len(requests)} predictions")
+    key = batch_result_key(uuid.UUID(workspace_id), ctx.job_id)
+    store.write_bytes(key, json.dumps({"model_id": model_id, "results": results}).encode())
+    return {"result_key": key, "predictions": len(results)}

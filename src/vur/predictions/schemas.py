@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
+
+MAX_OBSERVATIONS = 10_000  # the request body limit (1 MiB by default) binds first
+# A batch up to this many requests is answered in the response; a larger one is a job.
+DIRECT_BATCH = 20
+MAX_BATCH = 5_000
+
+
+class Observation(BaseModel):
+    """A value observed after (or at the end of) the model's training history."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    series_id: str | None = Field(default=None, min_length=1, max_length=255, description="Omit for a model trained on one series")
+    timestamp: datetime
+    value: StrictFloat | StrictInt
+
+    @field_validator("value")
+    @classmethod
+    def finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"horizon": 24, "levels": [80, 95]},
+                {"horizon": 6, "series_ids": ["H1"], "observations": [{"series_id": "H1", "timestamp": "2026-01-10T01:00:00Z", "value": 612.0}]},
+            ]
+        },
+    )
+
+    horizon: StrictInt = Field(ge=1, le=10_000, description="Steps ahead; at most the horizon the model was trained for")
+    levels: list[StrictInt] | None = Field(default=None, max_length=10, description="Interval levels, among the model's; default all of them")
+    series_ids: list[str] | None = Field(default=None, min_length=1, max_length=10_000, description="Which series; default all")
+    observations: list[Observation] | None = Field(
+        default=None, max_length=MAX_OBSERVATIONS, description="Newer values: the forecast starts after the latest one, from the fitted model"
+    )
+    version: StrictInt | None = Field(default=None, ge=1, description="Model version; default the latest")
+
+
+class ModelPredictRequest(PredictRequest):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"model_id": "7c0e6a4e-1f0b-4a53-9d55-3f1f7a0e2b11", "horizon": 24}]})
+
+    model_id: uuid.UUID
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"model_id": "7c0e6a4e-1f0b-4a53-9d55-3f1f7a0e2b11", "requests": [{"horizon": 24, "series_ids": ["H1"]}, {"horizon": 12}]}]},
+    )
+
+    model_id: uuid.UUID
+    requests: list[PredictRequest] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class PredictionPoint(BaseModel):
+    series_id: str
+    timestamp: datetime
+    value: float
+    lower: dict[str, float] = Field(default_factory=dict, description="Lower bound per interval level")
+    upper: dict[str, float] = Field(default_factory=dict)
+
+
+class PredictionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    model_id: uuid.UUID | None
+    model_version: int
+    source: str
+    horizon: int
+    series_count: int
+    input_summary: dict[str, Any]
+    latency_ms: float
+    scored_points: int
+    created_at: datetime
+
+
+class PredictionResponse(BaseModel):
+    prediction_id: uuid.UUID
+    model_id: uuid.UUID
+    model_version: int
+    source: str
+    horizon: int
+    levels: list[int]
+    predictions: list[PredictionPoint]
+    latency_ms: float = Field(description="Time spent computing the forecast, in milliseconds")
+    created_at: datetime
+
+
+class BatchAccepted(BaseModel):
+    job_id: uuid.UUID
+    status: str
+    requests: int
+
+
+class BatchResponse(BaseModel):
+    model_id: uuid.UUID
+    results: list[PredictionResponse]

@@ -1,0 +1,295 @@
+"""Predictions: load a model version's fitted forecaster, forecast, record the answer.
+
+The forecaster is unpickled once per version and kept (`load_forecaster`); from then on
+a request that gives no new observations slices the forecast the fitted model made from
+the end of its history, and one that does runs the model on the extended history. Model
+libraries are imported on the first prediction, not when the API starts.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import threading
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Counter, Histogram
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from vur.core.db import utcnow
+from vur.core.events import Event, publish_after_commit
+from vur.core.metrics import REGISTRY
+from vur.core.repository import get_scoped, paginate
+from vur.core.storage import ArtifactStore
+from vur.predictions.exceptions import InvalidPredictionRequest, ModelNotServable, PredictionNotFound
+from vur.predictions.models import Prediction
+from vur.predictions.schemas import Observation, PredictionPoint, PredictionResponse, PredictRequest
+from vur.registry.models import ModelVersion, RegisteredModel
+from vur.registry.service import FORECASTER_FILE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from vur.forecasting.forecasters import Forecaster
+
+PREDICTIONS = Counter("vur_predictions_total", "Predictions answered", ["source"], registry=REGISTRY)
+PREDICTION_SECONDS = Histogram(
+    "vur_prediction_seconds", "Time to compute one prediction", ["source"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5), registry=REGISTRY
+)
+# Earlier predictions of a model that newly observed values are scored against.
+SCORED_RECENT = 50
+# The series id of a model trained without a series column (as training names it).
+SINGLE_SERIES = "series_1"
+
+
+@lru_cache(maxsize=32)
+def load_forecaster(store: ArtifactStore, key: str) -> Forecaster:
+    """A version's artifacts never change, so its forecaster is loaded once."""
+    with store.open(key) as handle:
+        return pickle.load(handle)
+
+
+# Library models are not safe to run from two threads at once (mlforecast keeps state
+# while it predicts recursively): one lock per loaded forecaster.
+_model_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+
+def get_prediction(session: Session, prediction_id: uuid.UUID, workspace_id: uuid.UUID) -> Prediction:
+    return get_scoped(session, Prediction, prediction_id, workspace_id, PredictionNotFound)
+
+
+def servable_version(session: Session, model: RegisteredModel, number: int | None) -> ModelVersion:
+    if model.kind != "forecaster":
+        raise InvalidPredictionRequest(f"Model '{model.id}' is a {model.kind} model; this endpoint forecasts", {"model_id": "must be a forecaster"})
+    stmt = select(ModelVersion).where(ModelVersion.model_id == model.id)
+    stmt = stmt.where(ModelVersion.number == number) if number is not None else stmt.order_by(ModelVersion.number.desc()).limit(1)
+    version = session.scalar(stmt)
+    if version is None and number is None:
+        raise ModelNotServable(f"Model '{model.id}' has no trained version yet (status {model.status.value})", {"model_id": "train the model first"})
+    if version is None:
+        raise InvalidPredictionRequest(f"Model '{model.id}' has no version {number}", {"version": "no such version"})
+    return version
+
+
+def predict(session: Session, store: ArtifactStore, model: RegisteredModel, body: PredictRequest, source: str) -> PredictionResponse:
+    version = servable_version(session, model, body.version)
+    key = f"{version.artifact_prefix}/{FORECASTER_FILE}"
+    if not store.exists(key):
+        raise ModelNotServable(f"Version {version.number} of model '{model.id}' was trained before fitted models were kept; train it again", {"version": "retrain"})
+    forecaster = load_forecaster(store, key)
+    levels = _check(forecaster, model, body)
+    started = time.perf_counter()
+    frame = _forecast(forecaster, model, body, levels, key)
+    points = _points(frame, levels)
+    seconds = time.perf_counter() - started
+    summary: dict[str, Any] = {"levels": levels, "series_ids": body.series_ids[:20] if body.series_ids else None, "observations": len(body.observations or [])}
+    if body.observations:
+        stamps = [o.timestamp for o in body.observations]
+        summary.update(observed_from=min(stamps).isoformat(), observed_to=max(stamps).isoformat())
+    record = Prediction(
+        workspace_id=model.workspace_id,
+        model_id=model.id,
+        model_version=version.number,
+        source=source,
+        horizon=body.horizon,
+        series_count=len({p.series_id for p in points}),
+        input_summary=summary,
+        outputs=[p.model_dump(mode="json") for p in points],
+        latency_ms=round(seconds * 1000, 3),
+        created_at=utcnow(),
+    )
+    if body.observations:
+        _score_earlier(session, model, body.observations)
+    session.add(record)
+    session.flush()
+    PREDICTIONS.labels(source).inc()
+    PREDICTION_SECONDS.labels(source).observe(seconds)
+    response = PredictionResponse(
+        prediction_id=record.id,
+        model_id=model.id,
+        model_version=version.number,
+        source=source,
+        horizon=body.horizon,
+        levels=levels,
+        predictions=points,
+        latency_ms=record.latency_ms,
+        created_at=record.created_at,
+    )
+    if source == "real_time":
+        publish_after_commit(session, Event("predictions", "prediction", response.model_dump(mode="json"), str(model.workspace_id)))
+    return response
+
+
+def _check(forecaster: Forecaster, model: RegisteredModel, body: PredictRequest) -> list[int]:
+    """The levels to answer; 422 naming the field for anything the model cannot do."""
+    problems: dict[str, str] = {}
+    if body.horizon > forecaster.horizon:
+        problems["horizon"] = f"this model forecasts at most {forecaster.horizon} steps; train it with a longer horizon for more"
+    levels = forecaster.levels if body.levels is None else sorted(set(body.levels))
+    if unknown := [level for level in levels if level not in forecaster.levels]:
+        offered = ", ".join(map(str, forecaster.levels)) or "none"
+        problems["levels"] = f"{unknown} not offered; this model's interval levels: {offered}"
+    observed = {_series_of(o, model) for o in body.observations or []}
+    if body.series_ids and (unseen := [s for s in body.series_ids if s not in forecaster.series_ids and s not in observed]):
+        problems["series_ids"] = f"unknown series {unseen[:5]}; the model knows {len(forecaster.series_ids)} series"
+    if model.config.get("series_id_column") and any(o.series_id is None for o in body.observations or []):
+        problems["observations"] = "every observation needs a series_id: the model forecasts several series"
+    if problems:
+        raise InvalidPredictionRequest("The model cannot answer this request", problems)
+    return levels
+
+
+def _series_of(observation: Observation, model: RegisteredModel) -> str:
+    return observation.series_id or (SINGLE_SERIES if not model.config.get("series_id_column") else "")
+
+
+def _forecast(forecaster: Forecaster, model: RegisteredModel, body: PredictRequest, levels: list[int], key: str) -> pd.DataFrame:
+    from vur.forecasting.forecasters import UnknownSeriesError, original_units
+
+    observations = _observation_frame(body.observations, model) if body.observations else None
+    try:
+        if observations is None:
+            frame = forecaster.predict(body.horizon, levels)
+        else:
+            with _model_locks[key]:
+                frame = forecaster.predict(body.horizon, levels, observations)
+    except (UnknownSeriesError, ValueError) as exc:
+        raise InvalidPredictionRequest(f"The model cannot forecast from these observations: {exc}", {"observations": str(exc)}) from exc
+    if body.series_ids:
+        frame = frame[frame["unique_id"].astype(str).isin(body.series_ids)]
+    return original_units(model.config)(frame)
+
+
+def _observation_frame(observations: list[Observation], model: RegisteredModel) -> pd.DataFrame:
+    import pandas as pd
+
+    from vur.forecasting.forecasters import training_units
+
+    frame = pd.DataFrame(
+        {
+            "unique_id": [_series_of(o, model) for o in observations],
+            "ds": pd.to_datetime([_naive_utc(o.timestamp) for o in observations]),
+            "y": [float(o.value) for o in observations],
+        }
+    )
+    frame["y"] = training_units(model.config)(frame["y"])
+    return frame.sort_values(["unique_id", "ds"], kind="stable")
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    """Training timestamps are naive; an aware one is read as UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _points(frame: pd.DataFrame, levels: list[int]) -> list[PredictionPoint]:
+    return [
+        PredictionPoint(
+            series_id=str(row["unique_id"]),
+            timestamp=row["ds"].to_pydatetime(),
+            value=float(row["mean"]),
+            lower={str(level): float(row[f"lo-{level}"]) for level in levels},
+            upper={str(level): float(row[f"hi-{level}"]) for level in levels},
+        )
+        for row in frame.to_dict("records")
+    ]
+
+
+def _score_earlier(session: Session, model: RegisteredModel, observations: list[Observation]) -> None:
+    """Newly observed values are the actuals of earlier forecasts: each forecast point
+    that meets its actual records it, once, and its prediction's error sums grow."""
+    actual = {(_series_of(o, model), _naive_utc(o.timestamp).isoformat()): float(o.value) for o in observations}
+    earlier = session.scalars(select(Prediction).where(Prediction.model_id == model.id).order_by(Prediction.created_at.desc()).limit(SCORED_RECENT))
+    for prediction in earlier:
+        outputs, changed = [dict(p) for p in prediction.outputs], False
+        for point in outputs:
+            value = actual.get((point["series_id"], _naive_utc(datetime.fromisoformat(point["timestamp"])).isoformat()))
+            if value is None or "actual" in point:
+                continue
+            point["actual"], changed = value, True
+            error = value - point["value"]
+            prediction.scored_points += 1
+            prediction.absolute_error_sum += abs(error)
+            prediction.squared_error_sum += error * error
+        if changed:
+            prediction.outputs = outputs
+
+
+# --- reading ---------------------------------------------------------------------
+
+
+def _filtered(workspace_id: uuid.UUID, model_id: uuid.UUID | None, source: str | None, since: datetime | None, until: datetime | None) -> Select[Any]:
+    stmt = select(Prediction).where(Prediction.workspace_id == workspace_id)
+    if model_id is not None:
+        stmt = stmt.where(Prediction.model_id == model_id)
+    if source is not None:
+        stmt = stmt.where(Prediction.source == source)
+    if since is not None:
+        stmt = stmt.where(Prediction.created_at >= _aware_utc(since))
+    if until is not None:
+        stmt = stmt.where(Prediction.created_at < _aware_utc(until))
+    return stmt
+
+
+def _aware_utc(moment: datetime) -> datetime:
+    """A time range bound without an offset is read as UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def list_predictions(
+    session: Session, workspace_id: uuid.UUID, *, model_id: uuid.UUID | None, source: str | None, since: datetime | None, until: datetime | None, limit: int, offset: int
+) -> tuple[list[Prediction], int]:
+    stmt = _filtered(workspace_id, model_id, source, since, until).order_by(Prediction.created_at.desc(), Prediction.id)
+    return paginate(session, stmt, limit=limit, offset=offset)
+
+
+def statistics(session: Session, workspace_id: uuid.UUID, *, model_id: uuid.UUID | None, since: datetime | None, until: datetime | None) -> dict[str, Any]:
+    """Counts, latency percentiles and, where actual values have arrived, the error:
+    overall and per model."""
+    base = _filtered(workspace_id, model_id, None, since, until).subquery()
+    by_source = dict(session.execute(select(base.c.source, func.count()).group_by(base.c.source)).all())
+    rows = session.execute(
+        select(base.c.model_id, base.c.latency_ms, base.c.scored_points, base.c.absolute_error_sum, base.c.squared_error_sum).order_by(base.c.created_at.desc()).limit(100_000)
+    ).all()
+    per_model: defaultdict[uuid.UUID | None, list[Any]] = defaultdict(list)
+    for row in rows:
+        per_model[row.model_id].append(row)
+    return {
+        "total": sum(by_source.values()),
+        "by_source": by_source,
+        **_summary(rows),
+        "models": [{"model_id": mid, "count": len(items), **_summary(items)} for mid, items in sorted(per_model.items(), key=lambda kv: -len(kv[1]))],
+    }
+
+
+def _summary(rows: list[Any]) -> dict[str, Any]:
+    latencies = sorted(r.latency_ms for r in rows)
+    scored = sum(r.scored_points for r in rows)
+    return {
+        "latency_ms": {
+            "p50": _percentile(latencies, 50),
+            "p95": _percentile(latencies, 95),
+            "p99": _percentile(latencies, 99),
+            "mean": round(sum(latencies) / len(latencies), 3) if latencies else None,
+        },
+        "error": {
+            "scored_points": scored,
+            "mae": round(sum(r.absolute_error_sum for r in rows) / scored, 6) if scored else None,
+            "rmse": round(math.sqrt(sum(r.squared_error_sum for r in rows) / scored), 6) if scored else None,
+        },
+    }
+
+
+def _percentile(ordered: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not ordered:
+        return None
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return round(ordered[low] + (ordered[high] - ordered[low]) * (position - low), 3)

@@ -1,0 +1,74 @@
+"""Fitted forecasters survive pickling and forecast again: from the end of their
+history exactly as at fit time, and from newer observations with the fitted model."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vur.forecasting import engines
+from vur.forecasting.algorithms import get_algorithm
+from vur.forecasting.forecasters import UnknownSeriesError, original_units, training_units
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+
+@pytest.fixture(scope="module")
+def history() -> pd.DataFrame:
+    hours = 300
+    stamps = pd.date_range("2026-01-01", periods=hours, freq="h")
+    noise = np.random.default_rng(0).normal(0, 0.1, hours)
+    return pd.concat(
+        [pd.DataFrame({"unique_id": uid, "ds": stamps, "y": level + np.sin(np.arange(hours) * 2 * np.pi / 24) + noise}) for uid, level in (("a", 10), ("b", 20))],
+        ignore_index=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "given"),
+    [("arima", {}), ("historic_average", {}), ("lightgbm", {}), ("auto", {}), ("mlp", {"epochs": 2, "units": 8}), ("prophet", {})],
+)
+def test_a_pickled_forecaster_forecasts_again(history: pd.DataFrame, algorithm: str, given: dict) -> None:
+    entry = get_algorithm(algorithm)
+    fitted = engines.forecast(entry, entry.resolve(given), history, 12, "h", [80])
+    forecaster = pickle.loads(pickle.dumps(fitted.forecaster))
+    assert forecaster.horizon == 12 and forecaster.levels == [80]
+
+    again = forecaster.predict(5, [80])
+    expected = fitted.frame.groupby("unique_id").head(5).reset_index(drop=True)
+    pd.testing.assert_frame_equal(again, expected[again.columns])
+
+    newest = history["ds"].max()
+    observed = pd.DataFrame({"unique_id": ["a", "a"], "ds": [newest + pd.Timedelta(hours=1), newest + pd.Timedelta(hours=2)], "y": [10.4, 10.9]})
+    moved = forecaster.predict(4, [80], observed)
+    assert list(moved["unique_id"]) == ["a"] * 4
+    assert moved["ds"].iloc[0] == newest + pd.Timedelta(hours=3)
+    assert (moved["lo-80"] <= moved["mean"]).all() and (moved["mean"] <= moved["hi-80"]).all()
+    assert np.isfinite(moved["mean"]).all()
+
+
+def test_a_model_per_series_refuses_a_series_it_never_saw(history: pd.DataFrame) -> None:
+    entry = get_algorithm("naive")
+    forecaster = engines.forecast(entry, entry.resolve({}), history, 6, "h", []).forecaster
+    stranger = pd.DataFrame({"unique_id": ["z"], "ds": [history["ds"].max()], "y": [1.0]})
+    with pytest.raises(UnknownSeriesError):
+        forecaster.predict(3, [], stranger)
+
+
+def test_a_global_regressor_forecasts_a_new_series_from_its_history(history: pd.DataFrame) -> None:
+    entry = get_algorithm("lightgbm")
+    forecaster = engines.forecast(entry, entry.resolve({}), history, 6, "h", [80]).forecaster
+    newcomer = history[history["unique_id"] == "b"].assign(unique_id="c")
+    frame = forecaster.predict(6, [80], newcomer)
+    assert list(frame["unique_id"].unique()) == ["c"] and frame[["lo-80", "hi-80"]].notna().all().all()
+
+
+def test_unit_conversions_are_inverse() -> None:
+    config = {"target_restoration": [{"scale": 2.0, "center": 1.0}, {"scale": 10.0, "center": -3.0}]}
+    values = pd.Series([0.0, 1.5, -2.0])
+    frame = pd.DataFrame({"y": training_units(config)(values)})
+    assert original_units(config)(frame)["y"].tolist() == pytest.approx(values.tolist())

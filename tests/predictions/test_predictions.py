@@ -1,0 +1,235 @@
+"""Predictions over HTTP: a trained model forecasts again from its fitted state, from
+newer observations, in batches; every answer is recorded, scored when actual values
+arrive, counted, and bad requests are refused without a trace."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Account, assert_envelope, hourly_csv, register
+from tests.core.test_smoke_slice import wait_for_training
+from tests.core.test_websocket import authed, receive_until, subscribe
+from vur.predictions.schemas import DIRECT_BATCH
+
+pytestmark = pytest.mark.anyio
+
+START = datetime(2026, 1, 1)
+HOURS = 24 * 14
+LAST = START + timedelta(hours=HOURS - 1)  # the last timestamp of each series
+
+
+async def train(client: httpx.AsyncClient, account: Account, tmp_path: Path, algorithm: str = "lightgbm", **extra: object) -> str:
+    csv = hourly_csv(tmp_path / "two.csv", hours=HOURS, series=["A", "B"]).read_bytes()
+    upload = await client.post("/api/v1/datasets/upload", headers=account.headers, files={"file": ("two.csv", io.BytesIO(csv), "text/csv")})
+    assert upload.status_code == 201, upload.text
+    body = {
+        "dataset_id": upload.json()["dataset_id"],
+        "algorithm": algorithm,
+        "date_column": "date",
+        "target_column": "value",
+        "series_id_column": "series",
+        "horizon": 24,
+        "levels": [80],
+        "validation": {"method": "holdout"},
+        **extra,
+    }
+    response = await client.post("/api/v1/models/train", headers=account.headers, json=body)
+    assert response.status_code == 202, response.text
+    model_id = response.json()["model_id"]
+    status = await wait_for_training(client, account, model_id)
+    assert status["status"] == "completed", status
+    return model_id
+
+
+@pytest.fixture
+async def model_id(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> str:
+    return await train(client, account, tmp_path)
+
+
+async def predict(client: httpx.AsyncClient, account: Account, model_id: str, **body: object) -> httpx.Response:
+    return await client.post(f"/api/v1/models/{model_id}/predict", headers=account.headers, json=body)
+
+
+async def count_predictions(client: httpx.AsyncClient, account: Account) -> int:
+    response = await client.get("/api/v1/predictions", headers=account.headers)
+    return int(response.headers["X-Total-Count"])
+
+
+async def test_a_trained_model_forecasts_what_it_forecast_at_the_end_of_training(client: httpx.AsyncClient, account: Account, model_id: str) -> None:
+    response = await predict(client, account, model_id, horizon=12)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["model_version"] == 1 and answer["levels"] == [80] and answer["horizon"] == 12
+    points = answer["predictions"]
+    assert sorted({p["series_id"] for p in points}) == ["A", "B"] and len(points) == 24
+    a = [p for p in points if p["series_id"] == "A"]
+    assert a[0]["timestamp"].startswith((LAST + timedelta(hours=1)).isoformat())
+    assert all(p["lower"]["80"] <= p["value"] <= p["upper"]["80"] for p in points)
+    stored = (await client.get(f"/api/v1/models/{model_id}/forecast", headers=account.headers)).json()["predictions"]
+    stored_a = [p["value"] for p in stored if p["series_id"] == "A"][:12]
+    assert [p["value"] for p in a] == pytest.approx(stored_a)
+    assert answer["latency_ms"] > 0
+
+    only_b = await client.post("/api/v1/predictions/predict", headers=account.headers, json={"model_id": model_id, "horizon": 3, "series_ids": ["B"], "levels": []})
+    assert only_b.status_code == 200, only_b.text
+    assert [(p["series_id"], p["lower"]) for p in only_b.json()["predictions"]] == [("B", {}), ("B", {}), ("B", {})]
+
+
+async def test_newer_observations_move_the_forecast_on(client: httpx.AsyncClient, account: Account, model_id: str) -> None:
+    baseline = (await predict(client, account, model_id, horizon=6, series_ids=["A"])).json()["predictions"]
+    # Three more hours of series A, far above its usual level: the lags carry them.
+    observed = [{"series_id": "A", "timestamp": (LAST + timedelta(hours=k)).isoformat(), "value": 400.0} for k in (1, 2, 3)]
+    response = await predict(client, account, model_id, horizon=6, series_ids=["A"], observations=observed)
+    assert response.status_code == 200, response.text
+    moved = response.json()["predictions"]
+    assert moved[0]["timestamp"].startswith((LAST + timedelta(hours=4)).isoformat())
+    assert len(moved) == 6 and all(p["lower"]["80"] <= p["value"] <= p["upper"]["80"] for p in moved)
+    assert moved[0]["value"] - baseline[3]["value"] > 0.1, (moved[0], baseline[3])
+
+
+async def test_a_statistical_model_forecasts_from_the_newest_value(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
+    naive = await train(client, account, tmp_path, algorithm="naive")
+    observed = [{"series_id": "B", "timestamp": (LAST + timedelta(hours=k)).isoformat(), "value": v} for k, v in ((1, 300.0), (2, 412.5))]
+    response = await predict(client, account, naive, horizon=3, series_ids=["B"], observations=observed)
+    assert response.status_code == 200, response.text
+    assert [p["value"] for p in response.json()["predictions"]] == [412.5] * 3
+
+
+async def test_actual_values_score_earlier_predictions(client: httpx.AsyncClient, account: Account, model_id: str) -> None:
+    first = (await predict(client, account, model_id, horizon=4, series_ids=["A"])).json()
+    forecast = {p["timestamp"]: p["value"] for p in first["predictions"]}
+    stamps = sorted(forecast)[:3]
+    actual = [110.0, 95.0, 101.0]
+    observed = [{"series_id": "A", "timestamp": s, "value": v} for s, v in zip(stamps, actual, strict=True)]
+    assert (await predict(client, account, model_id, horizon=2, series_ids=["A"], observations=observed)).status_code == 200
+    # The same actual values again do not count twice.
+    assert (await predict(client, account, model_id, horizon=2, series_ids=["A"], observations=observed)).status_code == 200
+
+    stats = (await client.get("/api/v1/predictions/stats", headers=account.headers, params={"model_id": model_id})).json()
+    errors = [a - forecast[s] for s, a in zip(stamps, actual, strict=True)]
+    assert stats["total"] == 3 and stats["by_source"] == {"api": 3}
+    assert stats["error"]["scored_points"] == 3
+    assert stats["error"]["mae"] == pytest.approx(sum(abs(e) for e in errors) / 3, rel=1e-5)
+    assert stats["error"]["rmse"] == pytest.approx((sum(e * e for e in errors) / 3) ** 0.5, rel=1e-5)
+    assert stats["latency_ms"]["p50"] > 0 and stats["models"][0]["model_id"] == model_id
+
+    detail = (await client.get(f"/api/v1/predictions/{first['prediction_id']}", headers=account.headers)).json()
+    assert detail["scored_points"] == 3
+    assert [p.get("actual") for p in detail["predictions"]] == [*actual, None]
+
+
+async def test_history_lists_with_filters_and_paging(client: httpx.AsyncClient, account: Account, model_id: str) -> None:
+    for horizon in (1, 2, 3):
+        assert (await predict(client, account, model_id, horizon=horizon)).status_code == 200
+    realtime = await client.post("/api/v1/predictions/real-time", headers=account.headers, json={"model_id": model_id, "horizon": 1})
+    assert realtime.status_code == 200
+    page = await client.get("/api/v1/predictions/history", headers=account.headers, params={"limit": 2})
+    assert page.headers["X-Total-Count"] == "4" and len(page.json()) == 2
+    assert page.json()[0]["source"] == "real_time" and len(page.json()[0]["predictions"]) == 2
+    api_only = await client.get("/api/v1/predictions", headers=account.headers, params={"source": "api"})
+    assert [p["horizon"] for p in api_only.json()] == [3, 2, 1]
+    future = (datetime.now() + timedelta(days=1)).isoformat()
+    assert (await client.get("/api/v1/predictions", headers=account.headers, params={"since": future})).json() == []
+    stranger = await register(client)
+    assert await count_predictions(client, stranger) == 0
+    assert_envelope(await client.get(f"/api/v1/predictions/{realtime.json()['prediction_id']}", headers=stranger.headers), 404)
+
+
+async def test_real_time_predictions_are_pushed_on_the_predictions_topic(ws_url: str, client: httpx.AsyncClient, account: Account, model_id: str) -> None:
+    async with authed(ws_url, account) as ws:
+        await subscribe(ws, "predictions")
+        response = await client.post("/api/v1/predictions/real-time", headers=account.headers, json={"model_id": model_id, "horizon": 2, "series_ids": ["A"]})
+        assert response.status_code == 200
+        messages = await receive_until(ws, lambda m: m["type"] == "prediction", timeout=10)
+    pushed = messages[-1]["data"]
+    assert pushed["prediction_id"] == response.json()["prediction_id"] and len(pushed["predictions"]) == 2
+
+
+async def test_batches_answer_directly_or_as_a_job(client: httpx.AsyncClient, account: Account, model_id: str) -> None:
+    small = await client.post("/api/v1/predictions/batch", headers=account.headers, json={"model_id": model_id, "requests": [{"horizon": 2}, {"horizon": 3, "series_ids": ["B"]}]})
+    assert small.status_code == 200, small.text
+    assert [len(r["predictions"]) for r in small.json()["results"]] == [4, 3]
+
+    requests = [{"horizon": 1 + k % 24, "series_ids": ["A"]} for k in range(DIRECT_BATCH + 5)]
+    large = await client.post("/api/v1/predictions/batch", headers=account.headers, json={"model_id": model_id, "requests": requests})
+    assert large.status_code == 202, large.text
+    job_id = large.json()["job_id"]
+    early = await client.get(f"/api/v1/predictions/batch/{job_id}", headers=account.headers)
+    assert early.status_code in (200, 409)
+    for _ in range(200):
+        job = (await client.get(f"/api/v1/jobs/{job_id}", headers=account.headers)).json()
+        if job["status"] in ("succeeded", "failed"):
+            break
+        await __import__("asyncio").sleep(0.2)
+    assert job["status"] == "succeeded", job
+    result = (await client.get(f"/api/v1/predictions/batch/{job_id}", headers=account.headers)).json()
+    assert [len(r["predictions"]) for r in result["results"]] == [r["horizon"] for r in requests]
+    assert (await client.get("/api/v1/predictions", headers=account.headers, params={"source": "batch"})).headers["X-Total-Count"] == str(2 + len(requests))
+
+
+async def test_predictions_are_counted_in_the_metrics(client: httpx.AsyncClient, account: Account, model_id: str) -> None:
+    def counted(text: str) -> float:
+        line = next((line for line in text.splitlines() if line.startswith('vur_predictions_total{source="api"}')), None)
+        return float(line.split()[-1]) if line else 0.0
+
+    before = counted((await client.get("/metrics")).text)
+    assert (await predict(client, account, model_id, horizon=1)).status_code == 200
+    assert counted((await client.get("/metrics")).text) == before + 1
+
+
+async def test_an_exported_and_loaded_model_predicts_the_same(client: httpx.AsyncClient, account: Account, model_id: str) -> None:
+    bundle = await client.get(f"/api/v1/models/{model_id}/export", headers=account.headers)
+    loaded = await client.post("/api/v1/models/load", headers=account.headers, files={"file": ("m.zip", io.BytesIO(bundle.content), "application/zip")})
+    assert loaded.status_code == 201, loaded.text
+    original = (await predict(client, account, model_id, horizon=5)).json()["predictions"]
+    again = (await predict(client, account, loaded.json()["id"], horizon=5)).json()["predictions"]
+    assert [p["value"] for p in again] == pytest.approx([p["value"] for p in original])
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"horizon": 25}, 422, "horizon"),
+        ({"horizon": 0}, 422, "horizon"),
+        ({"horizon": "24"}, 422, "horizon"),
+        ({"horizon": 2, "levels": [95]}, 422, "levels"),
+        ({"horizon": 2, "series_ids": ["Z"]}, 422, "series_ids"),
+        ({"horizon": 2, "observations": [{"timestamp": "2026-02-01T00:00:00", "value": 1.0}]}, 422, "observations"),
+        ({"horizon": 2, "observations": [{"series_id": "A", "timestamp": "yesterday", "value": 1.0}]}, 422, "timestamp"),
+        ({"horizon": 2, "observations": [{"series_id": "A", "timestamp": "2026-02-01T00:00:00", "value": "NaN"}]}, 422, "value"),
+        (b'{"horizon": 2, "observations": [{"series_id": "A", "timestamp": "2026-02-01T00:00:00", "value": 1e400}]}', 422, "value"),
+        ({"horizon": 2, "version": 7}, 422, "version"),
+        ({"horizon": 2, "script": "<script>alert(1)</script>"}, 422, "script"),
+    ],
+)
+async def test_bad_requests_are_refused_and_leave_nothing(client: httpx.AsyncClient, account: Account, model_id: str, body: dict | bytes, status: int, field: str) -> None:
+    before = await count_predictions(client, account)
+    url = f"/api/v1/models/{model_id}/predict"
+    sent = await (client.post(url, headers={**account.headers, "Content-Type": "application/json"}, content=body) if isinstance(body, bytes) else predict(client, account, model_id, **body))
+    details = assert_envelope(sent, status)["details"]
+    assert any(field in key for key in details), details
+    assert await count_predictions(client, account) == before
+
+
+async def test_models_that_cannot_predict(client: httpx.AsyncClient, account: Account, model_id: str, tmp_path: Path) -> None:
+    stranger = await register(client)
+    assert_envelope(await client.post(f"/api/v1/models/{model_id}/predict", headers=stranger.headers, json={"horizon": 1}), 404)
+    assert_envelope(await client.post(f"/api/v1/models/{model_id}/predict", headers=account.headers, content=b"{not json"), 422)
+    huge = {"horizon": 1, "series_ids": ["A" * 200] * 5000}
+    assert_envelope(await client.post(f"/api/v1/models/{model_id}/predict", headers=account.headers, json=huge), 413)
+
+    csv = hourly_csv(tmp_path / "one.csv", hours=HOURS).read_bytes()
+    upload = await client.post("/api/v1/datasets/upload", headers=account.headers, files={"file": ("one.csv", io.BytesIO(csv), "text/csv")})
+    configured = await client.post("/api/v1/models/configure", headers=account.headers, json={"dataset_id": upload.json()["dataset_id"], "algorithm": "naive", "horizon": 4})
+    untrained = configured.json()["model_id"]
+    assert_envelope(await predict(client, account, untrained, horizon=1), 409)
+    assert_envelope(await client.post("/api/v1/predictions/batch", headers=account.headers, json={"model_id": untrained, "requests": [{"horizon": 1}] * 30}), 409)
+
+    assert (await client.delete(f"/api/v1/models/{model_id}", headers=account.headers)).status_code == 204
+    assert_envelope(await predict(client, account, model_id, horizon=1), 404)
+    assert await count_predictions(client, account) == 0
