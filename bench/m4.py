@@ -87,7 +87,7 @@ def long_csv(train: dict[str, np.ndarray], path: Path) -> None:
 
 
 def run_platform(
-    client: httpx.Client, dataset_id: str, algorithm: str, params: dict, levels: tuple[int, ...] = (), validation: dict | None = None
+    client: httpx.Client, dataset_id: str, algorithm: str, params: dict, levels: tuple[int, ...] = (), validation: dict | None = None, horizon: int = HORIZON
 ) -> tuple[dict[str, np.ndarray], float, dict]:
     """Train through the API (one rolling validation window unless told); the forecast
     by series, the job's seconds and its results."""
@@ -95,7 +95,7 @@ def run_platform(
         "dataset_id": dataset_id,
         "algorithm": algorithm,
         "hyperparameters": params,
-        "horizon": HORIZON,
+        "horizon": horizon,
         "levels": list(levels),
         "validation": validation or {"method": "time_series_split", "n_splits": 1},
         "metrics": ["smape", "mase"],

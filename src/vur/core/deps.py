@@ -12,16 +12,19 @@ from vur.core.db import Database
 from vur.core.storage import ArtifactStore
 from vur.settings import Settings
 
+# Dependencies that do no I/O are coroutines: FastAPI runs a plain function dependency
+# in its thread pool, and each such hop costs more than the work itself.
 
-def get_settings_dep(request: Request) -> Settings:
+
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_database_dep(request: Request) -> Database:
+async def get_database_dep(request: Request) -> Database:
     return request.app.state.database
 
 
-def get_store(request: Request) -> ArtifactStore:
+async def get_store(request: Request) -> ArtifactStore:
     return request.app.state.store
 
 

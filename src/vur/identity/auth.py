@@ -56,13 +56,13 @@ def current_principal(session: DbSession, settings: AppSettings, token: Annotate
     return principal_from_token(session, settings, token)
 
 
-def require_writer(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def require_writer(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     if not principal.can_write:
         raise ReadOnlyRole()
     return principal
 
 
-def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     if principal.role != Role.admin:
         raise AdminRequired()
     return principal

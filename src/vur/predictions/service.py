@@ -85,8 +85,10 @@ def predict(session: Session, store: ArtifactStore, model: RegisteredModel, body
     forecaster = load_forecaster(store, key)
     levels = _check(forecaster, model, body)
     started = time.perf_counter()
-    frame = _forecast(forecaster, model, body, levels, key)
-    points = _points(frame, levels)
+    if body.observations:
+        points = _points(_forecast(forecaster, model, body, levels, key), levels)
+    else:
+        points = list(_served(store, key, body.horizon, tuple(levels), tuple(body.series_ids or ()), _restoration(model)))
     seconds = time.perf_counter() - started
     summary: dict[str, Any] = {"levels": levels, "series_ids": body.series_ids[:20] if body.series_ids else None, "observations": len(body.observations or [])}
     if body.observations:
@@ -149,16 +151,34 @@ def _series_of(observation: Observation, model: RegisteredModel) -> str:
     return observation.series_id or (SINGLE_SERIES if not model.config.get("series_id_column") else "")
 
 
+@lru_cache(maxsize=1024)
+def _served(store: ArtifactStore, key: str, horizon: int, levels: tuple[int, ...], series_ids: tuple[str, ...], restoration: str) -> tuple[PredictionPoint, ...]:
+    """The forecast from the end of the training history, as answered: it depends on
+    nothing but the (immutable) version and the request, so each shape is computed once."""
+    import json
+
+    from vur.forecasting.forecasters import original_units
+
+    frame = load_forecaster(store, key).predict(horizon, list(levels))
+    if series_ids:
+        frame = frame[frame["unique_id"].astype(str).isin(series_ids)]
+    return tuple(_points(original_units({"target_restoration": json.loads(restoration)})(frame), list(levels)))
+
+
+def _restoration(model: RegisteredModel) -> str:
+    import json
+
+    return json.dumps(model.config.get("target_restoration") or [])
+
+
 def _forecast(forecaster: Forecaster, model: RegisteredModel, body: PredictRequest, levels: list[int], key: str) -> pd.DataFrame:
+    """The fitted model run on its history extended by the request's observations."""
     from vur.forecasting.forecasters import UnknownSeriesError, original_units
 
-    observations = _observation_frame(body.observations, model) if body.observations else None
+    observations = _observation_frame(body.observations or [], model)
     try:
-        if observations is None:
-            frame = forecaster.predict(body.horizon, levels)
-        else:
-            with _model_locks[key]:
-                frame = forecaster.predict(body.horizon, levels, observations)
+        with _model_locks[key]:
+            frame = forecaster.predict(body.horizon, levels, observations)
     except (UnknownSeriesError, ValueError) as exc:
         raise InvalidPredictionRequest(f"The model cannot forecast from these observations: {exc}", {"observations": str(exc)}) from exc
     if body.series_ids:
@@ -188,15 +208,17 @@ def _naive_utc(moment: datetime) -> datetime:
 
 
 def _points(frame: pd.DataFrame, levels: list[int]) -> list[PredictionPoint]:
+    columns = {name: frame[name].tolist() for name in frame.columns}
+    stamps = frame["ds"].dt.to_pydatetime().tolist()
     return [
         PredictionPoint(
-            series_id=str(row["unique_id"]),
-            timestamp=row["ds"].to_pydatetime(),
-            value=float(row["mean"]),
-            lower={str(level): float(row[f"lo-{level}"]) for level in levels},
-            upper={str(level): float(row[f"hi-{level}"]) for level in levels},
+            series_id=str(uid),
+            timestamp=stamps[i],
+            value=float(columns["mean"][i]),
+            lower={str(level): float(columns[f"lo-{level}"][i]) for level in levels},
+            upper={str(level): float(columns[f"hi-{level}"][i]) for level in levels},
         )
-        for row in frame.to_dict("records")
+        for i, uid in enumerate(columns["unique_id"])
     ]
 
 

@@ -1,0 +1,158 @@
+"""Prediction latency and throughput through HTTP, beside the bare library predict call.
+
+    .venv/bin/python bench/predict_latency.py
+    .venv/bin/python bench/predict_latency.py --requests 500
+
+A `vur serve` on a fresh data dir (SQLite, in-process jobs) trains two models on one
+1,000-point M4 Hourly series: LightGBM on lag features (mlforecast) and seasonal
+ARIMA (1,0,1)(0,1,1)24 (statsforecast), horizon 24, intervals at 80 %. Then, for each model:
+
+- "served": `POST /api/v1/models/{id}/predict` with `{"horizon": 24}`: the fitted model
+  forecasting from the end of its history. The platform answers from the forecast that
+  model made when it was fitted (its state has not changed since), so no library runs.
+- "new data": the same with 24 new observations of the series in the body: the fitted
+  model runs on the extended history (mlforecast's recursive predict, statsforecast's
+  `forward`), which is what a stream or any request with fresh values costs.
+
+Each mode is timed at concurrency 1 (p50, p99 of sequential requests) and 32 (requests
+per second over a burst). Every request is a full one: authentication, validation, the
+forecast, a row in the predictions table, the JSON answer.
+
+The baseline, in the same process as this script and the same run: the library's own
+predict call on the same fitted object, unpickled from the model's version folder
+(`predict(24, level=[80])`; with new data, `predict(new_df=...)` / `forward(...)`).
+
+Targets (issue 6): the platform adds at most 5 ms to p50 at concurrency 1 over the bare
+predict call, and sustains at least 200 predictions/s at concurrency 32 for LightGBM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import pickle
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from m4 import START, run_platform, running_platform  # noqa: E402
+from m4_metrics import DEFAULT_DATA_DIR, load_hourly  # noqa: E402
+
+HORIZON = 24
+POINTS = 1000
+MODELS = {
+    "lightgbm": {"season_length": 24},
+    "sarima": {"p": 1, "d": 0, "q": 1, "P": 0, "D": 1, "Q": 1, "season_length": 24},
+}
+TARGET_ADDED_MS = 5.0
+TARGET_RPS = 200.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def time_calls(call: Callable[[], object], count: int) -> list[float]:
+    """Milliseconds per call, after two warm-up calls."""
+    for _ in range(2):
+        call()
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+async def burst(base_url: str, token: str, path: str, body: dict, count: int, concurrency: int) -> float:
+    """Requests per second for `count` requests with `concurrency` in flight."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, limits=limits, timeout=120) as client:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one() -> None:
+            async with gate:
+                response = await client.post(path, json=body)
+                response.raise_for_status()
+
+        await asyncio.gather(*(one() for _ in range(concurrency)))  # warm the connections
+        started = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(count)))
+        return count / (time.perf_counter() - started)
+
+
+def forecaster_of(scratch: str, model_id: str) -> object:
+    path = next(Path(scratch).rglob(f"{model_id.replace('-', '')}/versions/*/forecaster.pkl"))
+    with path.open("rb") as handle:
+        return pickle.load(handle)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--requests", type=int, default=300, help="sequential requests per measurement (a tenth with new data)")
+    args = parser.parse_args()
+
+    import pandas as pd
+
+    train, test = load_hourly(args.data_dir)
+    uid = next(u for u in train if len(train[u]) + len(test[u]) >= POINTS)
+    values = np.concatenate([train[uid], test[uid]])[:POINTS]
+    history, newer = values[: POINTS - HORIZON], values[POINTS - HORIZON :]
+    stamps = pd.date_range(START, periods=POINTS, freq="h")
+    observations = [{"series_id": uid, "timestamp": t.isoformat(), "value": float(v)} for t, v in zip(stamps[POINTS - HORIZON :], newer, strict=True)]
+    new_df = pd.DataFrame({"unique_id": uid, "ds": stamps, "y": values})
+    print(f"Series {uid}: {len(history)} points to train on, then {HORIZON} newer observations; {args.requests} sequential requests per mode")
+
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch, running_platform({uid: history}, scratch) as (client, dataset_id):
+        token = client.auth.token  # type: ignore[attr-defined]
+        for algorithm, params in MODELS.items():
+            _, seconds, results = run_platform(client, dataset_id, algorithm, params, levels=(80,), validation={"method": "holdout"}, horizon=HORIZON)
+            model_id = results["model_id"]
+            fitted = forecaster_of(scratch, model_id)
+            if algorithm == "lightgbm":
+                bare_served = lambda: fitted.fitted.predict(HORIZON, level=[80])  # noqa: E731
+                bare_new = lambda: fitted.fitted.predict(HORIZON, new_df=new_df)  # noqa: E731
+            else:
+                model = fitted.models[uid]
+                bare_served = lambda: model.predict(h=HORIZON, level=[80])  # noqa: E731
+                bare_new = lambda: model.forward(y=values, h=HORIZON, level=[80])  # noqa: E731
+            path = f"/api/v1/models/{model_id}/predict"
+            for mode, body, bare, count in (
+                ("served", {"horizon": HORIZON}, bare_served, args.requests),
+                ("new data", {"horizon": HORIZON, "observations": observations}, bare_new, max(20, args.requests // 10)),
+            ):
+                def call(body: dict = body) -> None:
+                    client.post(path, json=body).raise_for_status()
+
+                platform = time_calls(call, count)
+                library = time_calls(bare, count)
+                rps = asyncio.run(burst(str(client.base_url), token, path, body, count=max(64, count), concurrency=32))
+                rows.append((algorithm, mode, statistics.median(library), percentile(library, 99), statistics.median(platform), percentile(platform, 99), rps))
+            print(f"  trained {algorithm} in {seconds:.1f} s")
+
+    print()
+    print(f"{'model':<10}{'mode':<10}{'bare p50':>10}{'bare p99':>10}{'HTTP p50':>10}{'HTTP p99':>10}{'added p50':>11}{'req/s @32':>11}   (ms)")
+    for algorithm, mode, bare50, bare99, http50, http99, rps in rows:
+        print(f"{algorithm:<10}{mode:<10}{bare50:>10.2f}{bare99:>10.2f}{http50:>10.2f}{http99:>10.2f}{http50 - bare50:>+11.2f}{rps:>11.1f}")
+    print()
+    for algorithm, mode, bare50, _, http50, _, rps in rows:
+        added = http50 - bare50
+        verdict = "PASS" if added <= TARGET_ADDED_MS else "MISS"
+        print(f"{verdict}  {algorithm}/{mode}: adds {added:+.2f} ms to the bare p50 (target <= {TARGET_ADDED_MS} ms)")
+        if algorithm == "lightgbm":
+            verdict = "PASS" if rps >= TARGET_RPS else "MISS"
+            print(f"{verdict}  {algorithm}/{mode}: {rps:.0f} predictions/s at concurrency 32 (target >= {TARGET_RPS:.0f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
