@@ -106,6 +106,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Set
         max_upload_bytes=2 * 1024 * 1024,
         login_max_failures_per_account=5,
         login_max_failures_per_client=1000,
+        system_metrics_interval_seconds=1.0,
+        # Tests run the alert evaluator themselves, at the moment (and the clock) they choose.
+        alert_check_seconds=0,
     )
 
 

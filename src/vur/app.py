@@ -28,7 +28,12 @@ from vur.jobs import api as jobs_api
 from vur.jobs.registry import load_job_modules
 from vur.jobs.runner import Worker
 from vur.jobs.service import count_by_status, job_in_workspace
+from vur.monitoring import api as monitoring_api
+from vur.monitoring.alerts import alert_evaluator
+from vur.monitoring.system import SystemMetricsPublisher
+from vur.pipelines import api as pipelines_api
 from vur.predictions import api as predictions_api
+from vur.predictions.streams import stream_scheduler
 from vur.registry import api as registry_api
 from vur.settings import Settings, get_settings
 
@@ -40,13 +45,15 @@ TAGS = [
     {"name": "models", "description": "The model registry."},
     {"name": "predictions", "description": "Forecasts from trained models, their history, statistics and batch jobs."},
     {"name": "jobs", "description": "Background work: status, progress, logs, cancellation."},
+    {"name": "pipelines", "description": "The seven-step forecasting pipeline: steps, export/import, runs."},
+    {"name": "monitoring", "description": "System metrics, component health, recent logs and live model figures."},
     {"name": "realtime", "description": "The WebSocket hub at /ws."},
 ]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.log_json, settings.log_buffer_size)
     database = get_database(settings.resolved_database_url)
     # Job types must be known here too: enqueueing checks them, cancelling runs their hooks.
     load_job_modules(settings.job_modules)
@@ -62,12 +69,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         register_job_collector(jobs_by_status)
         relay = OutboxRelay(database)
         relay.start()
+        system_metrics = SystemMetricsPublisher(settings.data_dir, settings.system_metrics_interval_seconds)
+        system_metrics.start()
         if settings.job_runner == "inprocess":
             app.state.worker = Worker(settings)
             app.state.worker.start_in_background()
+        # The API process's own schedulers: prediction streams, alert checks.
+        schedulers = [stream_scheduler(database, app.state.store, settings)] if settings.stream_scheduler else []
+        schedulers += [alert_evaluator(database, settings)] if settings.alert_check_seconds > 0 else []
+        for scheduler in schedulers:
+            scheduler.start()
         try:
             yield
         finally:
+            for scheduler in schedulers:
+                scheduler.stop()
+            await system_metrics.stop()
             relay.stop()
             if app.state.worker is not None:
                 app.state.worker.stop()
@@ -118,6 +135,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry_api.router,
         predictions_api.router,
         predictions_api.model_router,
+        pipelines_api.router,
+        monitoring_api.router,
+        monitoring_api.dashboard_router,
+        predictions_api.monitoring_router,
     ):
         app.include_router(router, max_body_size=settings.max_body_bytes)
     return app

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000", "http://localhost:5173"])
     log_level: str = "INFO"
     log_json: bool = True
+    # How many recent log records the process keeps in memory for GET /api/v1/monitoring/logs.
+    log_buffer_size: int = Field(default=2000, ge=1)
 
     # Auth. An empty secret is replaced by a random one kept in data_dir (development only).
     secret_key: str = ""
@@ -49,6 +51,18 @@ class Settings(BaseSettings):
     # Extra modules imported by runners so that they can register more job types.
     job_modules: list[str] = Field(default_factory=list)
 
+    # Monitoring: seconds between system snapshots pushed on the WebSocket "system" topic,
+    # and between alert checks (0 turns either off).
+    system_metrics_interval_seconds: float = Field(default=5.0, ge=0)
+    alert_check_seconds: float = Field(default=10.0, ge=0)
+
+    # Prediction streams from external databases. Each API process checks for due
+    # streams this often; a source's host must be one of `source_allowed_hosts` when
+    # that list is not empty. SQLite sources must lie in `sources_dir`.
+    stream_scheduler: bool = True
+    stream_poll_seconds: float = 0.5
+    source_allowed_hosts: list[str] = Field(default_factory=list)
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -57,6 +71,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'vur.db'}"
+
+    @property
+    def sources_dir(self) -> Path:
+        return self.data_dir / "sources"
 
     @property
     def artifacts_dir(self) -> Path:

@@ -239,7 +239,7 @@ async def test_metrics_results_and_delete(client: httpx.AsyncClient, account: Ac
     assert len(window) == 6
     assert all(p["residual"] == pytest.approx(p["actual"] - p["forecast"]) for p in window)
     assert window[-1]["timestamp"] == "2026-01-10T23:00:00"  # the latest window ends the history
-    assert results["fit_seconds"] >= 0 and "statsforecast" in results["versions"]
+    assert results["fit_seconds"] >= 0 and results["predict_seconds"] > 0 and "statsforecast" in results["versions"]
     assert len(results["forecast"]["predictions"]) == 6
 
     folder = settings.artifacts_dir / "models" / account.workspace_id.replace("-", "") / model_id.replace("-", "")

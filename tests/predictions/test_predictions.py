@@ -233,3 +233,27 @@ async def test_models_that_cannot_predict(client: httpx.AsyncClient, account: Ac
     assert (await client.delete(f"/api/v1/models/{model_id}", headers=account.headers)).status_code == 204
     assert_envelope(await predict(client, account, model_id, horizon=1), 404)
     assert await count_predictions(client, account) == 0
+
+
+async def test_deployed_and_archived_models(client: httpx.AsyncClient, account: Account, model_id: str, tmp_path: Path) -> None:
+    url = f"/api/v1/models/{model_id}"
+    deployed = await client.post(f"{url}/deploy", headers=account.headers)
+    assert deployed.status_code == 200 and deployed.json()["status"] == "deployed"
+    assert (await predict(client, account, model_id, horizon=1)).status_code == 200
+
+    archived = await client.post(f"{url}/archive", headers=account.headers)
+    assert archived.json()["status"] == "archived"
+    assert_envelope(await predict(client, account, model_id, horizon=1), 409)
+    assert_envelope(await client.post(f"{url}/train", headers=account.headers), 409)
+    assert_envelope(await client.post(f"{url}/deploy", headers=account.headers), 409)
+    assert (await client.get(f"{url}/forecast", headers=account.headers)).status_code == 200  # its results stay readable
+
+    restored = await client.post(f"{url}/restore", headers=account.headers)
+    assert restored.json()["status"] == "trained"
+    assert_envelope(await client.post(f"{url}/restore", headers=account.headers), 409)
+    assert (await predict(client, account, model_id, horizon=1)).status_code == 200
+
+    csv = hourly_csv(tmp_path / "one.csv", hours=HOURS).read_bytes()
+    upload = await client.post("/api/v1/datasets/upload", headers=account.headers, files={"file": ("one.csv", io.BytesIO(csv), "text/csv")})
+    configured = await client.post("/api/v1/models/configure", headers=account.headers, json={"dataset_id": upload.json()["dataset_id"], "algorithm": "naive", "horizon": 4})
+    assert_envelope(await client.post(f"/api/v1/models/{configured.json()['model_id']}/deploy", headers=account.headers), 409)

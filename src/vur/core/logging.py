@@ -6,7 +6,10 @@ Recent records are also kept in a bounded in-memory ring so that monitoring can 
 from __future__ import annotations
 
 import logging
+import math
+import re
 import sys
+import threading
 from collections import deque
 from typing import Any
 
@@ -14,7 +17,34 @@ import structlog
 
 from vur.core.request_context import current_request_id
 
-RECENT_RECORDS: deque[dict[str, Any]] = deque(maxlen=1000)
+# Keys whose values are never kept in the ring (it is readable by every workspace member).
+_SECRET_KEY = re.compile(r"password|passwd|token|secret|authorization|api_?key|cookie", re.IGNORECASE)
+
+
+class RecentRecords:
+    """The newest log records of this process, oldest dropped first; safe across threads."""
+
+    def __init__(self, size: int) -> None:
+        self._lock = threading.Lock()
+        self._records: deque[dict[str, Any]] = deque(maxlen=size)
+
+    def resize(self, size: int) -> None:
+        # In place: loggers cached before a reconfiguration keep feeding this object.
+        with self._lock:
+            if size != self._records.maxlen:
+                self._records = deque(self._records, maxlen=size)
+
+    def append(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Oldest first."""
+        with self._lock:
+            return list(self._records)
+
+
+RECENT_RECORDS = RecentRecords(2000)
 
 
 def _add_request_id(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -24,12 +54,22 @@ def _add_request_id(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, An
     return event_dict
 
 
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, str | int | bool | None) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    return str(value)
+
+
 def _remember(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    RECENT_RECORDS.append(dict(event_dict))
+    # A copy with JSON-ready values and without secrets; the record goes on unchanged.
+    RECENT_RECORDS.append({key: _json_safe(value) for key, value in event_dict.items() if not _SECRET_KEY.search(key)})
     return event_dict
 
 
-def configure_logging(level: str = "INFO", json: bool = True) -> None:
+def configure_logging(level: str = "INFO", json: bool = True, buffer_size: int = 2000) -> None:
+    """Records below `level` are dropped before any processor runs, so the ring holds
+    only what is also written out."""
+    RECENT_RECORDS.resize(buffer_size)
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[

@@ -1,4 +1,4 @@
-"""Password hashing (argon2) and signed access tokens (JWT, HS256 only)."""
+"""Password hashing (argon2), signed access tokens (JWT, HS256 only) and credentials encrypted at rest."""
 
 from __future__ import annotations
 
@@ -69,3 +69,22 @@ def new_opaque_token() -> str:
 
 def hash_opaque_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _fernet(secret: str) -> Any:
+    import base64
+
+    from cryptography.fernet import Fernet
+
+    # A key of its own, derived from the instance secret: rotating the signing secret
+    # makes stored credentials unreadable, which is the point.
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(f"vur-credentials:{secret}".encode()).digest()))
+
+
+def encrypt_secret(secret: str, plaintext: str) -> str:
+    """Authenticated encryption (Fernet: AES-CBC + HMAC) of a credential at rest."""
+    return _fernet(secret).encrypt(plaintext.encode()).decode()
+
+
+def decrypt_secret(secret: str, ciphertext: str) -> str:
+    return _fernet(secret).decrypt(ciphertext.encode()).decode()

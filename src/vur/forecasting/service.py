@@ -19,6 +19,7 @@ from vur.forecasting.exceptions import AlreadyTraining, ForecastNotReady, Invali
 from vur.forecasting.schemas import METRICS, CustomModelRequest, ForecastRequest, ForecastResponse, OptimizationSpec, OptimizeRequest, TrainingStatus, TrainRequest
 from vur.jobs import service as jobs
 from vur.jobs.models import Job, JobStatus
+from vur.registry.exceptions import ModelArchived
 from vur.registry.models import ModelStatus, RegisteredModel
 
 TRAIN_JOB = "forecasting.train"
@@ -105,6 +106,8 @@ def start_training(session: Session, model: RegisteredModel, user_id: uuid.UUID)
         raise AlreadyTraining(f"Model '{model.id}' is already training", {"job_id": str(model.training_job_id)})
     if model.kind != "forecaster":
         raise InvalidTrainingConfig(f"Model '{model.id}' is not a forecaster", {"kind": model.kind})
+    if model.status == ModelStatus.archived:
+        raise ModelArchived(f"Model '{model.id}' is archived; restore it to train it", {"status": "archived"})
     job = jobs.enqueue(session, TRAIN_JOB, {"model_id": str(model.id)}, workspace_id=model.workspace_id, created_by=user_id)
     model.status = ModelStatus.training
     model.training_job_id = job.id
@@ -262,7 +265,7 @@ def training_status(session: Session, model: RegisteredModel) -> TrainingStatus:
 
 
 def read_forecast(store: ArtifactStore, model: RegisteredModel) -> ForecastResponse:
-    if model.status != ModelStatus.trained or model.artifact_key is None:
+    if model.artifact_key is None:  # no version yet (a retraining model keeps its last one)
         raise ForecastNotReady(f"Model '{model.id}' has no forecast yet", {"status": model.status.value})
     with store.open(model.artifact_key) as handle:
         return ForecastResponse.model_validate({"model_id": model.id, **json.load(handle)})
@@ -271,7 +274,7 @@ def read_forecast(store: ArtifactStore, model: RegisteredModel) -> ForecastRespo
 def read_results(store: ArtifactStore, model: RegisteredModel) -> dict:
     """Validation metrics per fold, forecast against actual over the latest window with
     residuals, fit time and library versions, as the training job stored them."""
-    if model.status != ModelStatus.trained or model.artifact_key is None:
+    if model.artifact_key is None:  # no version yet (a retraining model keeps its last one)
         raise ForecastNotReady(f"Model '{model.id}' has no results yet", {"status": model.status.value})
     with store.open(model.artifact_key.rsplit("/", 1)[0] + "/results.json") as handle:
         return json.load(handle)

@@ -1,28 +1,34 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Query, Response
 
-from vur.core.deps import DbSession, Store
+from vur.core.deps import AppSettings, DbSession, Store
 from vur.core.pagination import PageParams, set_total
 from vur.identity.auth import WorkspaceReader, WorkspaceWriter
 from vur.jobs import service as jobs
 from vur.jobs.models import JobStatus
-from vur.predictions import service
+from vur.predictions import service, streams
 from vur.predictions.exceptions import BatchNotReady, PredictionNotFound
 from vur.predictions.jobs import BATCH_JOB, batch_result_key
+from vur.predictions.models import Prediction
 from vur.predictions.schemas import (
     DIRECT_BATCH,
     BatchAccepted,
     BatchRequest,
     BatchResponse,
+    DatabaseCreate,
+    DatabaseRead,
     ModelPredictRequest,
     PredictionRead,
     PredictionResponse,
     PredictRequest,
+    StreamRead,
+    StreamStart,
 )
 from vur.registry.service import get_model
 
@@ -51,7 +57,7 @@ def predict_real_time(body: ModelPredictRequest, principal: WorkspaceWriter, ses
 @router.post(
     "/batch",
     response_model=BatchResponse | BatchAccepted,
-    summary=f"Several forecasts with one model: up to {DIRECT_BATCH} answered here, more become a job (202) whose result GET /predictions/batch/{{job_id}} serves",
+    summary=f"Several forecasts with one model: up to {DIRECT_BATCH} answered here, more become a job (202) whose result GET /predictions/batch/{{batch_id}} serves",
     responses={202: {"model": BatchAccepted, "description": "A job runs the batch"}},
 )
 def predict_batch(body: BatchRequest, principal: WorkspaceWriter, session: DbSession, store: Store, response: Response) -> BatchResponse | BatchAccepted:
@@ -65,47 +71,42 @@ def predict_batch(body: BatchRequest, principal: WorkspaceWriter, session: DbSes
     return BatchAccepted(job_id=job.id, status=job.status.value, requests=len(body.requests))
 
 
-@router.get("/batch/{job_id}", summary="The answers of a batch job, once it has succeeded (409 before)")
-def batch_result(job_id: uuid.UUID, principal: WorkspaceReader, session: DbSession, store: Store) -> Response:
-    job = jobs.get_job(session, job_id, principal.workspace_id)
+@router.get("/batch/{batch_id}", summary="The answers of a batch job (`batch_id` is the job id POST /batch answered), once it has succeeded (409 before)")
+def batch_result(batch_id: uuid.UUID, principal: WorkspaceReader, session: DbSession, store: Store) -> Response:
+    job = jobs.get_job(session, batch_id, principal.workspace_id)
     if job.type != BATCH_JOB:
-        raise PredictionNotFound(f"Job '{job_id}' is not a batch prediction", {"job_id": "not a batch prediction job"})
+        raise PredictionNotFound(f"Job '{batch_id}' is not a batch prediction")
     if job.status != JobStatus.succeeded:
         raise BatchNotReady(f"The batch is {job.status.value}", {"status": job.status.value, "error": job.error})
     with store.open(batch_result_key(principal.workspace_id, job.id)) as handle:
         return Response(handle.read(), media_type="application/json")
 
 
-@router.get("", response_model=list[PredictionRead], summary="Predictions of the workspace, newest first (filters: model, source, time range)")
-def list_predictions(
-    principal: WorkspaceReader,
-    session: DbSession,
-    response: Response,
-    page: PageParams,
-    model_id: uuid.UUID | None = None,
-    source: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> list[PredictionRead]:
-    rows, total = service.list_predictions(session, principal.workspace_id, model_id=model_id, source=source, since=since, until=until, limit=page.limit, offset=page.offset)
+@dataclass(frozen=True)
+class Filters:
+    model_id: uuid.UUID | None = None
+    source: str | None = Query(default=None, max_length=20, description="api | batch | real_time | stream")
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+FilterParams = Annotated[Filters, Depends()]
+
+
+def _page_of(session: DbSession, principal: WorkspaceReader, response: Response, page: PageParams, filters: Filters) -> list[Prediction]:
+    rows, total = service.list_predictions(session, principal.workspace_id, **asdict(filters), limit=page.limit, offset=page.offset)
     set_total(response, total)
-    return [PredictionRead.model_validate(row) for row in rows]
+    return rows
+
+
+@router.get("", response_model=list[PredictionRead], summary="Predictions of the workspace, newest first (filters: model, source, time range)")
+def list_predictions(principal: WorkspaceReader, session: DbSession, response: Response, page: PageParams, filters: FilterParams) -> list[PredictionRead]:
+    return [PredictionRead.model_validate(row) for row in _page_of(session, principal, response, page, filters)]
 
 
 @router.get("/history", summary="Predictions with what they answered (and the actual values that have arrived since), newest first")
-def history(
-    principal: WorkspaceReader,
-    session: DbSession,
-    response: Response,
-    page: PageParams,
-    model_id: uuid.UUID | None = None,
-    source: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> list[dict[str, Any]]:
-    rows, total = service.list_predictions(session, principal.workspace_id, model_id=model_id, source=source, since=since, until=until, limit=page.limit, offset=page.offset)
-    set_total(response, total)
-    return [{**PredictionRead.model_validate(row).model_dump(mode="json"), "predictions": row.outputs} for row in rows]
+def history(principal: WorkspaceReader, session: DbSession, response: Response, page: PageParams, filters: FilterParams) -> list[dict[str, Any]]:
+    return [{**PredictionRead.model_validate(row).model_dump(mode="json"), "predictions": row.outputs} for row in _page_of(session, principal, response, page, filters)]
 
 
 @router.get("/stats", summary="Counts by source, latency percentiles and the error against actual values, overall and per model")
@@ -117,3 +118,54 @@ def stats(principal: WorkspaceReader, session: DbSession, model_id: uuid.UUID | 
 def get_prediction(prediction_id: uuid.UUID, principal: WorkspaceReader, session: DbSession) -> dict[str, Any]:
     row = service.get_prediction(session, prediction_id, principal.workspace_id)
     return {**PredictionRead.model_validate(row).model_dump(mode="json"), "predictions": row.outputs}
+
+
+# --- database connections and streams (seed 6.3, 6.4) ---------------------------------
+
+monitoring_router = APIRouter(prefix="/api/v1/monitoring", tags=["predictions"])
+
+
+@monitoring_router.post("/databases", response_model=DatabaseRead, status_code=201, summary="Register an external SQL source (its URL is stored encrypted and never shown)")
+def create_database(body: DatabaseCreate, principal: WorkspaceWriter, session: DbSession, settings: AppSettings) -> DatabaseRead:
+    return DatabaseRead.model_validate(streams.create_connection(session, settings, principal.workspace_id, body))
+
+
+@monitoring_router.get("/databases", response_model=list[DatabaseRead], summary="The workspace's SQL sources")
+def list_databases(principal: WorkspaceReader, session: DbSession) -> list[DatabaseRead]:
+    return [DatabaseRead.model_validate(c) for c in streams.list_connections(session, principal.workspace_id)]
+
+
+@monitoring_router.get("/databases/{database_id}", response_model=DatabaseRead, summary="One SQL source and its last connection test")
+def get_database(database_id: uuid.UUID, principal: WorkspaceReader, session: DbSession) -> DatabaseRead:
+    return DatabaseRead.model_validate(streams.get_connection(session, database_id, principal.workspace_id))
+
+
+@monitoring_router.post("/databases/{database_id}/test", response_model=DatabaseRead, summary="Connect read-only, read one row of the named columns, record the outcome")
+def test_database(database_id: uuid.UUID, principal: WorkspaceWriter, session: DbSession, settings: AppSettings) -> DatabaseRead:
+    connection = streams.get_connection(session, database_id, principal.workspace_id)
+    return DatabaseRead.model_validate(streams.check_connection(session, settings, connection))
+
+
+@monitoring_router.delete("/databases/{database_id}", status_code=204, summary="Forget a source (its streams stop and go with it)")
+def delete_database(database_id: uuid.UUID, principal: WorkspaceWriter, session: DbSession) -> None:
+    session.delete(streams.get_connection(session, database_id, principal.workspace_id))
+
+
+@monitoring_router.post("/predictions/start", response_model=StreamRead, status_code=201, summary="Start predicting from a source's new rows every interval_seconds")
+def start_stream(body: StreamStart, principal: WorkspaceWriter, session: DbSession) -> StreamRead:
+    return StreamRead.model_validate(streams.start_stream(session, principal.workspace_id, principal.user_id, body))
+
+
+@monitoring_router.get("/predictions", response_model=list[StreamRead], summary="The workspace's prediction streams")
+def list_streams(principal: WorkspaceReader, session: DbSession, status: str | None = None) -> list[StreamRead]:
+    return [StreamRead.model_validate(s) for s in streams.list_streams(session, principal.workspace_id, status)]
+
+
+@monitoring_router.get("/predictions/{stream_id}", response_model=StreamRead, summary="A stream's status: cursor, rows read, predictions made, last error")
+def get_stream(stream_id: uuid.UUID, principal: WorkspaceReader, session: DbSession) -> StreamRead:
+    return StreamRead.model_validate(streams.get_stream(session, stream_id, principal.workspace_id))
+
+
+@monitoring_router.post("/predictions/{stream_id}/stop", response_model=StreamRead, summary="Stop a running stream (409 when it is not running)")
+def stop_stream(stream_id: uuid.UUID, principal: WorkspaceWriter, session: DbSession) -> StreamRead:
+    return StreamRead.model_validate(streams.stop_stream(session, streams.get_stream(session, stream_id, principal.workspace_id)))

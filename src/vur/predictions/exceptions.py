@@ -15,3 +15,19 @@ class InvalidPredictionRequest(UnprocessableEntity):
 
 class BatchNotReady(Conflict):
     pass
+
+
+class DatabaseNotFound(NotFound):
+    pass
+
+
+class StreamNotFound(NotFound):
+    pass
+
+
+class InvalidSource(UnprocessableEntity):
+    pass
+
+
+class StreamNotRunning(Conflict):
+    pass

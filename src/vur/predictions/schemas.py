@@ -110,3 +110,84 @@ class BatchAccepted(BaseModel):
 class BatchResponse(BaseModel):
     model_id: uuid.UUID
     results: list[PredictionResponse]
+
+
+class DatabaseCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "plant sensors",
+                    "url": "postgresql://reader:secret@db.internal:5432/plant",
+                    "table_name": "readings",
+                    "timestamp_column": "measured_at",
+                    "value_column": "load_kw",
+                    "series_column": "meter_id",
+                }
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=200)
+    url: str = Field(min_length=1, max_length=2000, description="SQLAlchemy URL: postgresql://, mysql:// or sqlite:/// (a file in the sources folder)")
+    table_name: str | None = Field(default=None, max_length=127)
+    query: str | None = Field(default=None, max_length=10_000, description="One SELECT, instead of a table")
+    timestamp_column: str = Field(min_length=1, max_length=63)
+    value_column: str = Field(min_length=1, max_length=63)
+    series_column: str | None = Field(default=None, max_length=63)
+
+
+class DatabaseRead(BaseModel):
+    """A source as shown: never its URL or credentials."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    dialect: str
+    host: str | None
+    database: str | None
+    table_name: str | None
+    query: str | None
+    timestamp_column: str
+    value_column: str
+    series_column: str | None
+    status: str
+    last_checked_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+
+
+class StreamStart(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"pipeline_id": None, "model_id": "7c0e6a4e-1f0b-4a53-9d55-3f1f7a0e2b11", "database_id": "0b8f3c1e-55aa-4c1e-9d3a-2f6b8e9a1c22", "interval_seconds": 2}]},
+    )
+
+    pipeline_id: uuid.UUID | None = None
+    model_id: uuid.UUID
+    database_id: uuid.UUID
+    interval_seconds: StrictFloat | StrictInt = Field(ge=1, le=86_400, description="Seconds between reads, at least 1")
+    horizon: StrictInt | None = Field(default=None, ge=1, le=10_000, description="Steps forecast at each read; default the model's horizon")
+
+
+class StreamRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    model_id: uuid.UUID
+    database_id: uuid.UUID
+    pipeline_id: uuid.UUID | None
+    interval_seconds: float
+    horizon: int
+    status: str
+    last_timestamp: datetime | None
+    last_run_at: datetime | None
+    last_new_rows_at: datetime | None
+    rows_read: int
+    predictions_made: int
+    consecutive_failures: int
+    last_error: str | None
+    created_at: datetime
+    stopped_at: datetime | None

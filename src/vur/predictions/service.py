@@ -30,7 +30,7 @@ from vur.core.storage import ArtifactStore
 from vur.predictions.exceptions import InvalidPredictionRequest, ModelNotServable, PredictionNotFound
 from vur.predictions.models import Prediction
 from vur.predictions.schemas import Observation, PredictionPoint, PredictionResponse, PredictRequest
-from vur.registry.models import ModelVersion, RegisteredModel
+from vur.registry.models import ModelStatus, ModelVersion, RegisteredModel
 from vur.registry.service import FORECASTER_FILE
 
 if TYPE_CHECKING:
@@ -67,6 +67,8 @@ def get_prediction(session: Session, prediction_id: uuid.UUID, workspace_id: uui
 def servable_version(session: Session, model: RegisteredModel, number: int | None) -> ModelVersion:
     if model.kind != "forecaster":
         raise InvalidPredictionRequest(f"Model '{model.id}' is a {model.kind} model; this endpoint forecasts", {"model_id": "must be a forecaster"})
+    if model.status == ModelStatus.archived:
+        raise ModelNotServable(f"Model '{model.id}' is archived; restore it to predict with it", {"model_id": "archived"})
     stmt = select(ModelVersion).where(ModelVersion.model_id == model.id)
     stmt = stmt.where(ModelVersion.number == number) if number is not None else stmt.order_by(ModelVersion.number.desc()).limit(1)
     version = session.scalar(stmt)
@@ -209,7 +211,7 @@ def _naive_utc(moment: datetime) -> datetime:
 
 def _points(frame: pd.DataFrame, levels: list[int]) -> list[PredictionPoint]:
     columns = {name: frame[name].tolist() for name in frame.columns}
-    stamps = frame["ds"].dt.to_pydatetime().tolist()
+    stamps = frame["ds"].tolist()  # pandas Timestamps: datetimes
     return [
         PredictionPoint(
             series_id=str(uid),
@@ -289,9 +291,17 @@ def statistics(session: Session, workspace_id: uuid.UUID, *, model_id: uuid.UUID
     }
 
 
+def error_from_sums(points: int, absolute_sum: float | None, squared_sum: float | None) -> tuple[float | None, float | None]:
+    """MAE and RMSE of scored forecast points, from their error sums (None when none)."""
+    if not points:
+        return None, None
+    return (absolute_sum or 0.0) / points, math.sqrt((squared_sum or 0.0) / points)
+
+
 def _summary(rows: list[Any]) -> dict[str, Any]:
     latencies = sorted(r.latency_ms for r in rows)
     scored = sum(r.scored_points for r in rows)
+    mae, rmse = error_from_sums(scored, sum(r.absolute_error_sum for r in rows), sum(r.squared_error_sum for r in rows))
     return {
         "latency_ms": {
             "p50": _percentile(latencies, 50),
@@ -301,8 +311,8 @@ def _summary(rows: list[Any]) -> dict[str, Any]:
         },
         "error": {
             "scored_points": scored,
-            "mae": round(sum(r.absolute_error_sum for r in rows) / scored, 6) if scored else None,
-            "rmse": round(math.sqrt(sum(r.squared_error_sum for r in rows) / scored), 6) if scored else None,
+            "mae": round(mae, 6) if mae is not None else None,
+            "rmse": round(rmse, 6) if rmse is not None else None,
         },
     }
 

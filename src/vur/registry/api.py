@@ -34,6 +34,21 @@ def delete_model(model_id: uuid.UUID, principal: WorkspaceWriter, session: DbSes
     service.delete_model(session, store, service.get_model(session, model_id, principal.workspace_id, for_update=True))
 
 
+@router.post("/{model_id}/deploy", response_model=ModelRead, summary="Mark a trained model as deployed: the one to serve (409 unless trained)")
+def deploy(model_id: uuid.UUID, principal: WorkspaceWriter, session: DbSession) -> ModelRead:
+    return ModelRead.model_validate(service.deploy(session, service.get_model(session, model_id, principal.workspace_id, for_update=True)))
+
+
+@router.post("/{model_id}/archive", response_model=ModelRead, summary="Archive a model: kept, but not trained or predicted with until restored")
+def archive(model_id: uuid.UUID, principal: WorkspaceWriter, session: DbSession) -> ModelRead:
+    return ModelRead.model_validate(service.archive(session, service.get_model(session, model_id, principal.workspace_id, for_update=True)))
+
+
+@router.post("/{model_id}/restore", response_model=ModelRead, summary="Bring an archived model back (trained when it has a version, else configured)")
+def restore(model_id: uuid.UUID, principal: WorkspaceWriter, session: DbSession) -> ModelRead:
+    return ModelRead.model_validate(service.restore(session, service.get_model(session, model_id, principal.workspace_id, for_update=True)))
+
+
 @router.get("/{model_id}/versions", response_model=list[VersionRead], summary="The model's versions, one per successful training, newest first")
 def list_versions(model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession) -> list[VersionRead]:
     model = service.get_model(session, model_id, principal.workspace_id)

@@ -32,14 +32,20 @@ class Bundle:
     files: dict[str, bytes]
 
 
-def _signature(manifest: bytes, secret: str) -> str:
-    return hmac.new(secret.encode(), manifest, hashlib.sha256).hexdigest()
+def sign(content: bytes, secret: str) -> str:
+    """The HMAC-SHA256 of `content` under the instance's secret key, in hex. Also signs
+    pipeline documents (vur.pipelines)."""
+    return hmac.new(secret.encode(), content, hashlib.sha256).hexdigest()
+
+
+def signature_matches(content: bytes, given: str, secret: str) -> bool:
+    return hmac.compare_digest(given, sign(content, secret))
 
 
 def write_bundle(description: dict[str, Any], files: dict[str, bytes], secret: str) -> bytes:
     manifest = json.dumps({"format": FORMAT, **description, "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}}, sort_keys=True).encode()
     buffer = io.BytesIO()
-    entries = {"manifest.json": manifest, "signature": _signature(manifest, secret).encode(), **{f"files/{name}": data for name, data in files.items()}}
+    entries = {"manifest.json": manifest, "signature": sign(manifest, secret).encode(), **{f"files/{name}": data for name, data in files.items()}}
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in entries.items():
             # A fixed timestamp: the same version exports to the same bytes.
@@ -61,7 +67,7 @@ def read_bundle(data: bytes, secret: str, max_unpacked_bytes: int) -> Bundle:
             raise InvalidBundle("Not a model bundle", {"file": "manifest.json or signature is missing"})
         manifest_bytes = archive.read("manifest.json")
         given = archive.read("signature").decode("ascii", "replace").strip()
-        if not hmac.compare_digest(given, _signature(manifest_bytes, secret)):
+        if not signature_matches(manifest_bytes, given, secret):
             raise InvalidBundle("The bundle's signature does not match", {"signature": "the bundle was altered, or exported by another VUR instance"})
         manifest = json.loads(manifest_bytes)
         if manifest.get("format") != FORMAT:

@@ -15,3 +15,11 @@ class VersionNotFound(NotFound):
 
 class InvalidBundle(UnprocessableEntity):
     pass
+
+
+class ModelArchived(Conflict):
+    pass
+
+
+class IllegalStatusChange(Conflict):
+    pass

@@ -16,6 +16,10 @@ class ModelStatus(enum.StrEnum):
     training = "training"
     trained = "trained"
     failed = "failed"
+    # Chosen to serve (dashboards count these as active); archived: kept, but no longer
+    # trained or predicted with until restored.
+    deployed = "deployed"
+    archived = "archived"
 
 
 class RegisteredModel(RecordMixin, Base):

@@ -9,7 +9,7 @@ from vur.core.db import on_commit, on_rollback, utcnow
 from vur.core.repository import get_scoped, paginate
 from vur.core.storage import ArtifactStore
 from vur.registry import bundles
-from vur.registry.exceptions import ModelBusy, ModelNotFound, VersionNotFound
+from vur.registry.exceptions import IllegalStatusChange, ModelBusy, ModelNotFound, VersionNotFound
 from vur.registry.models import ModelStatus, ModelVersion, RegisteredModel
 
 
@@ -37,6 +37,31 @@ def delete_model(session: Session, store: ArtifactStore, model: RegisteredModel)
     session.delete(model)
     session.flush()
     on_commit(session, lambda: store.delete_prefix(folder))
+
+
+def deploy(session: Session, model: RegisteredModel) -> RegisteredModel:
+    """A trained model becomes the one to serve (its latest version)."""
+    if model.status not in (ModelStatus.trained, ModelStatus.deployed):
+        raise IllegalStatusChange(f"Only a trained model can be deployed; this one is {model.status.value}", {"status": model.status.value})
+    model.status = ModelStatus.deployed
+    session.flush()
+    return model
+
+
+def archive(session: Session, model: RegisteredModel) -> RegisteredModel:
+    if model.status == ModelStatus.training:
+        raise ModelBusy(f"Model '{model.id}' is training; cancel its job first", {"job_id": str(model.training_job_id)})
+    model.status = ModelStatus.archived
+    session.flush()
+    return model
+
+
+def restore(session: Session, model: RegisteredModel) -> RegisteredModel:
+    if model.status != ModelStatus.archived:
+        raise IllegalStatusChange(f"Model '{model.id}' is not archived", {"status": model.status.value})
+    model.status = ModelStatus.trained if model.artifact_key else ModelStatus.configured
+    session.flush()
+    return model
 
 
 # --- versions -------------------------------------------------------------------

@@ -1,0 +1,188 @@
+"""External SQL sources: which URLs are accepted, how they are opened (read-only, always)
+and how their newest rows are read.
+
+A source is a table or a single SELECT, with a timestamp column, a value column and
+optionally a series column. PostgreSQL and MySQL must name a network host (not a
+socket path, not a link-local or metadata address, and one of `source_allowed_hosts`
+when that list is set); SQLite files must lie in the installation's sources folder.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import NullPool
+
+from vur.settings import Settings
+
+# The driver each dialect is opened with, whatever the URL named.
+DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql", "sqlite": "sqlite"}
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+class SourceProblem(ValueError):
+    """What is wrong with a source definition: {field: reason}."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    url: str
+    table_name: str | None
+    query: str | None
+    timestamp_column: str
+    value_column: str
+    series_column: str | None
+
+
+def checked_url(raw: str, settings: Settings) -> URL:
+    """The URL with its driver fixed, or SourceProblem saying why it is refused."""
+    try:
+        url = make_url(raw)
+    except (ArgumentError, ValueError) as exc:
+        raise SourceProblem({"url": f"not a database URL: {exc}"}) from exc
+    dialect = url.get_backend_name()
+    if dialect not in DRIVERS:
+        raise SourceProblem({"url": f"dialect {dialect!r} is not supported; use postgresql, mysql or sqlite"})
+    url = url.set(drivername=DRIVERS[dialect])
+    if dialect == "sqlite":
+        return _checked_sqlite(url, settings)
+    host = url.host or ""
+    if not host or host.startswith("/") or any(key in url.query for key in ("host", "hostaddr", "unix_socket")):
+        raise SourceProblem({"url": "name a network host; socket paths and files are not accepted"})
+    if _forbidden_address(host):
+        raise SourceProblem({"url": f"host {host!r} is a link-local, metadata or unspecified address"})
+    if settings.source_allowed_hosts and host.lower() not in {h.lower() for h in settings.source_allowed_hosts}:
+        raise SourceProblem({"url": f"host {host!r} is not among the allowed source hosts"})
+    if not url.database:
+        raise SourceProblem({"url": "name the database"})
+    return url
+
+
+def _checked_sqlite(url: URL, settings: Settings) -> URL:
+    if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
+        raise SourceProblem({"url": "name an SQLite file in the sources folder"})
+    folder = settings.sources_dir.resolve()
+    path = (folder / url.database).resolve() if not Path(url.database).is_absolute() else Path(url.database).resolve()
+    if not path.is_relative_to(folder):
+        raise SourceProblem({"url": f"SQLite sources must be files in {folder}; this URL points elsewhere"})
+    return url.set(database=str(path), query={})
+
+
+def _forbidden_address(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host.lower() in ("metadata.google.internal", "metadata")
+    return address.is_link_local or address.is_unspecified or address.is_multicast
+
+
+def checked_spec(url: URL, table_name: str | None, query: str | None, timestamp_column: str, value_column: str, series_column: str | None) -> None:
+    problems: dict[str, str] = {}
+    if (table_name is None) == (query is None):
+        problems["table_name"] = "give either table_name or query"
+    if table_name is not None and not IDENTIFIER.match(table_name):
+        problems["table_name"] = "a table name (letters, digits, underscores; optionally schema.table)"
+    if query is not None and not _single_select(query):
+        problems["query"] = "one SELECT (or WITH ... SELECT) statement"
+    for field, name in (("timestamp_column", timestamp_column), ("value_column", value_column), ("series_column", series_column)):
+        if name is not None and not IDENTIFIER.match(name):
+            problems[field] = "a column name (letters, digits, underscores)"
+    if problems:
+        raise SourceProblem(problems)
+
+
+def _single_select(query: str) -> bool:
+    body = query.strip().rstrip(";").strip()
+    return bool(re.match(r"(?is)^(select|with)\b", body)) and ";" not in body
+
+
+def open_engine(url: str) -> Engine:
+    """An engine that can only read: the session is read-only on the server side
+    (PostgreSQL, MySQL) or the file is opened read-only (SQLite)."""
+    parsed = make_url(url)
+    dialect = parsed.get_backend_name()
+    if dialect == "sqlite":
+        return sa.create_engine(f"sqlite:///file:{parsed.database}?mode=ro&uri=true", poolclass=NullPool)
+    if dialect == "postgresql":
+        args = {"options": "-c default_transaction_read_only=on", "connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        return sa.create_engine(parsed, poolclass=NullPool, connect_args=args)
+    engine = sa.create_engine(parsed, poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS})
+    sa.event.listen(engine, "connect", _mysql_read_only)
+    return engine
+
+
+def _mysql_read_only(connection: Any, _: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("SET SESSION TRANSACTION READ ONLY")
+    cursor.close()
+
+
+def _selectable(spec: SourceSpec) -> Any:
+    columns = [sa.column(c) for c in (spec.timestamp_column, spec.value_column, spec.series_column) if c]
+    if spec.table_name:
+        schema, _, name = spec.table_name.rpartition(".")
+        return sa.table(name, *columns, schema=schema or None)
+    return sa.text(spec.query.strip().rstrip(";")).columns(*columns).subquery("source")  # type: ignore[union-attr]
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    timestamp: datetime
+    value: float
+    series_id: str | None
+
+
+def read_rows(engine: Engine, spec: SourceSpec, after: datetime | None, limit: int) -> list[SourceRow]:
+    """The newest `limit` rows after `after` (all of them when None), oldest first.
+    Rows with a missing timestamp or value are skipped."""
+    source = _selectable(spec)
+    timestamp = source.c[spec.timestamp_column]
+    wanted = [timestamp, source.c[spec.value_column]] + ([source.c[spec.series_column]] if spec.series_column else [])
+    statement = sa.select(*wanted).where(timestamp.is_not(None), source.c[spec.value_column].is_not(None))
+    # SQLite keeps times as text in whatever format the writer chose: compare them here.
+    in_sql = after is not None and engine.dialect.name != "sqlite"
+    if in_sql:
+        statement = statement.where(timestamp > after)
+    statement = statement.order_by(timestamp.desc()).limit(limit)
+    with engine.connect() as connection:
+        fetched = connection.execute(statement).all()
+    rows = [SourceRow(_naive_utc(r[0]), float(r[1]), str(r[2]) if spec.series_column and r[2] is not None else None) for r in fetched]
+    if after is not None and not in_sql:
+        rows = [row for row in rows if row.timestamp > after]
+    return sorted(rows, key=lambda row: row.timestamp)
+
+
+def _naive_utc(value: Any) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def probe_source(spec: SourceSpec) -> str | None:
+    """None when the source answers with the named columns, else the reason it does not."""
+    engine = open_engine(spec.url)
+    try:
+        read_rows(engine, spec, None, 1)
+        return None
+    except Exception as exc:  # any driver or SQL failure is the answer, reported to the user
+        return _reason(exc)
+    finally:
+        engine.dispose()
+
+
+def _reason(exc: Exception) -> str:
+    original = getattr(exc, "orig", None) or exc
+    first = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+    return f"{type(original).__name__}: {first}"[:500]

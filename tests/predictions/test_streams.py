@@ -1,0 +1,220 @@
+"""Database sources and prediction streams, against a real table the test keeps writing
+to: PostgreSQL when VUR_TEST_POSTGRES_URL is set, an SQLite file otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import Account, assert_envelope, register
+from tests.core.test_websocket import authed, receive_until, subscribe
+from tests.predictions.test_predictions import LAST, predict, train
+from vur.core.db import Database
+from vur.core.storage import LocalArtifactStore
+from vur.predictions import sources
+from vur.predictions.models import DatabaseConnection, PredictionStream
+from vur.predictions.streams import run_stream_once
+from vur.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+
+class SourceTable:
+    """A table of (measured_at, meter, reading) rows that the test appends to."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self.url, self.name = url, name
+        self.engine = sa.create_engine(url)
+        with self.engine.begin() as connection:
+            connection.execute(sa.text(f"CREATE TABLE {name} (measured_at TIMESTAMP, meter VARCHAR(20), reading FLOAT)"))
+
+    def insert(self, *rows: tuple[datetime, str, float]) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(sa.text(f"INSERT INTO {self.name} VALUES (:t, :m, :v)"), [{"t": t, "m": m, "v": v} for t, m, v in rows])
+
+    def drop(self) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(sa.text(f"DROP TABLE {self.name}"))
+        self.engine.dispose()
+
+
+@pytest.fixture
+def source(settings: Settings) -> Iterator[SourceTable]:
+    name = f"readings_{uuid.uuid4().hex[:8]}"
+    admin = os.environ.get("VUR_TEST_POSTGRES_URL")
+    if admin:
+        table = SourceTable(admin, name)
+    else:
+        settings.sources_dir.mkdir(parents=True, exist_ok=True)
+        table = SourceTable(f"sqlite:///{settings.sources_dir / f'{name}.db'}", name)
+    yield table
+    table.drop()
+
+
+def hours_after_training(k: int) -> datetime:
+    return LAST + timedelta(hours=k)
+
+
+async def register_source(client: httpx.AsyncClient, account: Account, table: SourceTable, **overrides: object) -> httpx.Response:
+    body = {"name": "meters", "url": table.url, "table_name": table.name, "timestamp_column": "measured_at", "value_column": "reading", "series_column": "meter", **overrides}
+    return await client.post("/api/v1/monitoring/databases", headers=account.headers, json=body)
+
+
+async def wait_until(check: Callable[[], object], timeout: float = 20) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():  # type: ignore[misc]
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.2)
+
+
+async def test_a_stream_predicts_from_new_rows_and_scores_earlier_forecasts(
+    ws_url: str, client: httpx.AsyncClient, account: Account, tmp_path: Path, source: SourceTable, database: Database
+) -> None:
+    model_id = await train(client, account, tmp_path, algorithm="naive")
+    created = await register_source(client, account, source)
+    assert created.status_code == 201, created.text
+    shown = created.json()
+    assert shown["status"] == "untested" and "url" not in shown and "postgres:postgres" not in created.text
+    with database.session() as session:
+        stored = session.get(DatabaseConnection, uuid.UUID(shown["id"]))
+        assert stored is not None and source.url.split("://")[1] not in stored.url_encrypted
+    tested = await client.post(f"/api/v1/monitoring/databases/{shown['id']}/test", headers=account.headers)
+    assert tested.json()["status"] == "connected", tested.text
+
+    async with authed(ws_url, account) as ws:
+        await subscribe(ws, "predictions")
+        start = {"pipeline_id": None, "model_id": model_id, "database_id": shown["id"], "interval_seconds": 1}
+        started = await client.post("/api/v1/monitoring/predictions/start", headers=account.headers, json=start)
+        assert started.status_code == 201, started.text
+        stream_id = started.json()["id"]
+        assert started.json()["horizon"] == 24 and started.json()["status"] == "running"
+
+        source.insert((hours_after_training(1), "A", 500.0))
+        first = (await receive_until(ws, lambda m: m["type"] == "prediction" and m["data"].get("stream_id") == stream_id, timeout=30))[-1]["data"]
+        assert first["rows_arrived"] == 1 and first["source"] == "stream"
+        assert {p["series_id"] for p in first["predictions"]} == {"A"}
+        assert [p["value"] for p in first["predictions"]][:3] == [500.0] * 3  # naive: the newest value
+        assert first["predictions"][0]["timestamp"].startswith(hours_after_training(2).isoformat())
+
+        source.insert((hours_after_training(2), "A", 700.0))
+        second = (await receive_until(ws, lambda m: m["type"] == "prediction" and m["data"]["prediction_id"] != first["prediction_id"], timeout=30))[-1]["data"]
+        assert second["predictions"][0]["value"] == 700.0
+
+    status = (await client.get(f"/api/v1/monitoring/predictions/{stream_id}", headers=account.headers)).json()
+    assert status["rows_read"] == 2 and status["predictions_made"] == 2
+    assert status["last_timestamp"].startswith(hours_after_training(2).isoformat())
+    # The first forecast said 500 for hour 2; 700 arrived: an error of 200 on that point.
+    stats = (await client.get("/api/v1/predictions/stats", headers=account.headers, params={"model_id": model_id})).json()
+    assert stats["by_source"]["stream"] == 2 and stats["error"]["scored_points"] == 1 and stats["error"]["mae"] == pytest.approx(200.0)
+
+    stopped = await client.post(f"/api/v1/monitoring/predictions/{stream_id}/stop", headers=account.headers)
+    assert stopped.json()["status"] == "stopped"
+    assert_envelope(await client.post(f"/api/v1/monitoring/predictions/{stream_id}/stop", headers=account.headers), 409)
+    source.insert((hours_after_training(3), "A", 800.0))
+    await asyncio.sleep(2.5)
+    after = (await client.get(f"/api/v1/monitoring/predictions/{stream_id}", headers=account.headers)).json()
+    assert after["predictions_made"] == 2, "a stopped stream reads nothing"
+
+
+async def test_a_stream_resumes_from_its_cursor(client: httpx.AsyncClient, account: Account, tmp_path: Path, source: SourceTable, database: Database, settings: Settings) -> None:
+    """What a restarted server does: run the stored stream from its stored cursor."""
+    model_id = await train(client, account, tmp_path, algorithm="naive")
+    source.insert((hours_after_training(1), "B", 10.0), (hours_after_training(2), "B", 11.0))
+    database_id = (await register_source(client, account, source)).json()["id"]
+    # A long interval: the server's scheduler runs it once, then leaves it to this test.
+    start = {"model_id": model_id, "database_id": database_id, "interval_seconds": 3600}
+    stream_id = (await client.post("/api/v1/monitoring/predictions/start", headers=account.headers, json=start)).json()["id"]
+
+    async def ran_once() -> bool:
+        return (await client.get(f"/api/v1/monitoring/predictions/{stream_id}", headers=account.headers)).json()["predictions_made"] == 1
+
+    await wait_until(ran_once)
+    store = LocalArtifactStore(settings.artifacts_dir)
+    run_stream_once(database, store, settings, uuid.UUID(stream_id))  # nothing new: no prediction
+    source.insert((hours_after_training(3), "B", 12.0))
+    run_stream_once(database, store, settings, uuid.UUID(stream_id))
+    with database.session() as session:
+        stream = session.get(PredictionStream, uuid.UUID(stream_id))
+        assert stream is not None and (stream.rows_read, stream.predictions_made) == (3, 2)
+    latest = (await client.get("/api/v1/predictions/history", headers=account.headers, params={"source": "stream", "limit": 1})).json()[0]
+    assert latest["predictions"][0]["value"] == 12.0
+
+
+async def test_a_failing_source_is_recorded_and_stops_the_stream(client: httpx.AsyncClient, account: Account, tmp_path: Path, source: SourceTable) -> None:
+    model_id = await train(client, account, tmp_path, algorithm="naive")
+    database_id = (await register_source(client, account, source, value_column="no_such_column")).json()["id"]
+    tested = (await client.post(f"/api/v1/monitoring/databases/{database_id}/test", headers=account.headers)).json()
+    assert tested["status"] == "failed" and "no_such_column" in tested["last_error"]
+    start = {"model_id": model_id, "database_id": database_id, "interval_seconds": 1}
+    stream_id = (await client.post("/api/v1/monitoring/predictions/start", headers=account.headers, json=start)).json()["id"]
+
+    async def failed() -> bool:
+        return (await client.get(f"/api/v1/monitoring/predictions/{stream_id}", headers=account.headers)).json()["status"] == "failed"
+
+    await wait_until(failed, timeout=30)
+    status = (await client.get(f"/api/v1/monitoring/predictions/{stream_id}", headers=account.headers)).json()
+    assert status["consecutive_failures"] == 5 and "no_such_column" in status["last_error"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"url": "sqlite:////etc/passwd"}, "url"),
+        ({"url": "sqlite:///../../vur.db"}, "url"),
+        ({"url": "sqlite://"}, "url"),
+        ({"url": "postgresql://u:p@169.254.169.254/db"}, "url"),
+        ({"url": "postgresql:///db?host=/var/run/postgresql"}, "url"),
+        ({"url": "postgresql://u:p@db.internal/"}, "url"),
+        ({"url": "oracle://u:p@db.internal/x"}, "url"),
+        ({"url": "not a url at all"}, "url"),
+        ({"query": "SELECT * FROM t"}, "table_name"),
+        ({"table_name": None, "query": "DELETE FROM readings"}, "query"),
+        ({"table_name": None, "query": "SELECT 1; DROP TABLE readings"}, "query"),
+        ({"table_name": "readings; DROP TABLE x"}, "table_name"),
+        ({"value_column": "reading OR 1=1"}, "value_column"),
+        ({"name": ""}, "name"),
+        ({"url": 42}, "url"),
+        ({"password": "x"}, "password"),
+    ],
+)
+async def test_unacceptable_sources_are_refused(client: httpx.AsyncClient, account: Account, source: SourceTable, overrides: dict, field: str) -> None:
+    details = assert_envelope(await register_source(client, account, source, **overrides), 422)["details"]
+    assert any(field in key for key in details), details
+    assert (await client.get("/api/v1/monitoring/databases", headers=account.headers)).json() == []
+
+
+async def test_streams_refuse_what_cannot_run(client: httpx.AsyncClient, account: Account, tmp_path: Path, source: SourceTable) -> None:
+    database_id = (await register_source(client, account, source)).json()["id"]
+    model_id = await train(client, account, tmp_path, algorithm="naive")
+    url = "/api/v1/monitoring/predictions/start"
+    body = {"model_id": model_id, "database_id": database_id, "interval_seconds": 1}
+    assert_envelope(await client.post(url, headers=account.headers, json={**body, "interval_seconds": 0.5}), 422)
+    assert_envelope(await client.post(url, headers=account.headers, json={**body, "interval_seconds": "fast"}), 422)
+    assert_envelope(await client.post(url, headers=account.headers, json={**body, "database_id": str(uuid.uuid4())}), 404)
+    stranger = await register(client)
+    assert_envelope(await client.post(url, headers=stranger.headers, json=body), 404)
+    assert_envelope(await client.get(f"/api/v1/monitoring/databases/{database_id}", headers=stranger.headers), 404)
+    configured = await client.post("/api/v1/models/configure", headers=account.headers, json={"dataset_id": (await client.get(f"/api/v1/models/{model_id}", headers=account.headers)).json()["dataset_id"], "algorithm": "naive", "horizon": 4, "series_id_column": "series", "date_column": "date", "target_column": "value"})
+    assert_envelope(await client.post(url, headers=account.headers, json={**body, "model_id": configured.json()["model_id"]}), 409)
+    assert (await client.get("/api/v1/monitoring/predictions", headers=account.headers)).json() == []
+    assert (await predict(client, account, model_id, horizon=1)).status_code == 200
+
+
+def test_sources_are_opened_read_only(source: SourceTable, settings: Settings) -> None:
+    url = sources.checked_url(source.url, settings).render_as_string(hide_password=False)
+    engine = sources.open_engine(url)
+    try:
+        with pytest.raises(sa.exc.DBAPIError), engine.begin() as connection:
+            connection.execute(sa.text(f"INSERT INTO {source.name} VALUES ('2026-01-01 00:00:00', 'A', 1.0)"))
+    finally:
+        engine.dispose()
+    with source.engine.connect() as connection:
+        assert connection.execute(sa.text(f"SELECT count(*) FROM {source.name}")).scalar() == 0
