@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.worker.start_in_background()
         # The API process's own schedulers: prediction streams, alert checks.
         schedulers = [stream_scheduler(database, app.state.store, settings)] if settings.stream_scheduler else []
-        schedulers += [alert_evaluator(database, settings)] if settings.alert_check_seconds > 0 else []
+        schedulers += [alert_evaluator(database, app.state.store, settings)] if settings.alert_check_seconds > 0 else []
         for scheduler in schedulers:
             scheduler.start()
         try:

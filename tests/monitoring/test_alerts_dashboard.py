@@ -159,3 +159,43 @@ async def test_rules_name_a_model_of_the_workspace(client: httpx.AsyncClient, ac
     rule = (await client.post("/api/v1/monitoring/alert-rules", headers=account.headers, json={"model_id": model_id, "threshold": 1})).json()
     assert_envelope(await client.delete(f"/api/v1/monitoring/alert-rules/{rule['id']}", headers=stranger.headers), 404)
     assert (await client.delete(f"/api/v1/monitoring/alert-rules/{rule['id']}", headers=account.headers)).status_code == 204
+
+
+def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shifted_one() -> None:
+    import numpy as np
+
+    from vur.monitoring.drift import population_stability_index
+
+    rng = np.random.default_rng(0)
+    reference = rng.normal(100, 10, 5000)
+    assert population_stability_index(reference, rng.normal(100, 10, 2000)) < 0.02
+    assert population_stability_index(reference, rng.normal(130, 10, 2000)) > 1.0
+    assert population_stability_index(np.full(100, 3.0), np.full(50, 3.0)) == pytest.approx(0.0)
+
+
+async def test_a_deployed_model_whose_data_drifts_raises_an_alert(client: httpx.AsyncClient, account: Account, tmp_path: Path, database: Database, settings: Settings) -> None:
+    model_id = await train(client, account, tmp_path, algorithm="naive")
+    url = f"/api/v1/monitoring/models/{model_id}/drift"
+    calm = (await client.get(url, headers=account.headers)).json()
+    assert calm["drifted"] is False and calm["training_points"] == 2 * HOURS and [p["count"] for p in calm["features"]] == [0, 0]
+
+    # A day of series A is forecast, then arrives 500 above the usual level; then the next day.
+    def arriving(points: list[dict]) -> list[dict]:
+        return [{"series_id": "A", "timestamp": p["timestamp"], "value": 600.0 + i % 3} for i, p in enumerate(points)]
+
+    first_day = arriving((await predict(client, account, model_id, horizon=24, series_ids=["A"])).json()["predictions"])
+    second_day = arriving((await predict(client, account, model_id, horizon=24, series_ids=["A"], observations=first_day)).json()["predictions"])
+    assert (await predict(client, account, model_id, horizon=1, series_ids=["A"], observations=first_day + second_day)).status_code == 200
+    report = (await client.get(url, headers=account.headers)).json()
+    observed = next(p for p in report["features"] if p["name"] == "observed")
+    assert observed["count"] == 48 and observed["psi"] > 0.25 and observed["ks_pvalue"] < 0.01 and report["drifted"] is True
+
+    store = LocalArtifactStore(settings.artifacts_dir)
+    with database.session() as session:
+        evaluate(session, utcnow(), store)
+    assert await alerts_of(client, account, kind="drift") == [], "only deployed models are watched"
+    assert (await client.post(f"/api/v1/models/{model_id}/deploy", headers=account.headers)).status_code == 200
+    with database.session() as session:
+        evaluate(session, utcnow(), store)
+    drifted = await alerts_of(client, account, kind="drift")
+    assert len(drifted) == 1 and drifted[0]["subject_id"] == model_id and "observed PSI" in drifted[0]["message"]

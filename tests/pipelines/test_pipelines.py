@@ -274,6 +274,9 @@ async def test_run_does_every_step_in_one_job(client: httpx.AsyncClient, account
     assert {"hour", "day_of_week"} <= set(features["columns"]) and features["config"]["split"]["train_size"] == 0.8
     model = (await client.get(f"/api/v1/models/{pipeline['model_id']}", headers=account.headers)).json()
     assert model["status"] == "trained" and model["algorithm"] == "naive" and model["dataset_id"] == pipeline["dataset_id"]
+    monitored = (await client.get("/api/v1/monitoring/pipelines", headers=account.headers)).json()
+    assert [(p["id"], p["status"], p["completed_steps"], p["total_steps"]) for p in monitored] == [(pipeline_id, "completed", 7, 7)]
+    assert monitored[0]["last_run"]["status"] == "succeeded" and monitored[0]["last_run"]["progress"] == 100 and monitored[0]["running_streams"] == 0
     assert (await client.delete(f"/api/v1/pipelines/{pipeline_id}", headers=account.headers)).status_code == 204
 
 

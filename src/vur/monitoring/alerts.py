@@ -1,9 +1,10 @@
 """Alerts: rules, the evaluator that raises and clears alerts, and what people do with them.
 
 The evaluator runs in each API process every `alert_check_seconds`. It raises an alert
-for a job that failed, a stream that failed or has read nothing new for a while, and a
-model whose live error passed its rule's threshold; it resolves the stalled-stream and
-error alerts itself when their condition clears. A condition is one `key`, so while it
+for a job that failed, a stream that failed or has read nothing new for a while, a
+model whose live error passed its rule's threshold, and a deployed model whose recent
+data drifted from its training data (drift.py); it resolves the stalled-stream, error
+and drift alerts itself when their condition clears. A condition is one `key`, so while it
 lasts it holds one alert (open or acknowledged), however often it is checked.
 """
 
@@ -19,12 +20,15 @@ from vur.core.db import Database, utcnow
 from vur.core.events import Event, publish_after_commit
 from vur.core.periodic import PeriodicTask
 from vur.core.repository import get_scoped, paginate
+from vur.core.storage import ArtifactStore
 from vur.jobs.models import Job, JobStatus
+from vur.monitoring.drift import drift_report
 from vur.monitoring.exceptions import AlertNotFound, AlertRuleNotFound, IllegalAlertChange
 from vur.monitoring.models import Alert, AlertRule
 from vur.monitoring.schemas import AlertRuleCreate
 from vur.predictions.models import Prediction, PredictionStream
 from vur.predictions.service import error_from_sums
+from vur.registry.models import ModelStatus, RegisteredModel
 from vur.registry.service import get_model
 from vur.settings import Settings
 
@@ -89,17 +93,20 @@ def resolve(session: Session, alert: Alert) -> Alert:
 # --- the evaluator -------------------------------------------------------------------------
 
 
-def alert_evaluator(database: Database, settings: Settings) -> PeriodicTask:
+def alert_evaluator(database: Database, store: ArtifactStore, settings: Settings) -> PeriodicTask:
     def check() -> None:
         with database.session() as session:
-            evaluate(session, utcnow())
+            evaluate(session, utcnow(), store)
 
     return PeriodicTask("vur-alert-evaluator", settings.alert_check_seconds, check)
 
 
-def evaluate(session: Session, now: datetime) -> list[Alert]:
-    """One pass over every workspace; the alerts it raised."""
+def evaluate(session: Session, now: datetime, store: ArtifactStore | None = None) -> list[Alert]:
+    """One pass over every workspace; the alerts it raised. Drift of deployed models is
+    checked when the artifact store (their fitted models) is given."""
     raised = [*_failed_jobs(session, now), *_streams(session, now), *_error_rules(session, now)]
+    if store is not None:
+        raised += _drift(session, store, now)
     for alert in raised:
         publish_after_commit(session, Event("alerts", "alert.raised", _event(alert), str(alert.workspace_id)))
     return raised
@@ -208,6 +215,34 @@ def _error_rules(session: Session, now: datetime) -> list[Alert]:
                 )
             )
         elif error is not None and error <= rule.threshold and active is not None:
+            active.status, active.resolved_at = "resolved", now
+    return raised
+
+
+def _drift(session: Session, store: ArtifactStore, now: datetime) -> list[Alert]:
+    raised = []
+    for model in session.scalars(select(RegisteredModel).where(RegisteredModel.status == ModelStatus.deployed)):
+        report = drift_report(session, store, model, now)
+        key = f"drift:{model.id}"
+        active = _active(session, key)
+        if report["drifted"] and active is None:
+            drifted = [part for part in report["features"] if part["drifted"]]
+            shown = ", ".join(f"{part['name']} PSI {part['psi']:.3g}, KS p {part['ks_pvalue']:.2g}" for part in drifted)
+            raised.append(
+                _raise(
+                    session,
+                    workspace_id=model.workspace_id,
+                    kind="drift",
+                    key=key,
+                    severity="warning",
+                    title=f"{model.name} sees data unlike its training data",
+                    message=shown,
+                    subject_type="model",
+                    subject_id=model.id,
+                    details={"features": report["features"], "version": report["version"]},
+                )
+            )
+        elif not report["drifted"] and active is not None:
             active.status, active.resolved_at = "resolved", now
     return raised
 

@@ -11,9 +11,10 @@ from vur.core.deps import AppDatabase, AppSettings, DbSession, Store
 from vur.core.logging import RECENT_RECORDS
 from vur.core.pagination import PageParams, set_total
 from vur.identity.auth import WorkspaceReader, WorkspaceWriter
-from vur.monitoring import alerts, dashboard, service
+from vur.monitoring import alerts, dashboard, drift, service
 from vur.monitoring.schemas import AlertRead, AlertRuleCreate, AlertRuleRead, HealthComponents, HealthReport, LogLevel, LogRecord, ModelMonitor, SystemSnapshot
 from vur.monitoring.system import SAMPLER
+from vur.registry.service import get_model
 
 router = APIRouter(prefix="/api/v1/monitoring", tags=["monitoring"])
 AlertStatus = Literal["open", "acknowledged", "resolved"]
@@ -57,6 +58,18 @@ def logs(
 @router.get("/models", response_model=list[ModelMonitor], summary="The workspace's models: validation metrics beside predictions in the last 24 h and the live error")
 def models(principal: WorkspaceReader, session: DbSession, response: Response, page: PageParams) -> list[ModelMonitor]:
     rows, total = service.model_overview(session, principal.workspace_id, limit=page.limit, offset=page.offset)
+    set_total(response, total)
+    return rows
+
+
+@router.get("/models/{model_id}/drift", summary="Recent observed values and forecasts against the training data: PSI and Kolmogorov-Smirnov per part")
+def model_drift(model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession, store: Store) -> dict[str, Any]:
+    return drift.drift_report(session, store, get_model(session, model_id, principal.workspace_id), utcnow())
+
+
+@router.get("/pipelines", summary="Pipelines with their progress, latest run (status, progress) and running streams")
+def pipelines(principal: WorkspaceReader, session: DbSession, response: Response, page: PageParams) -> list[dict[str, Any]]:
+    rows, total = service.pipeline_overview(session, principal.workspace_id, limit=page.limit, offset=page.offset)
     set_total(response, total)
     return rows
 

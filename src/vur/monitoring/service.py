@@ -28,7 +28,8 @@ from vur.monitoring.schemas import (
     ModelMonitor,
     StorageHealth,
 )
-from vur.predictions.models import Prediction
+from vur.pipelines import service as pipelines_service
+from vur.predictions.models import Prediction, PredictionStream
 from vur.predictions.service import error_from_sums
 from vur.registry import service as registry_service
 from vur.registry.models import ModelVersion, RegisteredModel
@@ -227,3 +228,39 @@ def _monitor(model: RegisteredModel, latest_version: int | None, live: Any) -> M
         last_prediction_at=live.last_at if live else None,
         live_error=LiveError(scored_points=scored, mae=mae, rmse=rmse),
     )
+
+
+# --- pipelines ---------------------------------------------------------------
+
+
+def pipeline_overview(session: Session, workspace_id: uuid.UUID, *, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Each pipeline's progress beside its latest run and its live streams: one query each."""
+    pipelines, total = pipelines_service.list_pipelines(session, workspace_id, status=None, limit=limit, offset=offset)
+    job_ids = [p.last_job_id for p in pipelines if p.last_job_id]
+    runs = {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(job_ids)))} if job_ids else {}
+    streams = dict(
+        session.execute(
+            select(PredictionStream.pipeline_id, func.count())
+            .where(PredictionStream.workspace_id == workspace_id, PredictionStream.status == "running", PredictionStream.pipeline_id.in_([p.id for p in pipelines]))
+            .group_by(PredictionStream.pipeline_id)
+        ).all()
+    )
+    overview = []
+    for pipeline in pipelines:
+        run = runs.get(pipeline.last_job_id) if pipeline.last_job_id else None
+        overview.append(
+            {
+                "id": pipeline.id,
+                "name": pipeline.name,
+                "status": pipeline.status.value,
+                "current_step": pipeline.current_step,
+                "completed_steps": len(pipeline.completed_steps),
+                "total_steps": len(pipeline.steps),
+                "model_id": pipeline.model_id,
+                "last_run": {"job_id": run.id, "status": run.status.value, "progress": run.progress, "finished_at": run.finished_at} if run else None,
+                "running_streams": streams.get(pipeline.id, 0),
+                "error": pipeline.error,
+                "updated_at": pipeline.updated_at,
+            }
+        )
+    return overview, total

@@ -1,0 +1,87 @@
+"""Drift: do the values a model sees and says now look like what it was trained on?
+
+For a forecaster the inputs are the observed values of its target (the actual values
+that reached it after training, recorded on its predictions) and its outputs are the
+forecasts it made. Each is compared with the target values of its training history by
+the Population Stability Index (ten bins at the training deciles) and the two-sample
+Kolmogorov-Smirnov test. A part drifts when PSI > 0.25 or the KS p-value < 0.01, given
+at least MIN_POINTS recent values.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vur.core.storage import ArtifactStore
+from vur.predictions import service as predictions
+from vur.predictions.models import Prediction
+from vur.registry.models import RegisteredModel
+from vur.registry.service import FORECASTER_FILE
+
+PSI_DRIFT = 0.25
+KS_PVALUE_DRIFT = 0.01
+MIN_POINTS = 30
+WINDOW = timedelta(days=7)
+RECENT_PREDICTIONS = 500
+
+
+def population_stability_index(reference: Any, recent: Any, bins: int = 10) -> float:
+    """PSI of `recent` against `reference`, over bins at the reference's quantiles."""
+    import numpy as np
+
+    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
+    if len(edges) < 2:  # a constant reference: all mass in one bin
+        edges = np.array([reference[0] - 0.5, reference[0] + 0.5])
+    edges[0], edges[-1] = -np.inf, np.inf
+    expected = np.histogram(reference, edges)[0] / len(reference)
+    actual = np.histogram(recent, edges)[0] / len(recent)
+    expected, actual = np.clip(expected, 1e-6, None), np.clip(actual, 1e-6, None)  # empty bins would be infinite
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def _part(name: str, reference: Any, values: list[float]) -> dict[str, Any]:
+    from scipy.stats import ks_2samp
+
+    if len(values) < MIN_POINTS:
+        return {"name": name, "count": len(values), "psi": None, "ks_statistic": None, "ks_pvalue": None, "drifted": False}
+    psi = population_stability_index(reference, values)
+    ks = ks_2samp(reference, values)
+    return {
+        "name": name,
+        "count": len(values),
+        "psi": round(psi, 6),
+        "ks_statistic": round(float(ks.statistic), 6),
+        "ks_pvalue": float(ks.pvalue),
+        "drifted": psi > PSI_DRIFT or float(ks.pvalue) < KS_PVALUE_DRIFT,
+    }
+
+
+def drift_report(session: Session, store: ArtifactStore, model: RegisteredModel, now: datetime) -> dict[str, Any]:
+    import numpy as np
+
+    from vur.forecasting.forecasters import original_units
+
+    version = predictions.servable_version(session, model, None)
+    forecaster = predictions.load_forecaster(store, f"{version.artifact_prefix}/{FORECASTER_FILE}")
+    reference = original_units(model.config)(forecaster.history[["y"]])["y"].to_numpy(float)
+    recent = session.scalars(
+        select(Prediction.outputs).where(Prediction.model_id == model.id, Prediction.created_at >= now - WINDOW).order_by(Prediction.created_at.desc()).limit(RECENT_PREDICTIONS)
+    ).all()
+    # One value per observed point, however many forecasts it scored.
+    observed = list({(p["series_id"], p["timestamp"]): p["actual"] for outputs in recent for p in outputs if "actual" in p}.values())
+    forecast = [p["value"] for outputs in recent for p in outputs]
+    parts = [_part("observed", reference, observed), _part("predicted", reference, forecast)]
+    return {
+        "model_id": model.id,
+        "version": version.number,
+        "training_points": int(len(reference)),
+        "training_mean": float(np.mean(reference)),
+        "window_days": WINDOW.days,
+        "features": parts,
+        "drifted": any(p["drifted"] for p in parts),
+        "thresholds": {"psi": PSI_DRIFT, "ks_pvalue": KS_PVALUE_DRIFT, "min_points": MIN_POINTS},
+    }
