@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hub.router)
     # Body limits per router, not app-wide: the app-wide limiter sits outside every
     # middleware and would answer in plain text, without the envelope or request id.
-    for upload_router in (datasets_api.upload_router, registry_api.upload_router):
+    for upload_router in (datasets_api.upload_router, registry_api.upload_router, predictions_api.upload_router):
         app.include_router(upload_router, max_body_size=settings.max_upload_bytes + 1_048_576)
     for router in (
         health.router,

@@ -257,3 +257,29 @@ async def test_deployed_and_archived_models(client: httpx.AsyncClient, account: 
     upload = await client.post("/api/v1/datasets/upload", headers=account.headers, files={"file": ("one.csv", io.BytesIO(csv), "text/csv")})
     configured = await client.post("/api/v1/models/configure", headers=account.headers, json={"dataset_id": upload.json()["dataset_id"], "algorithm": "naive", "horizon": 4})
     assert_envelope(await client.post(f"/api/v1/models/{configured.json()['model_id']}/deploy", headers=account.headers), 409)
+
+
+async def test_a_csv_of_observations_is_a_batch_of_one_forecast_per_series(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
+    naive = await train(client, account, tmp_path, algorithm="naive")
+    rows = [f"{(LAST + timedelta(hours=k)).isoformat()},{series},{value}" for k, series, value in ((1, "A", 300.0), (2, "A", 301.5), (1, "B", 7.25))]
+    csv = ("timestamp,series_id,value\n" + "\n".join(rows) + "\n").encode()
+    url = "/api/v1/predictions/batch/upload"
+    response = await client.post(url, headers=account.headers, data={"model_id": naive, "horizon": "2"}, files={"file": ("obs.csv", io.BytesIO(csv), "text/csv")})
+    assert response.status_code == 200, response.text
+    answers = {r["predictions"][0]["series_id"]: [p["value"] for p in r["predictions"]] for r in response.json()["results"]}
+    assert answers == {"A": [301.5, 301.5], "B": [7.25, 7.25]}
+
+    before = await count_predictions(client, account)
+    for content, field in (
+        (b"when,how_much\n2026-01-01,1\n", "file"),
+        (b"timestamp,series_id,value\n2026-01-20T00:00:00,A,lots\n", "row 2"),
+        (b"timestamp,series_id,value\nyesterday,A,1\n", "row 2"),
+        (b"timestamp,series_id,value\n2026-01-20T00:00:00,A,\n", "row 2"),
+        (b"timestamp,value\n", "file"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "file"),
+    ):
+        refused = await client.post(url, headers=account.headers, data={"model_id": naive, "horizon": "2"}, files={"file": ("x.csv", io.BytesIO(content), "text/csv")})
+        details = assert_envelope(refused, 422)["details"]
+        assert any(field in key for key in details), (content[:40], details)
+    assert_envelope(await client.post(url, headers=account.headers, data={"model_id": naive, "horizon": "0"}, files={"file": ("x.csv", io.BytesIO(csv), "text/csv")}), 422)
+    assert await count_predictions(client, account) == before

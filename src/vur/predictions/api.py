@@ -5,9 +5,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 
 from vur.core.deps import AppSettings, DbSession, Store
+from vur.core.errors import PayloadTooLarge
 from vur.core.pagination import PageParams, set_total
 from vur.identity.auth import WorkspaceReader, WorkspaceWriter
 from vur.jobs import service as jobs
@@ -33,6 +34,8 @@ from vur.predictions.schemas import (
 from vur.registry.service import get_model
 
 router = APIRouter(prefix="/api/v1/predictions", tags=["predictions"])
+# Files: this router gets the upload size limit.
+upload_router = APIRouter(prefix="/api/v1/predictions", tags=["predictions"])
 model_router = APIRouter(prefix="/api/v1/models", tags=["predictions"])
 
 # Routes are plain functions: FastAPI runs them in its thread pool, so a forecast that
@@ -61,14 +64,40 @@ def predict_real_time(body: ModelPredictRequest, principal: WorkspaceWriter, ses
     responses={202: {"model": BatchAccepted, "description": "A job runs the batch"}},
 )
 def predict_batch(body: BatchRequest, principal: WorkspaceWriter, session: DbSession, store: Store, response: Response) -> BatchResponse | BatchAccepted:
-    model = get_model(session, body.model_id, principal.workspace_id)
+    return _batch(session, store, principal, body.model_id, body.requests, response)
+
+
+@upload_router.post(
+    "/batch/upload",
+    response_model=BatchResponse | BatchAccepted,
+    summary="A batch from a CSV of observations (columns timestamp, value and, for several series, series_id): one forecast per series from its newest value",
+    responses={202: {"model": BatchAccepted, "description": "A job runs the batch"}},
+)
+def predict_batch_upload(
+    principal: WorkspaceWriter,
+    session: DbSession,
+    store: Store,
+    settings: AppSettings,
+    response: Response,
+    file: Annotated[UploadFile, File(description="CSV: timestamp,value[,series_id]")],
+    model_id: Annotated[uuid.UUID, Form()],
+    horizon: Annotated[int, Form(ge=1, le=10_000)],
+) -> BatchResponse | BatchAccepted:
+    data = file.file.read(settings.max_upload_bytes + 1)
+    if len(data) > settings.max_upload_bytes:
+        raise PayloadTooLarge(f"File exceeds the limit of {settings.max_upload_bytes} bytes", {"max_bytes": settings.max_upload_bytes})
+    return _batch(session, store, principal, model_id, service.requests_from_csv(data, horizon), response)
+
+
+def _batch(session: DbSession, store: Store, principal: WorkspaceWriter, model_id: uuid.UUID, requests: list[PredictRequest], response: Response) -> BatchResponse | BatchAccepted:
+    model = get_model(session, model_id, principal.workspace_id)
     service.servable_version(session, model, None)  # refuse an untrained model now, not in the job
-    if len(body.requests) <= DIRECT_BATCH:
-        return BatchResponse(model_id=model.id, results=[service.predict(session, store, model, request, "batch") for request in body.requests])
-    payload = {"model_id": str(model.id), "workspace_id": str(principal.workspace_id), "requests": [r.model_dump(mode="json") for r in body.requests]}
+    if len(requests) <= DIRECT_BATCH:
+        return BatchResponse(model_id=model.id, results=[service.predict(session, store, model, request, "batch") for request in requests])
+    payload = {"model_id": str(model.id), "workspace_id": str(principal.workspace_id), "requests": [r.model_dump(mode="json") for r in requests]}
     job = jobs.enqueue(session, BATCH_JOB, payload, workspace_id=principal.workspace_id, created_by=principal.user_id)
     response.status_code = 202
-    return BatchAccepted(job_id=job.id, status=job.status.value, requests=len(body.requests))
+    return BatchAccepted(job_id=job.id, status=job.status.value, requests=len(requests))
 
 
 @router.get("/batch/{batch_id}", summary="The answers of a batch job (`batch_id` is the job id POST /batch answered), once it has succeeded (409 before)")

@@ -29,7 +29,7 @@ from vur.core.repository import get_scoped, paginate
 from vur.core.storage import ArtifactStore
 from vur.predictions.exceptions import InvalidPredictionRequest, ModelNotServable, PredictionNotFound
 from vur.predictions.models import Prediction
-from vur.predictions.schemas import Observation, PredictionPoint, PredictionResponse, PredictRequest
+from vur.predictions.schemas import MAX_OBSERVATIONS, Observation, PredictionPoint, PredictionResponse, PredictRequest
 from vur.registry.models import ModelStatus, ModelVersion, RegisteredModel
 from vur.registry.service import FORECASTER_FILE
 
@@ -242,6 +242,32 @@ def _score_earlier(session: Session, model: RegisteredModel, observations: list[
             prediction.squared_error_sum += error * error
         if changed:
             prediction.outputs = outputs
+
+
+def requests_from_csv(data: bytes, horizon: int) -> list[PredictRequest]:
+    """One request per series of a CSV of observations (timestamp, value[, series_id]);
+    422 naming the column or the row that is wrong."""
+    import polars as pl
+    from pydantic import ValidationError
+
+    try:
+        frame = pl.read_csv(data, infer_schema=False)
+    except (pl.exceptions.PolarsError, UnicodeDecodeError) as exc:
+        raise InvalidPredictionRequest("The file is not a readable CSV", {"file": str(exc).splitlines()[0][:300]}) from exc
+    missing = [c for c in ("timestamp", "value") if c not in frame.columns]
+    if missing or frame.height == 0:
+        raise InvalidPredictionRequest("The CSV needs the columns timestamp and value, and at least one row", {"file": f"missing columns: {missing}" if missing else "no rows"})
+    if frame.height > MAX_OBSERVATIONS:
+        raise InvalidPredictionRequest(f"At most {MAX_OBSERVATIONS} rows", {"file": f"{frame.height} rows"})
+    by_series: dict[str | None, list[Observation]] = {}
+    for row_number, row in enumerate(frame.iter_rows(named=True), start=2):  # row 1 is the header
+        try:
+            value = float(row["value"]) if row["value"] not in (None, "") else None
+            observation = Observation(series_id=row.get("series_id") or None, timestamp=row["timestamp"], value=value)  # type: ignore[arg-type]
+        except (ValidationError, ValueError, TypeError) as exc:
+            raise InvalidPredictionRequest(f"Row {row_number} is not a valid observation", {f"row {row_number}": str(exc).splitlines()[0][:300]}) from exc
+        by_series.setdefault(observation.series_id, []).append(observation)
+    return [PredictRequest(horizon=horizon, observations=rows, series_ids=[sid] if sid else None) for sid, rows in by_series.items()]
 
 
 # --- reading ---------------------------------------------------------------------
