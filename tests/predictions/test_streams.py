@@ -14,7 +14,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import Account, assert_envelope, register
+from tests.conftest import Account, assert_envelope, register, scratch_database
 from tests.core.test_websocket import authed, receive_until, subscribe
 from tests.predictions.test_predictions import LAST, predict, train
 from vur.core.db import Database
@@ -47,14 +47,18 @@ class SourceTable:
 
 
 @pytest.fixture
-def source(settings: Settings) -> Iterator[SourceTable]:
+def source(settings: Settings, tmp_path: Path) -> Iterator[SourceTable]:
+    """On PostgreSQL, a database of its own (the test role may create databases, not
+    tables in the server's default one); on SQLite, a file in the sources folder."""
     name = f"readings_{uuid.uuid4().hex[:8]}"
-    admin = os.environ.get("VUR_TEST_POSTGRES_URL")
-    if admin:
-        table = SourceTable(admin, name)
-    else:
-        settings.sources_dir.mkdir(parents=True, exist_ok=True)
-        table = SourceTable(f"sqlite:///{settings.sources_dir / f'{name}.db'}", name)
+    if os.environ.get("VUR_TEST_POSTGRES_URL"):
+        with scratch_database(tmp_path) as url:
+            table = SourceTable(url, name)
+            yield table
+            table.drop()
+        return
+    settings.sources_dir.mkdir(parents=True, exist_ok=True)
+    table = SourceTable(f"sqlite:///{settings.sources_dir / f'{name}.db'}", name)
     yield table
     table.drop()
 
