@@ -15,6 +15,7 @@ from tests.conftest import Account, assert_envelope, hourly_csv, register
 from tests.core.test_smoke_slice import wait_for_training
 from tests.core.test_websocket import authed, receive_until, subscribe
 from vur.predictions.schemas import DIRECT_BATCH
+from vur.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -283,3 +284,12 @@ async def test_a_csv_of_observations_is_a_batch_of_one_forecast_per_series(clien
         assert any(field in key for key in details), (content[:40], details)
     assert_envelope(await client.post(url, headers=account.headers, data={"model_id": naive, "horizon": "0"}, files={"file": ("x.csv", io.BytesIO(csv), "text/csv")}), 422)
     assert await count_predictions(client, account) == before
+
+
+async def test_a_damaged_fitted_model_is_a_409_not_a_500(client: httpx.AsyncClient, account: Account, model_id: str, settings: Settings) -> None:
+    [fitted] = list(settings.artifacts_dir.rglob(f"{model_id.replace('-', '')}/versions/*/forecaster.pkl"))
+    fitted.write_bytes(b"not a pickle at all")
+    details = assert_envelope(await predict(client, account, model_id, horizon=1), 409)["details"]
+    assert details == {"version": "retrain"}
+    assert_envelope(await client.get(f"/api/v1/monitoring/models/{model_id}/drift", headers=account.headers), 409)
+    assert (await client.get(f"/api/v1/models/{model_id}/forecast", headers=account.headers)).status_code == 200

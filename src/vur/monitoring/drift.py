@@ -20,7 +20,6 @@ from vur.core.storage import ArtifactStore
 from vur.predictions import service as predictions
 from vur.predictions.models import Prediction
 from vur.registry.models import RegisteredModel
-from vur.registry.service import FORECASTER_FILE
 
 PSI_DRIFT = 0.25
 KS_PVALUE_DRIFT = 0.01
@@ -66,7 +65,7 @@ def drift_report(session: Session, store: ArtifactStore, model: RegisteredModel,
     from vur.forecasting.forecasters import original_units
 
     version = predictions.servable_version(session, model, None)
-    forecaster = predictions.load_forecaster(store, f"{version.artifact_prefix}/{FORECASTER_FILE}")
+    _, forecaster = predictions.fitted_model(store, model, version)
     reference = original_units(model.config)(forecaster.history[["y"]])["y"].to_numpy(float)
     recent = session.scalars(
         select(Prediction.outputs).where(Prediction.model_id == model.id, Prediction.created_at >= now - WINDOW).order_by(Prediction.created_at.desc()).limit(RECENT_PREDICTIONS)

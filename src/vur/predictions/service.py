@@ -79,12 +79,21 @@ def servable_version(session: Session, model: RegisteredModel, number: int | Non
     return version
 
 
-def predict(session: Session, store: ArtifactStore, model: RegisteredModel, body: PredictRequest, source: str) -> PredictionResponse:
-    version = servable_version(session, model, body.version)
+def fitted_model(store: ArtifactStore, model: RegisteredModel, version: ModelVersion) -> tuple[str, Forecaster]:
+    """The version's forecaster and its key; 409 when it cannot be had (a version from
+    before fitted models were kept, or a file that no longer reads)."""
     key = f"{version.artifact_prefix}/{FORECASTER_FILE}"
     if not store.exists(key):
         raise ModelNotServable(f"Version {version.number} of model '{model.id}' was trained before fitted models were kept; train it again", {"version": "retrain"})
-    forecaster = load_forecaster(store, key)
+    try:
+        return key, load_forecaster(store, key)
+    except Exception as exc:  # a damaged file, or a library that cannot read it: the model needs retraining, the server is fine
+        raise ModelNotServable(f"Version {version.number} of model '{model.id}' cannot be loaded ({type(exc).__name__}); train it again", {"version": "retrain"}) from exc
+
+
+def predict(session: Session, store: ArtifactStore, model: RegisteredModel, body: PredictRequest, source: str) -> PredictionResponse:
+    version = servable_version(session, model, body.version)
+    key, forecaster = fitted_model(store, model, version)
     levels = _check(forecaster, model, body)
     started = time.perf_counter()
     if body.observations:

@@ -29,7 +29,7 @@ from vur.predictions.exceptions import DatabaseNotFound, InvalidSource, StreamNo
 from vur.predictions.models import DatabaseConnection, PredictionStream
 from vur.predictions.schemas import MAX_OBSERVATIONS, DatabaseCreate, Observation, PredictRequest, StreamStart
 from vur.registry.models import RegisteredModel
-from vur.registry.service import FORECASTER_FILE, get_model
+from vur.registry.service import get_model
 from vur.settings import Settings
 
 log = structlog.get_logger("vur.streams")
@@ -177,7 +177,7 @@ def _tick(session: Session, store: ArtifactStore, settings: Settings, stream: Pr
     connection = session.get(DatabaseConnection, stream.database_id)
     assert model is not None and connection is not None  # both cascade-delete the stream
     version = service.servable_version(session, model, None)
-    forecaster = service.load_forecaster(store, f"{version.artifact_prefix}/{FORECASTER_FILE}")
+    _, forecaster = service.fitted_model(store, model, version)
     trained_until = forecaster.history.groupby("unique_id")["ds"].max().min().to_pydatetime()
     engine = sources.open_engine(spec_of(connection, settings).url)
     try:
