@@ -47,11 +47,11 @@ $(UV): | $(PY)
 	$(PY) -m pip install --quiet uv
 
 $(STAMP_RUN): pyproject.toml | $(UV)
-	$(UV_INSTALL) -e '.[postgres,ml,deep]'
+	$(UV_INSTALL) -e '.[postgres,ml,deep,forge]'
 	touch $@
 
 $(STAMP_TEST): pyproject.toml | $(UV)
-	$(UV_INSTALL) -e '.[postgres,ml,deep,test]'
+	$(UV_INSTALL) -e '.[postgres,ml,deep,forge,test]'
 	touch $@
 
 install: $(STAMP_RUN)

@@ -116,9 +116,9 @@ def run_platform(
 
 
 @contextmanager
-def running_platform(series: dict[str, np.ndarray], scratch: str) -> Iterator[tuple[httpx.Client, str]]:
-    """A `vur serve` on a fresh data dir, an account, and `series` uploaded as one long
-    CSV dataset (series, timestamp, value) configured for forecasting."""
+def serving_platform(scratch: str) -> Iterator[tuple[httpx.Client, subprocess.Popen]]:
+    """A `vur serve` on a fresh data dir (embedded defaults), and a client logged in to a
+    new account."""
     port = free_port()
     env = clean_env(VUR_DATA_DIR=scratch, VUR_PORT=str(port))
     server = subprocess.Popen([str(BIN / "vur"), "serve", "--migrate"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -134,17 +134,25 @@ def running_platform(series: dict[str, np.ndarray], scratch: str) -> Iterator[tu
             account = {"email": "bench@example.com", "password": "bench-password-1"}
             client.post("/api/v1/auth/register", json={**account, "name": "Bench"}).raise_for_status()
             client.auth = Login(base_url, **account)
-            csv = Path(scratch) / "series.csv"
-            long_csv(series, csv)
-            with csv.open("rb") as handle:
-                uploaded = client.post("/api/v1/datasets/upload", files={"file": ("series.csv", handle, "text/csv")})
-            uploaded.raise_for_status()
-            dataset_id = uploaded.json()["dataset_id"]
-            client.put(f"/api/v1/datasets/{dataset_id}/config", json={"date_column": "timestamp", "target_column": "value", "series_id_column": "series"}).raise_for_status()
-            yield client, dataset_id
+            yield client, server
     finally:
         server.terminate()
         server.wait(30)
+
+
+@contextmanager
+def running_platform(series: dict[str, np.ndarray], scratch: str) -> Iterator[tuple[httpx.Client, str]]:
+    """The platform, with `series` uploaded as one long CSV dataset (series, timestamp,
+    value) configured for forecasting."""
+    with serving_platform(scratch) as (client, _):
+        csv = Path(scratch) / "series.csv"
+        long_csv(series, csv)
+        with csv.open("rb") as handle:
+            uploaded = client.post("/api/v1/datasets/upload", files={"file": ("series.csv", handle, "text/csv")})
+        uploaded.raise_for_status()
+        dataset_id = uploaded.json()["dataset_id"]
+        client.put(f"/api/v1/datasets/{dataset_id}/config", json={"date_column": "timestamp", "target_column": "value", "series_id_column": "series"}).raise_for_status()
+        yield client, dataset_id
 
 
 def run_direct(train: dict[str, np.ndarray], algorithm: str) -> tuple[dict[str, np.ndarray], float]:

@@ -123,6 +123,11 @@ def settings(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Set
         system_metrics_interval_seconds=1.0,
         # Tests run the alert evaluator themselves, at the moment (and the clock) they choose.
         alert_check_seconds=0,
+        # Webhooks go to receivers the tests start on 127.0.0.1, and retry (and time out) quickly.
+        webhook_allow_private_targets=True,
+        webhook_poll_seconds=0.2,
+        webhook_retry_base_seconds=0.2,
+        webhook_timeout_seconds=1.0,
     )
 
 

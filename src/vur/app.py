@@ -22,8 +22,11 @@ from vur.core.outbox import OutboxRelay
 from vur.core.storage import LocalArtifactStore
 from vur.datasets import api as datasets_api
 from vur.forecasting import api as forecasting_api
+from vur.forge import api as forge_api
 from vur.identity import api as identity_api
 from vur.identity.auth import principal_from_token
+from vur.insights import api as insights_api
+from vur.insights import compat_api as insights_compat_api
 from vur.jobs import api as jobs_api
 from vur.jobs.registry import load_job_modules
 from vur.jobs.runner import Worker
@@ -36,6 +39,8 @@ from vur.predictions import api as predictions_api
 from vur.predictions.streams import stream_scheduler
 from vur.registry import api as registry_api
 from vur.settings import Settings, get_settings
+from vur.webhooks import api as webhooks_api
+from vur.webhooks.dispatcher import webhook_dispatcher
 
 TAGS = [
     {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
@@ -47,6 +52,10 @@ TAGS = [
     {"name": "jobs", "description": "Background work: status, progress, logs, cancellation."},
     {"name": "pipelines", "description": "The seven-step forecasting pipeline: steps, export/import, runs."},
     {"name": "monitoring", "description": "System metrics, component health, recent logs and live model figures."},
+    {"name": "webhooks", "description": "Outgoing webhooks: signed POSTs to the workspace's URLs when events happen, their deliveries and attempts."},
+    {"name": "forge", "description": "Dataset forge: domains, documents and their segments, generation templates."},
+    {"name": "machines", "description": "Variable-impact analysis: machines, and the ranking of the variables that drive their target."},
+    {"name": "machines (seed 003 paths)", "description": "Seed 003's machine paths with their integer ids, for its existing frontend."},
     {"name": "realtime", "description": "The WebSocket hub at /ws."},
 ]
 
@@ -74,9 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.job_runner == "inprocess":
             app.state.worker = Worker(settings)
             app.state.worker.start_in_background()
-        # The API process's own schedulers: prediction streams, alert checks.
+        # The API process's own schedulers: prediction streams, alert checks, webhook deliveries.
         schedulers = [stream_scheduler(database, app.state.store, settings)] if settings.stream_scheduler else []
         schedulers += [alert_evaluator(database, app.state.store, settings)] if settings.alert_check_seconds > 0 else []
+        schedulers += [webhook_dispatcher(database, settings)] if settings.webhook_poll_seconds > 0 else []
         for scheduler in schedulers:
             scheduler.start()
         try:
@@ -122,7 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hub.router)
     # Body limits per router, not app-wide: the app-wide limiter sits outside every
     # middleware and would answer in plain text, without the envelope or request id.
-    for upload_router in (datasets_api.upload_router, registry_api.upload_router, predictions_api.upload_router):
+    for upload_router in (datasets_api.upload_router, registry_api.upload_router, predictions_api.upload_router, forge_api.upload_router, insights_api.upload_router, insights_compat_api.upload_router):
         app.include_router(upload_router, max_body_size=settings.max_upload_bytes + 1_048_576)
     for router in (
         health.router,
@@ -139,6 +149,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         monitoring_api.router,
         monitoring_api.dashboard_router,
         predictions_api.monitoring_router,
+        forge_api.router,
+        webhooks_api.router,
+        insights_api.router,
+        insights_compat_api.router,
     ):
         app.include_router(router, max_body_size=settings.max_body_bytes)
     return app

@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     # Empty means an SQLite file inside data_dir.
     database_url: str = ""
-    cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000", "http://localhost:5173"])
+    cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000", "http://127.0.0.1:3000", "http://localhost:5173"])
     log_level: str = "INFO"
     log_json: bool = True
     # How many recent log records the process keeps in memory for GET /api/v1/monitoring/logs.
@@ -62,6 +62,25 @@ class Settings(BaseSettings):
     stream_scheduler: bool = True
     stream_poll_seconds: float = 0.5
     source_allowed_hosts: list[str] = Field(default_factory=list)
+
+    # Outgoing webhooks. Each API process looks for due deliveries every
+    # `webhook_poll_seconds` (0 turns sending off); a failed delivery is retried after
+    # `webhook_retry_base_seconds`, doubling each time, up to `webhook_max_attempts`.
+    # Targets on loopback, private, link-local or metadata addresses are refused unless
+    # `webhook_allow_private_targets` is set.
+    webhook_poll_seconds: float = Field(default=1.0, ge=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_max_attempts: int = Field(default=6, ge=1)
+    webhook_retry_base_seconds: float = Field(default=10.0, ge=0)
+    webhook_allow_private_targets: bool = False
+
+    # Seed 003's machine paths (/machines/, /train/, /ranking/) called without a token act
+    # as this user (an email) when it is set: for a trusted single-workspace deployment
+    # whose frontend sends no token. Empty: they answer 401 like every other route.
+    machine_paths_user: str = ""
+    # Incoming /webhook/treinamento/ reports signed with this secret (X-VUR-Timestamp,
+    # X-VUR-Signature) are accepted without a token. Empty: a token is required.
+    machine_webhook_secret: str = ""
 
     @field_validator("data_dir")
     @classmethod

@@ -21,6 +21,7 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from tests.conftest import Account, add_member, assert_envelope, hourly_csv, register
+from tests.webhooks.receiver import Receiver
 from vur.app import create_app
 from vur.core.db import Database, utcnow
 from vur.jobs import service as jobs
@@ -206,6 +207,83 @@ async def _alert(client: httpx.AsyncClient, owner: Account, tmp_path: Path, made
     return (await client.get("/api/v1/monitoring/alerts", headers=owner.headers)).json()[0]["id"]
 
 
+async def _pinged_webhook(client: httpx.AsyncClient, owner: Account) -> tuple[str, str]:
+    """A webhook and its ping, delivered to a receiver that is gone afterwards. The webhook is
+    then paused, so that nothing more is queued for it and its reads stay the same."""
+    with Receiver() as receiver:
+        created = await client.post("/api/v1/webhooks", headers=owner.headers, json={"url": receiver.url, "events": ["training.completed"]})
+        assert created.status_code == 201, created.text
+        webhook_id = created.json()["id"]
+        delivery_id = (await client.post(f"/api/v1/webhooks/{webhook_id}/test", headers=owner.headers)).json()["id"]
+        while (await client.get(f"/api/v1/webhooks/deliveries/{delivery_id}", headers=owner.headers)).json()["status"] != "delivered":
+            await asyncio.sleep(0.1)
+    paused = await client.put(f"/api/v1/webhooks/{webhook_id}", headers=owner.headers, json={"active": False})
+    assert paused.status_code == 200, paused.text
+    return webhook_id, delivery_id
+
+
+async def _machine(client: httpx.AsyncClient, owner: Account, tmp_path: Path, made: dict[str, str]) -> str:
+    """Trained twice, so that its ranking, history and comparison all answer the owner."""
+    machine_id = (await client.post("/api/v1/machines", headers=owner.headers, json={"machine_name": "isolation"})).json()["id"]
+    rows = "\n".join(["a,b,y", *(f"{i % 7},{i % 5},{2 * (i % 7) - (i % 5)}" for i in range(60))]).encode()
+    for _ in range(2):
+        files = {"file": ("process.csv", rows, "text/csv")}
+        response = await client.post(f"/api/v1/machines/{machine_id}/train", headers=owner.headers, files=files, data={"target_column": "y"})
+        assert response.status_code == 202, response.text
+        await wait_for_job(client, owner, response.json()["job_id"])
+    return machine_id
+
+
+async def _webhook(client: httpx.AsyncClient, owner: Account, tmp_path: Path, made: dict[str, str]) -> str:
+    webhook_id, delivery_id = await _pinged_webhook(client, owner)
+    made.setdefault("delivery_id", delivery_id)
+    return webhook_id
+
+
+async def _delivery(client: httpx.AsyncClient, owner: Account, tmp_path: Path, made: dict[str, str]) -> str:
+    webhook_id, delivery_id = await _pinged_webhook(client, owner)
+    made.setdefault("webhook_id", webhook_id)
+    return delivery_id
+
+
+async def _forge_domain(client: httpx.AsyncClient, owner: Account, tmp_path: Path, made: dict[str, str]) -> str:
+    response = await client.post("/api/v1/domains", headers=owner.headers, json={"name": "isolation", "slug": f"iso-{uuid.uuid4().hex[:8]}"})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+async def _forge_document(client: httpx.AsyncClient, owner: Account, tmp_path: Path, made: dict[str, str]) -> str:
+    if "domain_id" not in made:
+        made["domain_id"] = await _forge_domain(client, owner, tmp_path, made)
+    text = "Primeiro parágrafo do documento.\n\nSegundo parágrafo do documento.\n".encode()
+    files = {"file": ("doc.txt", text, "text/plain")}
+    response = await client.post("/api/v1/documents/upload", headers=owner.headers, params={"domain_id": made["domain_id"]}, files=files)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+async def _forge_segment(client: httpx.AsyncClient, owner: Account, tmp_path: Path, made: dict[str, str]) -> str:
+    """Processes the document, and waits for it, so that its reads stay the same afterwards."""
+    if "document_id" not in made:
+        made["document_id"] = await _forge_document(client, owner, tmp_path, made)
+    document_url = f"/api/v1/documents/{made['document_id']}"
+    accepted = await client.post(f"{document_url}/process", headers=owner.headers, json={"segment_type": "paragraph"})
+    assert accepted.status_code == 202, accepted.text
+    while (await client.get(document_url, headers=owner.headers)).json()["status"] == "processing":
+        await asyncio.sleep(0.1)
+    listed = await client.get("/api/v1/segments", headers=owner.headers, params={"document_id": made["document_id"]})
+    return listed.json()[0]["id"]
+
+
+async def _forge_template(client: httpx.AsyncClient, owner: Account, tmp_path: Path, made: dict[str, str]) -> str:
+    if "domain_id" not in made:
+        made["domain_id"] = await _forge_domain(client, owner, tmp_path, made)
+    body = {"domain_id": made["domain_id"], "name": "isolation", "system_prompt": "Assistente.", "user_prompt_template": "Contexto: {content}"}
+    response = await client.post("/api/v1/templates", headers=owner.headers, json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
 # How to make, in a workspace, the thing each `{x_id}` names. A new id parameter must be added here.
 ID_FACTORIES: dict[str, Callable[[httpx.AsyncClient, Account, Path, dict[str, str]], Awaitable[str]]] = {
     "dataset_id": _make_dataset,
@@ -219,6 +297,13 @@ ID_FACTORIES: dict[str, Callable[[httpx.AsyncClient, Account, Path, dict[str, st
     "pipeline_id": _pipeline,
     "rule_id": _rule,
     "alert_id": _alert,
+    "domain_id": _forge_domain,
+    "document_id": _forge_document,
+    "segment_id": _forge_segment,
+    "template_id": _forge_template,
+    "webhook_id": _webhook,
+    "delivery_id": _delivery,
+    "machine_id": _machine,
 }
 # What the factories that cannot go through HTTP use (the test database, set per test).
 FACTORY_CONTEXT: dict[str, Database] = {}

@@ -27,3 +27,9 @@ def paginate(session: Session, stmt: Select[Any], *, limit: int, offset: int) ->
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     rows = list(session.scalars(stmt.limit(limit).offset(offset)).all())
     return rows, total
+
+
+def contains(column: Any, text: str) -> Any:
+    """Case-insensitive substring match, with the LIKE wildcards in `text` taken literally."""
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return column.ilike(pattern, escape="\\")

@@ -10,17 +10,15 @@ import hashlib
 import io
 import json
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from vur.core.db import on_commit, on_rollback
-from vur.core.repository import get_scoped, paginate
-from vur.core.storage import CHUNK_BYTES, ArtifactStore
+from vur.core.db import on_commit
+from vur.core.repository import contains, get_scoped, paginate
+from vur.core.storage import ArtifactStore
+from vur.core.uploads import chunks_after, discarded_on_failure, safe_display_name
 from vur.datasets.exceptions import DatasetInUse, DatasetNotFound, InvalidDatasetConfig, InvalidPreprocessing, InvalidQuery, UnreadableFile
 from vur.datasets.models import Dataset
 from vur.registry.models import RegisteredModel
@@ -32,17 +30,6 @@ if TYPE_CHECKING:
     from vur.datasets.schemas import PreprocessRequest
 
 _SUFFIX = {"csv": ".csv", "parquet": ".parquet", "xlsx": ".xlsx"}
-
-
-def _chunks(handle: BinaryIO) -> Iterator[bytes]:
-    while chunk := handle.read(CHUNK_BYTES):
-        yield chunk
-
-
-def safe_display_name(filename: str | None) -> str:
-    """The uploaded file's base name, for display only (never used as a path)."""
-    base = PurePath((filename or "upload").replace("\\", "/")).name
-    return "".join(ch for ch in base if ch.isprintable())[:255] or "upload"
 
 
 def create_from_upload(
@@ -66,8 +53,8 @@ def create_from_upload(
     dataset_id = uuid.uuid4()
     folder = dataset_folder(workspace_id, dataset_id)
     original_key, parquet_key = f"{folder}/original{_SUFFIX[file_format]}", f"{folder}/data.parquet"
-    with _discarded_on_failure(session, store, folder):
-        stored = store.write_stream(original_key, _prepend(head, _chunks(handle)), max_bytes=max_bytes)
+    with discarded_on_failure(session, store, folder):
+        stored = store.write_stream(original_key, chunks_after(head, handle), max_bytes=max_bytes)
         original = store.local_path(original_key)
         parquet = store.write_from(parquet_key, lambda out: ingest.write_typed_parquet(original, file_format, out, max_uncompressed=4 * max_bytes))
         table = ingest.profile_table(scan_parquet(store, parquet_key))
@@ -120,27 +107,6 @@ def dataset_folder(workspace_id: uuid.UUID, dataset_id: uuid.UUID) -> str:
     return f"datasets/{workspace_id.hex}/{dataset_id.hex}"
 
 
-@contextmanager
-def _discarded_on_failure(session: Session, store: ArtifactStore, folder: str) -> Iterator[None]:
-    """The files a new dataset writes into `folder` go away if writing them fails here,
-    or if the transaction that records the dataset rolls back later."""
-
-    def discard() -> None:
-        store.delete_prefix(folder)
-
-    on_rollback(session, discard)
-    try:
-        yield
-    except BaseException:
-        discard()
-        raise
-
-
-def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield head
-    yield from rest
-
-
 def get_dataset(session: Session, dataset_id: uuid.UUID, workspace_id: uuid.UUID) -> Dataset:
     return get_scoped(session, Dataset, dataset_id, workspace_id, DatasetNotFound)
 
@@ -152,8 +118,7 @@ def list_datasets(
     if kind is not None:
         stmt = stmt.where(Dataset.kind == kind)
     if search:
-        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(Dataset.name.ilike(pattern, escape="\\") | Dataset.filename.ilike(pattern, escape="\\"))
+        stmt = stmt.where(contains(Dataset.name, search) | contains(Dataset.filename, search))
     return paginate(session, stmt.order_by(Dataset.created_at.desc()), limit=limit, offset=offset)
 
 
@@ -395,7 +360,7 @@ def create_preprocessed(session: Session, store: ArtifactStore, parent: Dataset,
     dataset_id = uuid.uuid4()
     folder = dataset_folder(parent.workspace_id, dataset_id)
     data_key = f"{folder}/data.parquet"
-    with _discarded_on_failure(session, store, folder):
+    with discarded_on_failure(session, store, folder):
         parquet = store.write_from(data_key, lambda out: ingest.sink_parquet(result.frame, out, "Could not preprocess the data"))
         table = ingest.profile_table(scan_parquet(store, data_key))
         if table.rows == 0:

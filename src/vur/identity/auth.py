@@ -49,6 +49,10 @@ def principal_from_token(session: Session, settings: Settings, token: str | None
     user = session.get(User, user_id)
     if user is None or not user.is_active:
         raise InvalidToken()
+    return principal_of(user)
+
+
+def principal_of(user: User) -> Principal:
     return Principal(user.id, user.workspace_id, user.role, user.email, user.is_superuser)
 
 

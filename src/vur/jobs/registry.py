@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-BUILTIN_JOB_MODULES = ("vur.forecasting.training", "vur.predictions.jobs", "vur.pipelines.jobs")
+BUILTIN_JOB_MODULES = ("vur.forecasting.training", "vur.predictions.jobs", "vur.pipelines.jobs", "vur.forge.jobs", "vur.insights.jobs")
 
 
 @dataclass(frozen=True)

@@ -77,8 +77,9 @@ def version_folder(model: RegisteredModel) -> str:
     return f"{model_folder(model.workspace_id, model.id)}/versions/{uuid.uuid4().hex}"
 
 
-def record_version(session: Session, model: RegisteredModel, prefix: str, training_job_id: uuid.UUID | None) -> ModelVersion:
-    """The model's next version, made current: its artifacts are in `prefix`."""
+def record_version(session: Session, model: RegisteredModel, prefix: str, training_job_id: uuid.UUID | None, *, main_artifact: str = "forecast.json") -> ModelVersion:
+    """The model's next version, made current: its artifacts are in `prefix`, and
+    `main_artifact` is the one the model's reads start from."""
     last = session.scalar(select(ModelVersion.number).where(ModelVersion.model_id == model.id).order_by(ModelVersion.number.desc()).limit(1))
     version = ModelVersion(
         model_id=model.id,
@@ -91,7 +92,7 @@ def record_version(session: Session, model: RegisteredModel, prefix: str, traini
         training_job_id=training_job_id,
     )
     session.add(version)
-    model.artifact_key = f"{prefix}/forecast.json"
+    model.artifact_key = f"{prefix}/{main_artifact}"
     session.flush()
     return version
 
