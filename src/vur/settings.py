@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     # and between alert checks (0 turns either off).
     system_metrics_interval_seconds: float = Field(default=5.0, ge=0)
     alert_check_seconds: float = Field(default=10.0, ge=0)
+    # Drift of deployed models is part of the alert checks, at most this often.
+    drift_check_seconds: float = Field(default=300.0, ge=0)
 
     # Prediction streams from external databases. Each API process checks for due
     # streams this often; a source's host must be one of `source_allowed_hosts` when
@@ -81,6 +83,28 @@ class Settings(BaseSettings):
     # Incoming /webhook/treinamento/ reports signed with this secret (X-VUR-Timestamp,
     # X-VUR-Signature) are accepted without a token. Empty: a token is required.
     machine_webhook_secret: str = ""
+
+    # Dataset forge: the LLM providers that generate instruction data, all through the
+    # OpenAI client. Base URLs per provider (openai_compatible takes its own from the
+    # dataset's generation_config); API keys used when the workspace stored none.
+    forge_openai_base_url: str = "https://api.openai.com/v1"
+    forge_together_base_url: str = "https://api.together.xyz/v1"
+    forge_gemini_base_url: str = "https://generativelanguage.googleapis.com/v1beta/openai/"
+    forge_openai_api_key: str = ""
+    forge_together_api_key: str = ""
+    forge_gemini_api_key: str = ""
+    # Provider calls one generation job has in flight at once.
+    forge_generation_concurrency: int = Field(default=16, ge=1, le=256)
+    # One call's time limit; a timeout, a 429 or a 5xx is retried up to max_retries times,
+    # waiting backoff_seconds doubled each time (or the Retry-After the provider sends).
+    forge_provider_timeout_seconds: float = Field(default=60.0, gt=0)
+    forge_provider_max_retries: int = Field(default=4, ge=0, le=20)
+    forge_provider_backoff_seconds: float = Field(default=1.0, ge=0)
+    # Dataset exports: how long a signed download URL stays valid, in seconds.
+    forge_export_url_seconds: int = Field(default=3600, ge=1, le=7 * 86_400)
+    # Fine-tuning jobs: each API process advances the due ones (submit, poll status and
+    # metrics, cancel at the provider) this often; 0 turns it off.
+    forge_finetune_poll_seconds: float = Field(default=30.0, ge=0)
 
     @field_validator("data_dir")
     @classmethod

@@ -10,6 +10,8 @@ lasts it holds one alert (open or acknowledged), however often it is checked.
 
 from __future__ import annotations
 
+import math
+import time
 import uuid
 from datetime import datetime, timedelta
 
@@ -94,9 +96,17 @@ def resolve(session: Session, alert: Alert) -> Alert:
 
 
 def alert_evaluator(database: Database, store: ArtifactStore, settings: Settings) -> PeriodicTask:
+    """Every `alert_check_seconds`; drift (which loads fitted models and reads recent
+    predictions) only every `drift_check_seconds`."""
+    drift_checked = -math.inf
+
     def check() -> None:
+        nonlocal drift_checked
+        drift_due = time.monotonic() - drift_checked >= settings.drift_check_seconds
         with database.session() as session:
-            evaluate(session, utcnow(), store)
+            evaluate(session, utcnow(), store if drift_due else None)
+        if drift_due:
+            drift_checked = time.monotonic()
 
     return PeriodicTask("vur-alert-evaluator", settings.alert_check_seconds, check)
 
@@ -116,6 +126,10 @@ def _active(session: Session, key: str) -> Alert | None:
     return session.scalar(select(Alert).where(Alert.key == key, Alert.status.in_(ACTIVE)).limit(1))
 
 
+def _ever_raised(session: Session, key: str) -> bool:
+    return session.scalar(select(Alert.id).where(Alert.key == key).limit(1)) is not None
+
+
 def _raise(session: Session, **fields: object) -> Alert:
     alert = Alert(**fields)
     session.add(alert)
@@ -128,7 +142,7 @@ def _failed_jobs(session: Session, now: datetime) -> list[Alert]:
     raised = []
     for job in failed:
         key = f"job_failed:{job.id}"
-        if session.scalar(select(func.count()).select_from(Alert).where(Alert.key == key)):
+        if _ever_raised(session, key):
             continue  # one alert per failed job, even after it is resolved
         raised.append(
             _raise(
@@ -152,7 +166,7 @@ def _streams(session: Session, now: datetime) -> list[Alert]:
     for stream in session.scalars(select(PredictionStream).where(PredictionStream.status.in_(("running", "failed")))):
         if stream.status == "failed":
             key = f"stream_failed:{stream.id}"
-            if session.scalar(select(func.count()).select_from(Alert).where(Alert.key == key)) == 0:
+            if not _ever_raised(session, key):
                 raised.append(_stream_alert(session, stream, key, "stream_failed", "error", f"Prediction stream failed: {stream.last_error or 'unknown error'}"))
             continue
         key = f"stream_stalled:{stream.id}"

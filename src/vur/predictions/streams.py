@@ -179,9 +179,10 @@ def _tick(session: Session, store: ArtifactStore, settings: Settings, stream: Pr
     version = service.servable_version(session, model, None)
     _, forecaster = service.fitted_model(store, model, version)
     trained_until = forecaster.history.groupby("unique_id")["ds"].max().min().to_pydatetime()
-    engine = sources.open_engine(spec_of(connection, settings).url)
+    spec = spec_of(connection, settings)  # decrypts the URL: once per run
+    engine = sources.open_engine(spec.url)
     try:
-        rows = sources.read_rows(engine, spec_of(connection, settings), trained_until, limit=MAX_OBSERVATIONS)
+        rows = sources.read_rows(engine, spec, trained_until, limit=MAX_OBSERVATIONS)
     finally:
         engine.dispose()
     # Source times are naive UTC, like the training data; the cursor is stored aware.
