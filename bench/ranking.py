@@ -123,7 +123,7 @@ def main() -> int:
         check_csv = Path(scratch) / "check.csv"
         truth, directions = process_data(args.check_rows, check_csv)
         print(f"Correctness: {args.check_rows:,} rows x {VARIABLES} variables, true drivers {', '.join(truth)}")
-        print(f"{'algorithm':<18} {'top 5 = truth':>14} {'true ones' directions':>24} {'r2':>6} {'seconds':>8}  top 5")
+        print(f"{'algorithm':<18} {'top 5 = truth':>14} {'directions of the truth':>24} {'r2':>6} {'seconds':>8}  top 5")
         for algorithm in ("gradient_boosting", "random_forest", "linear"):
             ranking, seconds = rank_through_platform(client, check_csv, algorithm)
             top = ranking["ranking"][:5]

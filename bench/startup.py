@@ -37,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-HEAVY = ("statsforecast", "pandas", "torch", "keras", "sklearn", "numba", "prophet", "shap", "lightgbm", "xgboost", "scipy", "statsmodels")
+HEAVY = ("statsforecast", "pandas", "torch", "keras", "sklearn", "numba", "prophet", "shap", "lightgbm", "xgboost", "scipy", "statsmodels", "numpy", "polars", "openai", "pypdfium2", "docx")
 # How each library shows up in /proc/<pid>/maps: its folder in site-packages, or a
 # folder of shared libraries it brings along.
 HEAVY_PATHS = {name: (f"/site-packages/{name}/", f"/site-packages/{name}.libs/") for name in HEAVY}

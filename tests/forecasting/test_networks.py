@@ -12,16 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 import vur  # noqa: F401  (sets KERAS_BACKEND=torch before Keras is imported, or Keras looks for TensorFlow)
-from vur.forecasting.networks import (
-    PRESET_PARAMETERS,
-    NetworkForecast,
-    catalogue_architecture,
-    catalogue_fit_settings,
-    check_architecture,
-    forecast_with_network,
-    load_network,
-    save_network,
-)
+from vur.forecasting.architectures import PRESET_PARAMETERS, catalogue_architecture, catalogue_fit_settings, check_architecture
+from vur.forecasting.networks import NetworkForecast, forecast_with_network, load_network, save_network
 from vur.forecasting.schemas import CustomModelRequest
 
 pytest.importorskip("keras")

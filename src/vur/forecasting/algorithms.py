@@ -92,7 +92,7 @@ class Algorithm:
             # Its backtest windows, and enough before them for the simplest candidate.
             return params["cv_windows"] * horizon + 2
         if self.engine == "keras":
-            from vur.forecasting.networks import AUTO_INPUT_RANGE, MIN_WINDOWS
+            from vur.forecasting.architectures import AUTO_INPUT_RANGE, MIN_WINDOWS
 
             # Its input window and horizon, for at least MIN_WINDOWS windows to learn from.
             return (params.get("input_size") or AUTO_INPUT_RANGE[0]) + horizon + MIN_WINDOWS - 1
@@ -455,7 +455,7 @@ CATALOGUE: dict[str, Algorithm] = {
 
 
 def _preset(kind: str) -> dict[str, Parameter]:
-    from vur.forecasting.networks import PRESET_PARAMETERS
+    from vur.forecasting.architectures import PRESET_PARAMETERS
 
     specs = {
         name: Parameter(spec["type"], spec["default"], spec["min"], spec["max"], tuple(spec["choices"]) if spec["choices"] else None, spec["description"], spec.get("search"))

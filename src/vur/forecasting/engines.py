@@ -54,13 +54,13 @@ def forecast(
 def _network(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int], on_epoch: EpochCallback | None) -> Forecast:
     """A Keras network: a catalogue preset built from its parameters, or a custom layer
     list stored whole in the model's hyperparameters."""
-    from vur.forecasting import networks
+    from vur.forecasting import architectures, networks
 
     if algorithm.id == CUSTOM_NETWORK:
         layers, compilation, training = params["layers"], params["compilation"], params["training"]
     else:
-        layers = networks.catalogue_architecture(algorithm.id, params, horizon)
-        compilation, training = networks.catalogue_fit_settings(params)
+        layers = architectures.catalogue_architecture(algorithm.id, params, horizon)
+        compilation, training = architectures.catalogue_fit_settings(params)
     result = networks.forecast_with_network(data, horizon, freq, levels, layers, compilation, training, input_size=params.get("input_size"), seed=params.get("seed", 0), on_epoch=on_epoch)
     details = {"epochs_run": result.epochs_run, "input_size": result.input_size, "history": result.history}
     return Forecast(result.frame, details, NetworkForecaster(result.model, result.input_size, result.scalers, result.frame, data, freq))

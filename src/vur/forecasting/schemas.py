@@ -181,7 +181,7 @@ class ForecastResponse(BaseModel):
 
 # Custom neural networks (seed 4.3). Each field is checked here on its own; the rules that
 # tie layers together (which fields a layer type takes, the output layer, sequences between
-# recurrent layers) are `networks.check_architecture`, which names each field at fault.
+# recurrent layers) are `architectures.check_architecture`, which names each field at fault.
 
 LayerType = Literal["lstm", "gru", "dense", "dropout"]
 Activation = Literal["relu", "tanh", "sigmoid", "linear", "elu", "selu", "gelu", "softplus", "swish"]

@@ -39,13 +39,13 @@ def configure(session: Session, store: ArtifactStore, workspace_id: uuid.UUID, u
 def configure_custom(session: Session, store: ArtifactStore, workspace_id: uuid.UUID, user_id: uuid.UUID, body: CustomModelRequest) -> RegisteredModel:
     """A network from the caller's layer list, checked before anything runs; the model's
     hyperparameters hold the whole architecture, compilation and training settings."""
-    from vur.forecasting import networks
+    from vur.forecasting import architectures
 
     layers = [layer.model_dump(exclude_none=True) for layer in body.architecture.layers]
-    if problems := networks.check_architecture(layers, body.horizon):
+    if problems := architectures.check_architecture(layers, body.horizon):
         raise InvalidTrainingConfig("The network cannot forecast this horizon as described", problems)
     hyperparameters = {
-        "layers": networks.with_layer_defaults(layers),
+        "layers": architectures.with_layer_defaults(layers),
         "compilation": body.compilation.model_dump(),
         "training": body.training.model_dump(),
         "input_size": body.input_size,
