@@ -8,6 +8,7 @@ users, so every test works in workspaces of its own.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import socket
@@ -26,6 +27,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from tests.forge.provider_server import ProviderServer
 from vur.app import create_app
 from vur.core import migrations
 from vur.core.db import Database, get_database
@@ -110,7 +112,14 @@ def make_settings(url: str, data_dir: Path, **overrides: object) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def settings(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Settings:
+def provider_server() -> Iterator[ProviderServer]:
+    """The LLM provider every forge test talks to (scripted per model name)."""
+    with ProviderServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory, database_url: str, provider_server: ProviderServer) -> Settings:
     return make_settings(
         database_url,
         tmp_path_factory.mktemp("data"),
@@ -128,6 +137,17 @@ def settings(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Set
         webhook_poll_seconds=0.2,
         webhook_retry_base_seconds=0.2,
         webhook_timeout_seconds=1.0,
+        # The forge's providers are the local provider server; calls time out and retry quickly.
+        forge_openai_base_url=provider_server.base_url,
+        forge_together_base_url=provider_server.base_url,
+        forge_gemini_base_url=provider_server.base_url,
+        forge_openai_api_key="sk-test-settings-key",
+        forge_provider_timeout_seconds=1.0,
+        forge_provider_max_retries=2,
+        forge_provider_backoff_seconds=0.05,
+        # Tests advance fine-tuning jobs themselves (tests/forge/test_training_jobs.py), against
+        # a fine-tuning server of their own.
+        forge_finetune_poll_seconds=0,
     )
 
 
@@ -256,3 +276,14 @@ def hourly_csv(path: Path, hours: int = 24 * 21, series: list[str] | None = None
             lines.append(f"{stamp},{name},{value}" if name else f"{stamp},{value}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+async def wait_for_job(client: httpx.AsyncClient, account: Account, job_id: str, timeout: float = 120) -> dict:
+    """The job, once it has ended (succeeded, failed or cancelled)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        job = (await client.get(f"/api/v1/jobs/{job_id}", headers=account.headers)).json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        assert asyncio.get_running_loop().time() < deadline, job
+        await asyncio.sleep(0.2)

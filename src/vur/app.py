@@ -23,6 +23,9 @@ from vur.core.storage import LocalArtifactStore
 from vur.datasets import api as datasets_api
 from vur.forecasting import api as forecasting_api
 from vur.forge import api as forge_api
+from vur.forge import instruction_api as forge_instruction_api
+from vur.forge import training_api as forge_training_api
+from vur.forge.finetune_poller import finetune_poller
 from vur.identity import api as identity_api
 from vur.identity.auth import principal_from_token
 from vur.insights import api as insights_api
@@ -53,7 +56,7 @@ TAGS = [
     {"name": "pipelines", "description": "The seven-step forecasting pipeline: steps, export/import, runs."},
     {"name": "monitoring", "description": "System metrics, component health, recent logs and live model figures."},
     {"name": "webhooks", "description": "Outgoing webhooks: signed POSTs to the workspace's URLs when events happen, their deliveries and attempts."},
-    {"name": "forge", "description": "Dataset forge: domains, documents and their segments, generation templates."},
+    {"name": "forge", "description": "Dataset forge: domains, documents and their segments, generation templates, instruction datasets, their generation and review, provider keys."},
     {"name": "machines", "description": "Variable-impact analysis: machines, and the ranking of the variables that drive their target."},
     {"name": "machines (seed 003 paths)", "description": "Seed 003's machine paths with their integer ids, for its existing frontend."},
     {"name": "realtime", "description": "The WebSocket hub at /ws."},
@@ -83,10 +86,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.job_runner == "inprocess":
             app.state.worker = Worker(settings)
             app.state.worker.start_in_background()
-        # The API process's own schedulers: prediction streams, alert checks, webhook deliveries.
+        # The API process's own schedulers: prediction streams, alert checks, webhook deliveries,
+        # fine-tuning jobs at their providers.
         schedulers = [stream_scheduler(database, app.state.store, settings)] if settings.stream_scheduler else []
         schedulers += [alert_evaluator(database, app.state.store, settings)] if settings.alert_check_seconds > 0 else []
         schedulers += [webhook_dispatcher(database, settings)] if settings.webhook_poll_seconds > 0 else []
+        schedulers += [finetune_poller(database, app.state.store, settings)] if settings.forge_finetune_poll_seconds > 0 else []
         for scheduler in schedulers:
             scheduler.start()
         try:
@@ -150,6 +155,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         monitoring_api.dashboard_router,
         predictions_api.monitoring_router,
         forge_api.router,
+        forge_training_api.router,
+        forge_instruction_api.router,
         webhooks_api.router,
         insights_api.router,
         insights_compat_api.router,

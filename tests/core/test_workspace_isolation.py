@@ -20,7 +20,8 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from tests.conftest import Account, add_member, assert_envelope, hourly_csv, register
+from tests.conftest import Account, add_member, assert_envelope, hourly_csv, register, wait_for_job
+from tests.forge.instruction_data import Item, instruction_dataset
 from tests.webhooks.receiver import Receiver
 from vur.app import create_app
 from vur.core.db import Database, utcnow
@@ -143,7 +144,7 @@ async def _user(client: httpx.AsyncClient, owner: Account, tmp_path: Path, made:
 async def _trained_model(client: httpx.AsyncClient, owner: Account, tmp_path: Path, made: dict[str, str]) -> str:
     if "model_id" not in made:
         made["model_id"] = await _model(client, owner, tmp_path, made)
-    await wait_for_job(client, owner, made["job_id"])
+    await succeeded(client, owner, made["job_id"])
     return made["model_id"]
 
 
@@ -158,7 +159,7 @@ async def _batch(client: httpx.AsyncClient, owner: Account, tmp_path: Path, made
     model_id = await _trained_model(client, owner, tmp_path, made)
     body = {"model_id": model_id, "requests": [{"horizon": 1}] * (DIRECT_BATCH + 1)}
     batch_id = (await client.post("/api/v1/predictions/batch", headers=owner.headers, json=body)).json()["job_id"]
-    await wait_for_job(client, owner, batch_id)
+    await succeeded(client, owner, batch_id)
     return batch_id
 
 
@@ -230,7 +231,7 @@ async def _machine(client: httpx.AsyncClient, owner: Account, tmp_path: Path, ma
         files = {"file": ("process.csv", rows, "text/csv")}
         response = await client.post(f"/api/v1/machines/{machine_id}/train", headers=owner.headers, files=files, data={"target_column": "y"})
         assert response.status_code == 202, response.text
-        await wait_for_job(client, owner, response.json()["job_id"])
+        await succeeded(client, owner, response.json()["job_id"])
     return machine_id
 
 
@@ -284,6 +285,29 @@ async def _forge_template(client: httpx.AsyncClient, owner: Account, tmp_path: P
     return response.json()["id"]
 
 
+async def _forge_export(client: httpx.AsyncClient, owner: Account, tmp_path: Path, made: dict[str, str]) -> str:
+    """An instruction dataset written to the database (generation is not needed), exported."""
+    dataset_id = instruction_dataset(FACTORY_CONTEXT["database"], owner.workspace_id, [Item()])
+    response = await client.post(f"/api/v1/datasets/{dataset_id}/export", headers=owner.headers, json={})
+    assert response.status_code == 200, response.text
+    return response.json()["id"]
+
+
+async def _forge_item(client: httpx.AsyncClient, owner: Account, tmp_path: Path, made: dict[str, str]) -> str:
+    """An instruction item, generated (by the tests' provider server) from the segment."""
+    if "segment_id" not in made:
+        made["segment_id"] = await _forge_segment(client, owner, tmp_path, made)
+    if "template_id" not in made:
+        made["template_id"] = await _forge_template(client, owner, tmp_path, made)
+    body = {"domain_id": made["domain_id"], "template_id": made["template_id"], "name": "isolation", "provider": "openai"}
+    dataset = (await client.post("/api/v1/datasets", headers=owner.headers, json=body)).json()
+    generate = await client.post("/api/v1/datasets/generate", headers=owner.headers, json={"dataset_id": dataset["id"], "segment_ids": [made["segment_id"]]})
+    assert generate.status_code == 202, generate.text
+    await succeeded(client, owner, generate.json()["job_id"])
+    listed = await client.get("/api/v1/dataset/review/pending", headers=owner.headers, params={"dataset_id": dataset["id"]})
+    return listed.json()[0]["id"]
+
+
 # How to make, in a workspace, the thing each `{x_id}` names. A new id parameter must be added here.
 ID_FACTORIES: dict[str, Callable[[httpx.AsyncClient, Account, Path, dict[str, str]], Awaitable[str]]] = {
     "dataset_id": _make_dataset,
@@ -301,6 +325,8 @@ ID_FACTORIES: dict[str, Callable[[httpx.AsyncClient, Account, Path, dict[str, st
     "document_id": _forge_document,
     "segment_id": _forge_segment,
     "template_id": _forge_template,
+    "item_id": _forge_item,
+    "export_id": _forge_export,
     "webhook_id": _webhook,
     "delivery_id": _delivery,
     "machine_id": _machine,
@@ -330,25 +356,22 @@ async def populate(client: httpx.AsyncClient, tmp_path: Path) -> WorkspaceA:
     for name, factory in ID_FACTORIES.items():
         if name not in made:
             made[name] = await factory(client, owner, tmp_path, made)
-    await wait_for_job(client, owner, made["job_id"])
+    await succeeded(client, owner, made["job_id"])
     return WorkspaceA(owner, made)
 
 
-async def wait_for_job(client: httpx.AsyncClient, owner: Account, job_id: str, timeout: float = 120) -> None:
+async def succeeded(client: httpx.AsyncClient, owner: Account, job_id: str) -> None:
     # The forecast exists only once training is done: wait, so that the owner's control
     # calls below all answer 200 and a 404 for B means "not yours", not "not ready".
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        job = (await client.get(f"/api/v1/jobs/{job_id}", headers=owner.headers)).json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            assert job["status"] == "succeeded", job
-            return
-        assert asyncio.get_running_loop().time() < deadline, job
-        await asyncio.sleep(0.2)
+    job = await wait_for_job(client, owner, job_id)
+    assert job["status"] == "succeeded", job
 
 
 # Reads whose answer carries the time it was made: compared without those fields.
-STAMPED = {"GET /api/v1/pipelines/{pipeline_id}/export": ("exported_at", "signature")}
+STAMPED = {
+    "GET /api/v1/pipelines/{pipeline_id}/export": ("exported_at", "signature"),
+    "GET /api/v1/datasets/exports/{export_id}/download": ("download_url", "expires_at"),
+}
 
 
 def comparable(route: IdRoute, response: httpx.Response) -> object:

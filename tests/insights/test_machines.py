@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import Account, assert_envelope
+from tests.conftest import Account, assert_envelope, wait_for_job
 
 pytestmark = pytest.mark.anyio
 
@@ -41,14 +41,6 @@ async def train(client: httpx.AsyncClient, account: Account, machine_id: str, co
     return await client.post(f"/api/v1/machines/{machine_id}/train", headers=account.headers, files=files, data={"target_column": target, **form})
 
 
-async def wait_for_job(client: httpx.AsyncClient, account: Account, job_id: str, timeout: float = 120) -> dict:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        job = (await client.get(f"/api/v1/jobs/{job_id}", headers=account.headers)).json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        assert asyncio.get_running_loop().time() < deadline, job
-        await asyncio.sleep(0.2)
 
 
 async def trained_machine(client: httpx.AsyncClient, account: Account, content: bytes | None = None, **form: str) -> dict:
@@ -83,8 +75,16 @@ async def test_machine_lifecycle(client: httpx.AsyncClient, account: Account) ->
     assert deleted.status_code == 204
     assert_envelope(await client.get(f"/api/v1/machines/{first['id']}", headers=account.headers), 404)
     assert_envelope(await client.get(f"/api/v1/models/{first['model_id']}", headers=account.headers), 404)
-    # A new machine takes the next number, not a freed one.
+    # Numbers are never given twice, even the last one once its machine is gone.
     assert (await create_machine(client, account, "Mill 03"))["number"] == 3
+    third = await create_machine(client, account, "Drill 04")
+    assert (await client.delete(f"/api/v1/machines/{third['id']}", headers=account.headers)).status_code == 204
+    assert (await create_machine(client, account, "Saw 05"))["number"] == 5
+
+
+async def test_concurrent_creations_get_distinct_numbers(client: httpx.AsyncClient, account: Account) -> None:
+    created = await asyncio.gather(*(create_machine(client, account, f"Line {i}") for i in range(6)))
+    assert sorted(machine["number"] for machine in created) == [1, 2, 3, 4, 5, 6]
 
 
 async def test_ranking_finds_the_drivers_and_their_directions(client: httpx.AsyncClient, account: Account) -> None:

@@ -14,8 +14,8 @@ from datetime import datetime
 import httpx
 import pytest
 
-from tests.conftest import Account, add_member, assert_envelope
-from tests.insights.test_machines import process_csv, wait_for_job
+from tests.conftest import Account, add_member, assert_envelope, wait_for_job
+from tests.insights.test_machines import process_csv
 from tests.webhooks.receiver import Receiver
 from vur.app import create_app
 from vur.settings import Settings

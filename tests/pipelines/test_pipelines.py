@@ -3,7 +3,6 @@ signed document and imported elsewhere, and run end to end as one job."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import hmac
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Account, assert_envelope, hourly_csv, register
+from tests.conftest import Account, assert_envelope, hourly_csv, register, wait_for_job
 
 pytestmark = pytest.mark.anyio
 
@@ -49,14 +48,6 @@ def statuses(pipeline: dict) -> dict[str, str]:
     return {step["name"]: step["status"] for step in pipeline["steps"]}
 
 
-async def wait_for_job(client: httpx.AsyncClient, account: Account, job_id: str, timeout: float = 120) -> dict:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        job = (await client.get(f"/api/v1/jobs/{job_id}", headers=account.headers)).json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        assert asyncio.get_running_loop().time() < deadline, job
-        await asyncio.sleep(0.3)
 
 
 async def test_crud_stays_in_its_workspace(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:

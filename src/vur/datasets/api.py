@@ -23,6 +23,8 @@ from vur.datasets.schemas import (
     ValidateRequest,
     ValidationReport,
 )
+from vur.forge import instruction
+from vur.forge.schemas import InstructionDatasetRead
 from vur.identity.auth import WorkspaceReader, WorkspaceWriter
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
@@ -64,7 +66,11 @@ def upload_dataset(
     )
 
 
-@router.get("", response_model=list[DatasetRead], summary="Datasets of the workspace, newest first")
+@router.get(
+    "",
+    response_model=list[DatasetRead | InstructionDatasetRead],
+    summary="Datasets of the workspace, newest first: tabular ones, and the forge's instruction datasets in seed 004's shape",
+)
 def list_datasets(
     principal: WorkspaceReader,
     session: DbSession,
@@ -72,10 +78,13 @@ def list_datasets(
     page: PageParams,
     kind: Literal["tabular", "instruction"] | None = None,
     search: Annotated[str | None, Query(max_length=200, description="Part of the name or file name")] = None,
-) -> list[DatasetRead]:
-    rows, total = service.list_datasets(session, principal.workspace_id, kind=kind, search=search, limit=page.limit, offset=page.offset)
+    domain_id: Annotated[uuid.UUID | None, Query(description="Only the instruction datasets of this forge domain")] = None,
+) -> list[DatasetRead | InstructionDatasetRead]:
+    only = instruction.in_domain(domain_id) if domain_id is not None else None
+    rows, total = service.list_datasets(session, principal.workspace_id, kind=kind, search=search, only=only, limit=page.limit, offset=page.offset)
     set_total(response, total)
-    return [DatasetRead.model_validate(row) for row in rows]
+    parts = instruction.forge_parts(session, rows)
+    return [instruction.read(row, parts[row.id]) if row.id in parts else DatasetRead.model_validate(row) for row in rows]
 
 
 @router.get("/usage", response_model=UsageResponse, summary="Space used, counts by kind, recent uploads and updates")
@@ -83,9 +92,11 @@ def usage(principal: WorkspaceReader, session: DbSession) -> UsageResponse:
     return UsageResponse.model_validate(service.usage(session, principal.workspace_id), from_attributes=True)
 
 
-@router.get("/{dataset_id}", response_model=DatasetRead, summary="One dataset's metadata")
-def get_dataset(dataset_id: uuid.UUID, principal: WorkspaceReader, session: DbSession) -> DatasetRead:
-    return DatasetRead.model_validate(service.get_dataset(session, dataset_id, principal.workspace_id))
+@router.get("/{dataset_id}", response_model=DatasetRead | InstructionDatasetRead, summary="One dataset: a tabular one's metadata, or an instruction dataset with its counters")
+def get_dataset(dataset_id: uuid.UUID, principal: WorkspaceReader, session: DbSession) -> DatasetRead | InstructionDatasetRead:
+    dataset = service.get_dataset(session, dataset_id, principal.workspace_id)
+    parts = instruction.forge_parts(session, [dataset])
+    return instruction.read(dataset, parts[dataset.id]) if dataset.id in parts else DatasetRead.model_validate(dataset)
 
 
 @router.get("/{dataset_id}/preview", response_model=PreviewResponse, summary="A page of rows, optionally sorted and filtered")

@@ -12,11 +12,12 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from vur.core.db import on_commit
 from vur.core.repository import contains, get_scoped, paginate
+from vur.core.spreadsheet import FORMULA_START
 from vur.core.storage import ArtifactStore
 from vur.core.uploads import chunks_after, discarded_on_failure, safe_display_name
 from vur.datasets.exceptions import DatasetInUse, DatasetNotFound, InvalidDatasetConfig, InvalidPreprocessing, InvalidQuery, UnreadableFile
@@ -112,11 +113,14 @@ def get_dataset(session: Session, dataset_id: uuid.UUID, workspace_id: uuid.UUID
 
 
 def list_datasets(
-    session: Session, workspace_id: uuid.UUID, *, kind: str | None, search: str | None, limit: int, offset: int
+    session: Session, workspace_id: uuid.UUID, *, kind: str | None, search: str | None, limit: int, offset: int, only: Select[tuple[uuid.UUID]] | None = None
 ) -> tuple[list[Dataset], int]:
+    """`only`: a query of the ids to keep (another domain's filter, e.g. the forge's domain)."""
     stmt = select(Dataset).where(Dataset.workspace_id == workspace_id)
     if kind is not None:
         stmt = stmt.where(Dataset.kind == kind)
+    if only is not None:
+        stmt = stmt.where(Dataset.id.in_(only))
     if search:
         stmt = stmt.where(contains(Dataset.name, search) | contains(Dataset.filename, search))
     return paginate(session, stmt.order_by(Dataset.created_at.desc()), limit=limit, offset=offset)
@@ -221,9 +225,6 @@ def parquet_key(dataset: Dataset) -> str:
     return dataset.parquet_key
 
 
-_FORMULA_START = r"^[=+\-@\t\r]"
-
-
 def export_csv(store: ArtifactStore, dataset: Dataset) -> str:
     """A CSV copy of the typed data. Text cells that a spreadsheet would run as a formula
     (=, +, -, @) are prefixed with a quote so that they stay text (CSV injection)."""
@@ -233,7 +234,7 @@ def export_csv(store: ArtifactStore, dataset: Dataset) -> str:
     if not store.exists(key):
         frame = load_frame(store, dataset)
         safe = frame.with_columns(
-            pl.when(pl.col(c).str.contains(_FORMULA_START)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
+            pl.when(pl.col(c).str.contains(FORMULA_START)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
             for c, dtype in frame.schema.items()
             if dtype == pl.String
         )

@@ -221,3 +221,244 @@ class TemplateRead(BaseModel):
     is_active: bool
     created_at: datetime
     updated_at: datetime
+
+
+# --- instruction datasets -----------------------------------------------------------------
+
+Provider = Literal["openai", "gemini", "together", "openai_compatible"]
+InstructionDatasetStatus = Literal["draft", "generating", "ready", "archived"]
+ReviewStatus = Literal["pending", "approved", "rejected"]
+
+
+class GenerationConfig(BaseModel):
+    """How items are asked for. `base_url` is where an openai_compatible server answers
+    (vLLM, Ollama, llama.cpp: e.g. http://localhost:11434/v1); `variables` fill the
+    template's placeholders other than {content}; `language` (pt, en, es) is what the
+    items are expected in (default: the language of each segment)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=32_000)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    base_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://[^\s/$.?#][^\s]*$")
+    variables: dict[str, str] = Field(default_factory=dict, max_length=50)
+    language: Literal["pt", "en", "es"] | None = None
+
+
+class SegmentFilter(BaseModel):
+    """Which segments (of the documents' current versions) generation draws from; the
+    dataset's domain unless `domain_id` says otherwise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    segment_type: SegmentType | None = None
+    domain_id: uuid.UUID | None = None
+    document_id: uuid.UUID | None = None
+    use_case: str | None = Field(default=None, max_length=100)
+
+
+class InstructionDatasetCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "domain_id": "0b6f8a5e-2a51-4a4f-9a55-3d1c1f0e7b21",
+                    "template_id": "5d1c1f0e-7b21-4a4f-9a55-0b6f8a5e2a51",
+                    "use_case": "chat-training",
+                    "name": "Dataset Chat VR 2024",
+                    "description": "Dataset para treinamento de chat",
+                    "provider": "openai",
+                    "target_model_family": "llama",
+                    "generation_config": {"model": "gpt-4o-mini", "temperature": 0.7, "max_tokens": 1000},
+                    "segment_filter": {"segment_type": "paragraph"},
+                }
+            ]
+        },
+    )
+
+    domain_id: uuid.UUID
+    template_id: uuid.UUID | None = None
+    use_case: str | None = Field(default=None, max_length=100)
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    provider: Provider
+    target_model_family: str | None = Field(default=None, max_length=50)
+    generation_config: GenerationConfig = Field(default_factory=GenerationConfig)
+    segment_filter: SegmentFilter = Field(default_factory=SegmentFilter)
+
+    @model_validator(mode="after")
+    def _base_url_for_compatible_only(self) -> InstructionDatasetCreate:
+        config = self.generation_config
+        if self.provider == "openai_compatible" and not (config.base_url and config.model):
+            raise ValueError("an openai_compatible provider needs generation_config.base_url and generation_config.model")
+        if self.provider != "openai_compatible" and config.base_url:
+            raise ValueError(f"generation_config.base_url is only for openai_compatible; {self.provider}'s comes from the server settings")
+        return self
+
+
+class InstructionDatasetRead(BaseModel):
+    """Seed 004's dataset, with `kind` (as every row of /api/v1/datasets), the latest
+    generation job and its report (items created, failures with their reasons)."""
+
+    id: uuid.UUID
+    kind: Literal["instruction"] = "instruction"
+    domain_id: uuid.UUID
+    template_id: uuid.UUID | None
+    use_case: str | None
+    name: str
+    description: str | None
+    provider: str
+    target_model_family: str | None
+    status: InstructionDatasetStatus
+    version: int
+    generation_config: dict[str, Any]
+    segment_filter: dict[str, Any]
+    total_items: int
+    approved_items: int
+    rejected_items: int
+    pending_items: int
+    job_id: uuid.UUID | None
+    generation_report: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"dataset_id": "0b6f8a5e-2a51-4a4f-9a55-3d1c1f0e7b21", "max_items": 100, "batch_size": 10}]},
+    )
+
+    dataset_id: uuid.UUID
+    segment_ids: list[uuid.UUID] | None = Field(default=None, min_length=1, max_length=10_000, description="Default: the segments matching the dataset's segment_filter")
+    max_items: int | None = Field(default=None, ge=1, le=10_000, description="Items to create at most in this run")
+    batch_size: int = Field(default=10, ge=1, le=100, description="Items stored per transaction")
+
+
+class GenerateAccepted(BaseModel):
+    status: InstructionDatasetStatus
+    items_created: int
+    job_id: uuid.UUID
+
+
+# --- review -------------------------------------------------------------------------------
+
+
+class PendingItemRead(BaseModel):
+    id: uuid.UUID
+    dataset_id: uuid.UUID
+    dataset_name: str
+    segment_id: uuid.UUID | None
+    instruction: str
+    input_text: str
+    ideal_response: str
+    bad_response: str
+    explanation: str
+    quality_score: float
+    quality_flags: dict[str, Any]
+    review_status: ReviewStatus
+    created_at: datetime
+
+
+Reviewer = Field(default=None, min_length=1, max_length=100, description="Who reviews; default: the authenticated user's email")
+
+
+class ApproveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reviewer_id": "user-123", "justification": "Item aprovado após revisão"}]})
+
+    reviewer_id: str | None = Reviewer
+    justification: str | None = Field(default=None, max_length=5000)
+
+
+class RejectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reviewer_id": "user-123", "justification": "Resposta incorreta ou de baixa qualidade"}]})
+
+    reviewer_id: str | None = Reviewer
+    justification: str = Field(min_length=1, max_length=5000, description="Why the item is rejected (required)")
+
+    @field_validator("justification")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a rejection needs a justification")
+        return value
+
+
+EDITABLE_FIELDS = ("instruction", "input_text", "ideal_response", "bad_response", "explanation")
+
+
+class EditRequest(BaseModel):
+    """At least one of the item's fields; the others stay as they are."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "reviewer_id": "user-123",
+                    "instruction": "Instrução editada",
+                    "ideal_response": "Resposta ideal editada",
+                    "justification": "Correções necessárias para melhorar qualidade",
+                }
+            ]
+        },
+    )
+
+    reviewer_id: str | None = Reviewer
+    instruction: str | None = Field(default=None, min_length=1, max_length=20_000)
+    input_text: str | None = Field(default=None, max_length=20_000)
+    ideal_response: str | None = Field(default=None, min_length=1, max_length=20_000)
+    bad_response: str | None = Field(default=None, min_length=1, max_length=20_000)
+    explanation: str | None = Field(default=None, max_length=20_000)
+    justification: str | None = Field(default=None, max_length=5000)
+
+    @model_validator(mode="after")
+    def _some_field(self) -> EditRequest:
+        given = [name for name in EDITABLE_FIELDS if name in self.model_fields_set]
+        if not given:
+            raise ValueError(f"give at least one of {', '.join(EDITABLE_FIELDS)}")
+        nulled = [name for name in given if getattr(self, name) is None]
+        if nulled:
+            raise ValueError(f"{', '.join(nulled)} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in EDITABLE_FIELDS if name in self.model_fields_set}
+
+
+class ReviewRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    dataset_item_id: uuid.UUID = Field(validation_alias=AliasChoices("item_id", "dataset_item_id"))
+    action: Literal["approve", "reject", "edit"]
+    reviewer_id: str | None
+    reviewed_by: uuid.UUID | None = Field(description="The authenticated user who made the review")
+    justification: str | None
+    previous_values: dict[str, Any] | None
+    new_values: dict[str, Any] | None
+    created_at: datetime
+
+
+# --- provider keys ------------------------------------------------------------------------
+
+
+class ProviderKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"provider": "openai", "api_key": "sk-proj-0123456789abcdef"}]})
+
+    provider: Provider
+    api_key: str = Field(min_length=8, max_length=500, pattern=r"^\S+$")
+
+
+class ProviderKeyRead(BaseModel):
+    """A stored key, shown only by its last four characters."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    provider: Provider
+    last4: str
+    created_at: datetime
+    updated_at: datetime

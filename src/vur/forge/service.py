@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, BinaryIO
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
 from vur.core.repository import get_scoped, paginate
@@ -236,6 +236,22 @@ def list_segments(
 ) -> tuple[list[Segment], int]:
     """Segments of each document's current version, in document order; or of the one
     version asked for."""
+    stmt = segments_query(
+        workspace_id, domain_id=domain_id, document_id=document_id, document_version_id=document_version_id, use_case=use_case, segment_type=segment_type
+    )
+    return paginate(session, stmt.order_by(Document.created_at.desc(), Document.id, Segment.position), limit=limit, offset=offset)
+
+
+def segments_query(
+    workspace_id: uuid.UUID,
+    *,
+    domain_id: uuid.UUID | None = None,
+    document_id: uuid.UUID | None = None,
+    document_version_id: uuid.UUID | None = None,
+    use_case: str | None = None,
+    segment_type: str | None = None,
+) -> Select[tuple[Segment]]:
+    """The segments that the listing and generation select from (joined with their document)."""
     stmt = select(Segment).join(Document, Document.id == Segment.document_id).where(Segment.workspace_id == workspace_id)
     if document_version_id is not None:
         stmt = stmt.where(Segment.document_version_id == document_version_id)
@@ -244,7 +260,7 @@ def list_segments(
     for column, value in ((Segment.domain_id, domain_id), (Segment.document_id, document_id), (Segment.use_case, use_case), (Segment.segment_type, segment_type)):
         if value is not None:
             stmt = stmt.where(column == value)
-    return paginate(session, stmt.order_by(Document.created_at.desc(), Document.id, Segment.position), limit=limit, offset=offset)
+    return stmt
 
 
 # --- templates ----------------------------------------------------------------------------

@@ -46,6 +46,17 @@ class Machine(RecordMixin, Base):
     trained_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class MachineCounter(Base):
+    """The last machine number given in a workspace: numbers are never given twice, even
+    after the machine that had one is deleted (a stale frontend link or webhook must not
+    reach a newer machine)."""
+
+    __tablename__ = "machine_counters"
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True)
+    last_number: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Ranking(RecordMixin, Base):
     """What one successful training found; a machine keeps every one (its history).
     `version` is the ranking model's version in the registry."""

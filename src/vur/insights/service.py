@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, BinaryIO
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -16,7 +16,7 @@ from vur.datasets import service as datasets
 from vur.datasets.models import Dataset
 from vur.insights import ranking
 from vur.insights.exceptions import IncompleteWebhook, InvalidTrainingData, MachineBusy, MachineNotFound, RankingNotFound
-from vur.insights.models import Machine, MachineStatus, Ranking
+from vur.insights.models import Machine, MachineCounter, MachineStatus, Ranking
 from vur.insights.schemas import MachineCreate, MachineUpdate, RankingComparison, VariableMove
 from vur.jobs import service as jobs
 from vur.jobs.models import Job, JobStatus
@@ -34,23 +34,31 @@ ROWS_WITH_TARGET = "\0rows with a target"
 
 
 def create_machine(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, body: MachineCreate) -> Machine:
-    """The machine and its ranking model in the registry. Numbers count up per workspace;
-    two creations racing for one number: the loser takes the next."""
+    """The machine, with the workspace's next number, and its ranking model in the registry."""
     model = RegisteredModel(workspace_id=workspace_id, created_by=user_id, kind="ranking", name=body.machine_name, algorithm="gradient_boosting", status=ModelStatus.configured)
     session.add(model)
     session.flush()
-    for _ in range(5):
-        number = (session.scalar(select(func.max(Machine.number)).where(Machine.workspace_id == workspace_id)) or 0) + 1
-        machine = Machine(workspace_id=workspace_id, created_by=user_id, number=number, name=body.machine_name, description=body.description, tags=body.tags, model_id=model.id)
+    machine = Machine(workspace_id=workspace_id, created_by=user_id, number=_next_number(session, workspace_id), name=body.machine_name, description=body.description, tags=body.tags, model_id=model.id)
+    session.add(machine)
+    session.flush()
+    model.config = {"machine_id": str(machine.id)}
+    return machine
+
+
+def _next_number(session: Session, workspace_id: uuid.UUID) -> int:
+    # The counter row is locked until the request commits: creations take turns.
+    counter = session.get(MachineCounter, workspace_id, with_for_update=True)
+    if counter is None:
         try:
-            with session.begin_nested():
-                session.add(machine)
+            with session.begin_nested():  # the workspace's first machine; a racing first one wins
+                counter = MachineCounter(workspace_id=workspace_id, last_number=0)
+                session.add(counter)
         except IntegrityError:
-            continue
-        model.config = {"machine_id": str(machine.id)}
-        session.flush()
-        return machine
-    raise MachineBusy("Too many machines are being created at once; try again", {})
+            counter = session.get(MachineCounter, workspace_id, with_for_update=True, populate_existing=True)
+            assert counter is not None
+    counter.last_number += 1
+    session.flush()
+    return counter.last_number
 
 
 def get_machine(session: Session, machine_id: uuid.UUID, workspace_id: uuid.UUID, *, for_update: bool = False) -> Machine:

@@ -235,7 +235,8 @@ def _error_rules(session: Session, now: datetime) -> list[Alert]:
 
 def _drift(session: Session, store: ArtifactStore, now: datetime) -> list[Alert]:
     raised = []
-    for model in session.scalars(select(RegisteredModel).where(RegisteredModel.status == ModelStatus.deployed)):
+    # Forecasters only: drift compares forecasts and observed values with training data.
+    for model in session.scalars(select(RegisteredModel).where(RegisteredModel.status == ModelStatus.deployed, RegisteredModel.kind == "forecaster")):
         report = drift_report(session, store, model, now)
         key = f"drift:{model.id}"
         active = _active(session, key)

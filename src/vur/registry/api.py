@@ -10,23 +10,35 @@ from vur.core.errors import PayloadTooLarge
 from vur.core.pagination import PageParams, set_total
 from vur.identity.auth import WorkspaceReader, WorkspaceWriter
 from vur.registry import service
-from vur.registry.schemas import ModelRead, SaveRequest, VersionRead
+from vur.registry.schemas import LlmModelRead, ModelRead, SaveRequest, VersionRead
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
 # Bundles are files: this router gets the upload size limit.
 upload_router = APIRouter(prefix="/api/v1/models", tags=["models"])
 
 
-@router.get("", response_model=list[ModelRead], summary="Models of the workspace, newest first")
-def list_models(principal: WorkspaceReader, session: DbSession, response: Response, page: PageParams, kind: str | None = None) -> list[ModelRead]:
-    rows, total = service.list_models(session, principal.workspace_id, kind=kind, limit=page.limit, offset=page.offset)
+# LLMs (kind "llm") answer in seed 004's shape, every other kind as ModelRead.
+AnyModel = ModelRead | LlmModelRead
+
+
+@router.get("", response_model=list[AnyModel], summary="Models of the workspace, newest first (provider and domain_id select LLMs)")
+def list_models(
+    principal: WorkspaceReader,
+    session: DbSession,
+    response: Response,
+    page: PageParams,
+    kind: str | None = None,
+    provider: Annotated[str | None, Query(max_length=50)] = None,
+    domain_id: uuid.UUID | None = None,
+) -> list[AnyModel]:
+    rows, total = service.list_models(session, principal.workspace_id, kind=kind, provider=provider, domain_id=domain_id, limit=page.limit, offset=page.offset)
     set_total(response, total)
-    return [ModelRead.model_validate(row) for row in rows]
+    return service.read_models(session, rows)
 
 
-@router.get("/{model_id}", response_model=ModelRead, summary="One model: configuration, status and metrics")
-def get_model(model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession) -> ModelRead:
-    return ModelRead.model_validate(service.get_model(session, model_id, principal.workspace_id))
+@router.get("/{model_id}", response_model=AnyModel, summary="One model: configuration, status and metrics")
+def get_model(model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession) -> AnyModel:
+    return service.read_model(session, service.get_model(session, model_id, principal.workspace_id))
 
 
 @router.delete("/{model_id}", status_code=204, summary="Delete a model and its artifacts (409 while it trains)")
@@ -34,19 +46,19 @@ def delete_model(model_id: uuid.UUID, principal: WorkspaceWriter, session: DbSes
     service.delete_model(session, store, service.get_model(session, model_id, principal.workspace_id, for_update=True))
 
 
-@router.post("/{model_id}/deploy", response_model=ModelRead, summary="Mark a trained model as deployed: the one to serve (409 unless trained)")
-def deploy(model_id: uuid.UUID, principal: WorkspaceWriter, session: DbSession) -> ModelRead:
-    return ModelRead.model_validate(service.deploy(session, service.get_model(session, model_id, principal.workspace_id, for_update=True)))
+@router.post("/{model_id}/deploy", response_model=AnyModel, summary="Mark a trained model as deployed: the one to serve (409 unless trained)")
+def deploy(model_id: uuid.UUID, principal: WorkspaceWriter, session: DbSession) -> AnyModel:
+    return service.read_model(session, service.deploy(session, service.get_model(session, model_id, principal.workspace_id, for_update=True)))
 
 
-@router.post("/{model_id}/archive", response_model=ModelRead, summary="Archive a model: kept, but not trained or predicted with until restored")
-def archive(model_id: uuid.UUID, principal: WorkspaceWriter, session: DbSession) -> ModelRead:
-    return ModelRead.model_validate(service.archive(session, service.get_model(session, model_id, principal.workspace_id, for_update=True)))
+@router.post("/{model_id}/archive", response_model=AnyModel, summary="Archive a model: kept, but not trained or predicted with until restored")
+def archive(model_id: uuid.UUID, principal: WorkspaceWriter, session: DbSession) -> AnyModel:
+    return service.read_model(session, service.archive(session, service.get_model(session, model_id, principal.workspace_id, for_update=True)))
 
 
-@router.post("/{model_id}/restore", response_model=ModelRead, summary="Bring an archived model back (trained when it has a version, else configured)")
-def restore(model_id: uuid.UUID, principal: WorkspaceWriter, session: DbSession) -> ModelRead:
-    return ModelRead.model_validate(service.restore(session, service.get_model(session, model_id, principal.workspace_id, for_update=True)))
+@router.post("/{model_id}/restore", response_model=AnyModel, summary="Bring an archived model back (trained when it has a version, else configured or registered)")
+def restore(model_id: uuid.UUID, principal: WorkspaceWriter, session: DbSession) -> AnyModel:
+    return service.read_model(session, service.restore(session, service.get_model(session, model_id, principal.workspace_id, for_update=True)))
 
 
 @router.get("/{model_id}/versions", response_model=list[VersionRead], summary="The model's versions, one per successful training, newest first")

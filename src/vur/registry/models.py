@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vur.core.db import Base, RecordMixin
@@ -13,6 +13,8 @@ from vur.core.db import Base, RecordMixin
 
 class ModelStatus(enum.StrEnum):
     configured = "configured"
+    # A registered LLM (seed 004): described, not fine-tuned here yet.
+    registered = "registered"
     training = "training"
     trained = "trained"
     failed = "failed"
@@ -61,3 +63,21 @@ class ModelVersion(RecordMixin, Base):
     training_job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     saved: Mapped[bool] = mapped_column(Boolean, default=False)
     note: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class LlmModel(Base):
+    """What a `models` row of kind "llm" adds (seed 004): the base model a provider serves
+    or fine-tunes, and what it can do. `domain_id` names a forge domain; no foreign key:
+    the registry sits below the forge and does not depend on its tables."""
+
+    __tablename__ = "llm_models"
+    __resource__ = "Model"
+
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    domain_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True, default=None)
+    base_model: Mapped[str] = mapped_column(String(200))
+    provider: Mapped[str] = mapped_column(String(50), index=True)
+    model_family: Mapped[str | None] = mapped_column(String(50), default=None)
+    version: Mapped[str | None] = mapped_column(String(50), default=None)
+    capabilities: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -10,18 +10,96 @@ from vur.core.repository import get_scoped, paginate
 from vur.core.storage import ArtifactStore
 from vur.registry import bundles
 from vur.registry.exceptions import IllegalStatusChange, ModelBusy, ModelNotFound, VersionNotFound
-from vur.registry.models import ModelStatus, ModelVersion, RegisteredModel
+from vur.registry.models import LlmModel, ModelStatus, ModelVersion, RegisteredModel
+from vur.registry.schemas import LlmModelCreate, LlmModelRead, ModelRead
 
 
 def get_model(session: Session, model_id: uuid.UUID, workspace_id: uuid.UUID, *, for_update: bool = False) -> RegisteredModel:
     return get_scoped(session, RegisteredModel, model_id, workspace_id, ModelNotFound, for_update=for_update)
 
 
-def list_models(session: Session, workspace_id: uuid.UUID, *, kind: str | None, limit: int, offset: int) -> tuple[list[RegisteredModel], int]:
+def list_models(
+    session: Session,
+    workspace_id: uuid.UUID,
+    *,
+    kind: str | None,
+    limit: int,
+    offset: int,
+    provider: str | None = None,
+    domain_id: uuid.UUID | None = None,
+) -> tuple[list[RegisteredModel], int]:
+    """`provider` and `domain_id` are LLM fields: given, only LLMs can match."""
     stmt = select(RegisteredModel).where(RegisteredModel.workspace_id == workspace_id)
     if kind is not None:
         stmt = stmt.where(RegisteredModel.kind == kind)
+    if provider is not None or domain_id is not None:
+        stmt = stmt.join(LlmModel, LlmModel.model_id == RegisteredModel.id)
+        stmt = stmt.where(LlmModel.provider == provider) if provider is not None else stmt
+        stmt = stmt.where(LlmModel.domain_id == domain_id) if domain_id is not None else stmt
     return paginate(session, stmt.order_by(RegisteredModel.created_at.desc()), limit=limit, offset=offset)
+
+
+def register_llm(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, body: LlmModelCreate) -> RegisteredModel:
+    """A `models` row of kind "llm" (algorithm "llm") with its LLM fields beside it."""
+    model = RegisteredModel(
+        workspace_id=workspace_id,
+        created_by=user_id,
+        kind="llm",
+        name=body.name,
+        algorithm="llm",
+        hyperparameters={},
+        config=body.config,
+        status=ModelStatus.registered,
+        metrics={},
+    )
+    session.add(model)
+    session.flush()
+    fields = body.model_dump(include={"domain_id", "base_model", "provider", "model_family", "version", "capabilities"})
+    session.add(LlmModel(model_id=model.id, workspace_id=workspace_id, **fields))
+    session.flush()
+    return model
+
+
+def read_models(session: Session, models: list[RegisteredModel]) -> list[ModelRead | LlmModelRead]:
+    """Each model in its kind's shape: LLMs as seed 004 shows them, the others as ModelRead."""
+    llm_ids = [m.id for m in models if m.kind == "llm"]
+    details = {d.model_id: d for d in session.scalars(select(LlmModel).where(LlmModel.model_id.in_(llm_ids)))} if llm_ids else {}
+    return [_read(model, details.get(model.id)) for model in models]
+
+
+def read_model(session: Session, model: RegisteredModel) -> ModelRead | LlmModelRead:
+    return read_models(session, [model])[0]
+
+
+def _read(model: RegisteredModel, llm: LlmModel | None) -> ModelRead | LlmModelRead:
+    if llm is None:
+        return ModelRead.model_validate(model)
+    return LlmModelRead(
+        id=model.id,
+        domain_id=llm.domain_id,
+        name=model.name,
+        base_model=llm.base_model,
+        provider=llm.provider,
+        model_family=llm.model_family,
+        version=llm.version,
+        status=model.status,
+        config=model.config,
+        capabilities=llm.capabilities,
+        created_at=model.created_at,
+        updated_at=model.updated_at,
+    )
+
+
+def get_llm(session: Session, model: RegisteredModel) -> LlmModel | None:
+    return session.get(LlmModel, model.id)
+
+
+def resting_status(model: RegisteredModel) -> ModelStatus:
+    """The status of a model that is neither training, deployed nor archived: trained when it
+    has something to serve (a fitted version, or a fine-tuned LLM), else as first made."""
+    if model.kind == "llm":
+        return ModelStatus.trained if model.config.get("fine_tuned_model") else ModelStatus.registered
+    return ModelStatus.trained if model.artifact_key else ModelStatus.configured
 
 
 def model_folder(workspace_id: uuid.UUID, model_id: uuid.UUID) -> str:
@@ -59,7 +137,7 @@ def archive(session: Session, model: RegisteredModel) -> RegisteredModel:
 def restore(session: Session, model: RegisteredModel) -> RegisteredModel:
     if model.status != ModelStatus.archived:
         raise IllegalStatusChange(f"Model '{model.id}' is not archived", {"status": model.status.value})
-    model.status = ModelStatus.trained if model.artifact_key else ModelStatus.configured
+    model.status = resting_status(model)
     session.flush()
     return model
 

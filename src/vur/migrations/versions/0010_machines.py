@@ -16,6 +16,12 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table("machine_counters",
+    sa.Column("workspace_id", sa.Uuid(), nullable=False),
+    sa.Column("last_number", sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], name=op.f("fk_machine_counters_workspace_id_workspaces"), ondelete="CASCADE"),
+    sa.PrimaryKeyConstraint("workspace_id", name=op.f("pk_machine_counters"))
+    )
     op.create_table("machines",
     sa.Column("workspace_id", sa.Uuid(), nullable=False),
     sa.Column("created_by", sa.Uuid(), nullable=True),
@@ -82,3 +88,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_machines_status"))
 
     op.drop_table("machines")
+    op.drop_table("machine_counters")
