@@ -150,6 +150,17 @@ async def test_a_bad_key_fails_the_job_at_once(setup: Setup) -> None:
     assert "VUR_FORGE_TOGETHER_API_KEY" in (await setup.advance_until(job["id"], "failed", settings=missing, passes=2))["error_message"]
 
 
+async def test_the_workspaces_own_key_wins_over_the_servers(setup: Setup) -> None:
+    """A key stored with /api/v1/provider-keys is the one the provider sees."""
+    stored = await setup.client.post("/api/v1/provider-keys", headers=setup.account.headers, json={"provider": "openai", "api_key": API_KEY})
+    assert stored.status_code in (200, 201), stored.text
+    model_id = await setup.model("openai", "gpt-4o-mini")
+    dataset_id, _ = await setup.exported()
+    job = (await setup.job(model_id=model_id, dataset_id=dataset_id, provider="openai")).json()
+    server_key_wrong = setup.settings.model_copy(update={"forge_openai_api_key": "sk-wrong"})
+    assert (await setup.advance_until(job["id"], "running", "completed", settings=server_key_wrong))["error_message"] is None
+
+
 async def test_rate_limits_and_server_errors_are_retried(setup: Setup, finetune_server: FinetuneServer) -> None:
     model_id = await setup.model("openai", "gpt-4o-mini")
     dataset_id, _ = await setup.exported()

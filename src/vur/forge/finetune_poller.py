@@ -13,7 +13,7 @@ Nothing holds a worker while a provider trains for hours.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from vur.core.db import Database, utcnow
 from vur.core.periodic import PeriodicTask
 from vur.core.storage import ArtifactStore
+from vur.forge import instruction
 from vur.forge.finetune_providers import Adapter, ProviderError, Remote, adapter_for
 from vur.forge.finetuning import ACTIVE, settle_model
 from vur.forge.models import DatasetExport, FineTuningJob
@@ -51,6 +52,7 @@ class Claimed:
     cancel_requested: bool
     export_key: str | None
     failed_polls: int
+    api_key: str = field(repr=False, default="")
 
 
 @dataclass(frozen=True)
@@ -68,13 +70,13 @@ def advance_due(database: Database, store: ArtifactStore, settings: Settings) ->
     """One pass: claim what is due, advance each, record it. How many were advanced."""
     now = utcnow()
     lease = timedelta(seconds=LEASE_CALLS * settings.forge_provider_timeout_seconds + LEASE_GRACE_SECONDS)
-    claimed = claim(database, now, now + lease)
+    claimed = claim(database, settings, now, now + lease)
     for job in claimed:
         record(database, settings, job, advance(store, settings, job))
     return len(claimed)
 
 
-def claim(database: Database, now: datetime, lease_until: datetime) -> list[Claimed]:
+def claim(database: Database, settings: Settings, now: datetime, lease_until: datetime) -> list[Claimed]:
     with database.session() as session:
         due = session.execute(
             select(FineTuningJob.id, FineTuningJob.next_poll_at)
@@ -97,7 +99,10 @@ def claim(database: Database, now: datetime, lease_until: datetime) -> list[Clai
             select(FineTuningJob, DatasetExport.s3_key).outerjoin(DatasetExport, DatasetExport.id == FineTuningJob.dataset_export_id).where(FineTuningJob.id.in_(won))
         ).all()
         return [
-            Claimed(j.id, lease_until, j.provider, j.base_model, j.method, j.hyperparameters, j.external_job_id, j.cancel_requested, key, j.failed_polls)
+            Claimed(
+                j.id, lease_until, j.provider, j.base_model, j.method, j.hyperparameters, j.external_job_id, j.cancel_requested, key, j.failed_polls,
+                instruction.api_key(session, settings, j.workspace_id, j.provider),
+            )
             for j, key in rows
         ]
 
@@ -105,7 +110,7 @@ def claim(database: Database, now: datetime, lease_until: datetime) -> list[Clai
 def advance(store: ArtifactStore, settings: Settings, job: Claimed) -> Outcome:
     """Talk to the provider: cancel, submit or poll. Outside any transaction."""
     try:
-        with adapter_for(job.provider, settings) as adapter:
+        with adapter_for(job.provider, settings, job.api_key) as adapter:
             if job.external_job_id is not None:
                 return Outcome(adapter.cancel(job.external_job_id) if job.cancel_requested else adapter.retrieve(job.external_job_id))
             return _submit(store, adapter, job)
@@ -131,7 +136,7 @@ def record(database: Database, settings: Settings, claimed: Claimed, outcome: Ou
         if job.status not in ACTIVE:
             # Cancelled here while we submitted it: cancel what we made at the provider.
             if outcome.remote is not None:
-                _cancel_quietly(settings, claimed.provider, outcome.remote.id)
+                _cancel_quietly(settings, claimed, outcome.remote.id)
             return
         if outcome.error is not None:
             _failed_call(job, outcome.error, settings, now)
@@ -169,9 +174,9 @@ def _failed_call(job: FineTuningJob, error: ProviderError, settings: Settings, n
     job.next_poll_at = now + timedelta(seconds=min(error.retry_after if error.retry_after is not None else backoff, MAX_BACKOFF_SECONDS))
 
 
-def _cancel_quietly(settings: Settings, provider: str, external_job_id: str) -> None:
+def _cancel_quietly(settings: Settings, claimed: Claimed, external_job_id: str) -> None:
     try:
-        with adapter_for(provider, settings) as adapter:
+        with adapter_for(claimed.provider, settings, claimed.api_key) as adapter:
             adapter.cancel(external_job_id)
     except ProviderError as exc:
         log.warning("finetune_orphan_cancel_failed", external_job_id=external_job_id, error=str(exc))

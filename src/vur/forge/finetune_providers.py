@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from vur.forge.providers import MAX_RETRY_AFTER_SECONDS, base_url, retry_after, settings_key
+from vur.forge.providers import MAX_RETRY_AFTER_SECONDS, base_url, retry_after
 from vur.settings import Settings
 
 ERROR_CHARS = 1000
@@ -202,5 +202,6 @@ ADAPTERS: dict[str, type[Adapter]] = {"openai": OpenAIAdapter, "together": Toget
 ACCEPTED = {name: frozenset(adapter.names) for name, adapter in ADAPTERS.items()}
 
 
-def adapter_for(provider: str, settings: Settings) -> Adapter:
-    return ADAPTERS[provider](base_url(settings, provider, {}), settings_key(settings, provider), settings.forge_provider_timeout_seconds)
+def adapter_for(provider: str, settings: Settings, api_key: str) -> Adapter:
+    """`api_key`: the workspace's own key for the provider, or the server's."""
+    return ADAPTERS[provider](base_url(settings, provider, {}), api_key, settings.forge_provider_timeout_seconds)
