@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
-
-import httpx
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from vur.forge.providers import MAX_RETRY_AFTER_SECONDS, base_url, retry_after
 from vur.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 ERROR_CHARS = 1000
 
@@ -47,6 +48,8 @@ class Adapter(ABC):
     names: dict[str, str] = {}
 
     def __init__(self, url: str, api_key: str, timeout: float) -> None:
+        import httpx  # on first use: the API starts without it
+
         if not api_key:
             raise ProviderError(f"No API key for {self.name}: set VUR_FORGE_{self.name.upper()}_API_KEY", transient=False)
         self.client = httpx.Client(base_url=url.rstrip("/") + "/", headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout)
@@ -58,6 +61,8 @@ class Adapter(ABC):
         self.client.close()
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
         try:
             response = self.client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:

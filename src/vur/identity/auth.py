@@ -10,7 +10,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
-import jwt
 from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
@@ -44,7 +43,7 @@ def principal_from_token(session: Session, settings: Settings, token: str | None
     try:
         claims = security.decode_access_token(settings.resolved_secret_key(), token)
         user_id = uuid.UUID(claims["sub"])
-    except (jwt.InvalidTokenError, ValueError, KeyError) as exc:
+    except (ValueError, KeyError) as exc:  # InvalidAccessToken is a ValueError
         raise InvalidToken() from exc
     user = session.get(User, user_id)
     if user is None or not user.is_active:

@@ -14,9 +14,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import structlog
 from sqlalchemy import select, update
 
@@ -29,6 +28,9 @@ from vur.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from vur.webhooks.service import QUEUED
 from vur.webhooks.signing import PREFIX, sign
 from vur.webhooks.targets import checked_target, request_parts
+
+if TYPE_CHECKING:
+    import httpx
 
 log = structlog.get_logger("vur.webhooks")
 
@@ -70,6 +72,8 @@ def webhook_dispatcher(database: Database, settings: Settings) -> PeriodicTask:
 
 def dispatch(database: Database, settings: Settings) -> None:
     """One pass: claim what is due, send it, record it."""
+    import httpx  # on first use: the API starts without it
+
     lease = timedelta(seconds=LEASE_TIMEOUTS * settings.webhook_timeout_seconds + LEASE_GRACE_SECONDS)
     claimed = claim(database, utcnow(), lease)
     if not claimed:
@@ -115,6 +119,8 @@ def claim(database: Database, now: datetime, lease: timedelta) -> list[Claimed]:
 
 
 def send(client: httpx.Client, settings: Settings, delivery: Claimed) -> Outcome:
+    import httpx
+
     started, clock = utcnow(), time.monotonic()
 
     def elapsed() -> int:
@@ -147,6 +153,8 @@ def send(client: httpx.Client, settings: Settings, delivery: Claimed) -> Outcome
 
 
 def _excerpt(response: httpx.Response) -> str:
+    import httpx
+
     data = b""
     try:
         for chunk in response.iter_raw():

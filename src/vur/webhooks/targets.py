@@ -14,8 +14,11 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
+
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -37,6 +40,8 @@ class Target:
 
 def parse_url(raw: str) -> httpx.URL:
     """The URL if it is an absolute http(s) URL naming a host, else TargetRefused."""
+    import httpx  # on first use: the API starts without it
+
     try:
         url = httpx.URL(raw)
     except httpx.InvalidURL as exc:
