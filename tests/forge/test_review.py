@@ -146,3 +146,39 @@ async def test_bad_review_input(client: httpx.AsyncClient, account: Account, oth
     # Nothing above changed the item.
     assert (await client.get(review_url(item_id, "history"), headers=account.headers)).json() == []
     assert [i["id"] for i in await pending(client, account, items[0]["dataset_id"])] == [item_id]
+
+
+async def test_a_datasets_items_of_every_status(client: httpx.AsyncClient, account: Account) -> None:
+    dataset, items = await generated(client, account)
+    url = f"/api/v1/datasets/{dataset['id']}/items"
+    await client.post(review_url(items[0]["id"], "approve"), headers=account.headers, json={})
+    await client.post(review_url(items[1]["id"], "reject"), headers=account.headers, json={"justification": "vaga"})
+    every = await client.get(url, headers=account.headers)
+    assert every.status_code == 200 and every.headers["X-Total-Count"] == "3"
+    assert sorted(item["review_status"] for item in every.json()) == ["approved", "pending", "rejected"]
+    rejected = (await client.get(url, headers=account.headers, params={"review_status": "rejected"})).json()
+    assert [item["id"] for item in rejected] == [items[1]["id"]]
+    assert (await client.get(url, headers=account.headers, params={"min_quality_score": 1.0})).headers["X-Total-Count"] in ("0", "1", "2", "3")
+    assert_envelope(await client.get(url, headers=account.headers, params={"review_status": "maybe"}), 422)
+    assert_envelope(await client.get(url, headers=account.headers, params={"min_quality_score": 2}), 422)
+
+
+async def test_change_archive_and_restore_an_instruction_dataset(client: httpx.AsyncClient, account: Account) -> None:
+    dataset, _ = await generated(client, account)
+    url = f"/api/v1/datasets/{dataset['id']}"
+    renamed = await client.patch(url, headers=account.headers, json={"name": "Benefícios", "generation_config": {"model": "other-model", "temperature": 0.1}})
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["name"] == "Benefícios" and renamed.json()["version"] == dataset["version"] + 1
+    assert renamed.json()["generation_config"]["model"] == "other-model" and renamed.json()["status"] == "ready"
+
+    archived = (await client.patch(url, headers=account.headers, json={"archived": True})).json()
+    assert archived["status"] == "archived" and archived["version"] == dataset["version"] + 1
+    refused = await client.post("/api/v1/datasets/generate", headers=account.headers, json={"dataset_id": dataset["id"]})
+    assert refused.status_code in (409, 422), refused.text
+    assert (await client.patch(url, headers=account.headers, json={"archived": False})).json()["status"] == "ready"
+
+    for body in ({"name": ""}, {"archived": "yes"}, {"status": "ready"}, {"template_id": "not-a-uuid"}):
+        assert_envelope(await client.patch(url, headers=account.headers, json=body), 422)
+    other_domain = await source(client, account, PARAGRAPHS[:1])
+    assert_envelope(await client.patch(url, headers=account.headers, json={"template_id": other_domain.template_id}), 422)
+    assert (await dataset_of(client, account, dataset["id"]))["template_id"] == dataset["template_id"]

@@ -12,6 +12,7 @@ from sqlalchemy import Select, exists, select, update
 from sqlalchemy.orm import Session
 
 from vur.core.db import utcnow
+from vur.core.repository import paginate
 from vur.core.security import decrypt_secret, encrypt_secret
 from vur.datasets import service as datasets
 from vur.datasets.models import Dataset
@@ -19,7 +20,7 @@ from vur.forge import generation, providers, quality
 from vur.forge import service as forge
 from vur.forge.exceptions import CannotGenerate, GenerationBusy, NotInstructionDataset, ProviderKeyNotFound
 from vur.forge.models import InstructionDataset, InstructionItem, ProviderKey, Segment, Template
-from vur.forge.schemas import GenerateRequest, InstructionDatasetCreate, InstructionDatasetRead
+from vur.forge.schemas import GenerateRequest, GenerationConfig, InstructionDatasetCreate, InstructionDatasetRead, InstructionDatasetUpdate, SegmentFilter
 from vur.jobs import service as jobs
 from vur.jobs.models import Job
 from vur.settings import Settings
@@ -31,18 +32,8 @@ GENERATABLE = ("draft", "ready")
 
 def create_dataset(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, body: InstructionDatasetCreate) -> tuple[Dataset, InstructionDataset]:
     forge.get_domain(session, body.domain_id, workspace_id)
-    if body.template_id is not None:
-        template = forge.get_template(session, body.template_id, workspace_id)
-        if template.domain_id != body.domain_id:
-            raise CannotGenerate("The template belongs to another domain", {"template_id": f"a template of domain '{template.domain_id}'"})
-        missing = sorted(set(template.variables) - set(body.generation_config.variables))
-        if missing:
-            raise CannotGenerate("The template's placeholders need values", {"generation_config.variables": f"give values for {missing}"})
+    _check_sources(session, workspace_id, body.domain_id, body.template_id, body.generation_config, body.segment_filter)
     chosen = body.segment_filter
-    if chosen.domain_id is not None:
-        forge.get_domain(session, chosen.domain_id, workspace_id)
-    if chosen.document_id is not None:
-        forge.get_document(session, chosen.document_id, workspace_id)
     dataset = Dataset(workspace_id=workspace_id, created_by=user_id, kind="instruction", name=body.name, description=body.description)
     session.add(dataset)
     session.flush()
@@ -65,9 +56,62 @@ def create_dataset(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID
     return dataset, extra
 
 
-def get_instruction(session: Session, dataset_id: uuid.UUID, workspace_id: uuid.UUID) -> tuple[Dataset, InstructionDataset]:
+def _check_sources(session: Session, workspace_id: uuid.UUID, domain_id: uuid.UUID, template_id: uuid.UUID | None, config: GenerationConfig, chosen: SegmentFilter) -> None:
+    """The template (of the dataset's domain, its placeholders given values) and the
+    segment filter's domain and document exist in the workspace."""
+    if template_id is not None:
+        template = forge.get_template(session, template_id, workspace_id)
+        if template.domain_id != domain_id:
+            raise CannotGenerate("The template belongs to another domain", {"template_id": f"a template of domain '{template.domain_id}'"})
+        missing = sorted(set(template.variables) - set(config.variables))
+        if missing:
+            raise CannotGenerate("The template's placeholders need values", {"generation_config.variables": f"give values for {missing}"})
+    if chosen.domain_id is not None:
+        forge.get_domain(session, chosen.domain_id, workspace_id)
+    if chosen.document_id is not None:
+        forge.get_document(session, chosen.document_id, workspace_id)
+
+
+def update_dataset(session: Session, workspace_id: uuid.UUID, dataset_id: uuid.UUID, body: InstructionDatasetUpdate) -> tuple[Dataset, InstructionDataset]:
+    dataset, extra = get_instruction(session, dataset_id, workspace_id, for_update=True)
+    if extra.status == "generating":
+        raise GenerationBusy(f"Dataset '{dataset_id}' is generating; wait for it to end", {"status": "generating"})
+    changes = body.model_dump(exclude_unset=True)
+    config = body.generation_config or GenerationConfig.model_validate(extra.generation_config)
+    chosen = body.segment_filter or SegmentFilter.model_validate(extra.segment_filter)
+    _check_sources(session, workspace_id, extra.domain_id, changes.get("template_id", extra.template_id), config, chosen)
+    for name in ("name", "description"):
+        if name in changes and (changes[name] is not None or name == "description"):
+            setattr(dataset, name, changes[name])
+    for name in ("template_id", "use_case", "target_model_family"):
+        if name in changes:
+            setattr(extra, name, changes[name])
+    if body.generation_config is not None:
+        extra.generation_config = config.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    if body.segment_filter is not None:
+        extra.segment_filter = chosen.model_dump(mode="json", exclude_none=True)
+    if changes.keys() & {"template_id", "generation_config", "segment_filter"}:
+        extra.version += 1
+    if body.archived is not None:
+        extra.status = "archived" if body.archived else ("ready" if extra.total_items else "draft")
+    _touch(session, dataset_id)
+    session.flush()
+    return dataset, extra
+
+
+def list_items(session: Session, dataset: Dataset, *, review_status: str | None, min_quality_score: float | None, limit: int, offset: int) -> tuple[list[InstructionItem], int]:
+    """A dataset's items of every status, oldest first (a tabular dataset has none)."""
+    stmt = select(InstructionItem).where(InstructionItem.dataset_id == dataset.id)
+    if review_status is not None:
+        stmt = stmt.where(InstructionItem.review_status == review_status)
+    if min_quality_score is not None:
+        stmt = stmt.where(InstructionItem.quality_score >= min_quality_score)
+    return paginate(session, stmt.order_by(InstructionItem.created_at, InstructionItem.id), limit=limit, offset=offset)
+
+
+def get_instruction(session: Session, dataset_id: uuid.UUID, workspace_id: uuid.UUID, *, for_update: bool = False) -> tuple[Dataset, InstructionDataset]:
     dataset = datasets.get_dataset(session, dataset_id, workspace_id)
-    extra = session.get(InstructionDataset, dataset_id) if dataset.kind == "instruction" else None
+    extra = session.get(InstructionDataset, dataset_id, with_for_update=for_update) if dataset.kind == "instruction" else None
     if extra is None:
         raise NotInstructionDataset(f"Dataset '{dataset_id}' is not an instruction dataset", {"kind": dataset.kind})
     return dataset, extra

@@ -7,10 +7,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from vur.core.deps import AppSettings, DbSession
 from vur.core.pagination import PageParams, set_total
+from vur.datasets import service as datasets
 from vur.forge import instruction, review
 from vur.forge.schemas import (
     ApproveRequest,
@@ -19,12 +20,15 @@ from vur.forge.schemas import (
     GenerateRequest,
     InstructionDatasetCreate,
     InstructionDatasetRead,
+    InstructionDatasetUpdate,
+    ItemRead,
     PendingItemRead,
     Provider,
     ProviderKeyCreate,
     ProviderKeyRead,
     RejectRequest,
     ReviewRead,
+    ReviewStatus,
 )
 from vur.identity.auth import Principal, WorkspaceAdmin, WorkspaceReader, WorkspaceWriter
 
@@ -37,6 +41,27 @@ router = APIRouter(prefix="/api/v1", tags=["forge"])
 @router.post("/datasets", response_model=InstructionDatasetRead, status_code=201, summary="Create an instruction dataset (kind 'instruction', status draft)")
 def create_dataset(body: InstructionDatasetCreate, principal: WorkspaceWriter, session: DbSession) -> InstructionDatasetRead:
     return instruction.read(*instruction.create_dataset(session, principal.workspace_id, principal.user_id, body))
+
+
+@router.patch("/datasets/{dataset_id}", response_model=InstructionDatasetRead, summary="Change an instruction dataset (only the fields given); archive it or bring it back (409 while it generates)")
+def update_dataset(dataset_id: uuid.UUID, body: InstructionDatasetUpdate, principal: WorkspaceWriter, session: DbSession) -> InstructionDatasetRead:
+    return instruction.read(*instruction.update_dataset(session, principal.workspace_id, dataset_id, body))
+
+
+@router.get("/datasets/{dataset_id}/items", response_model=list[ItemRead], summary="A dataset's items of every status, oldest first (none for a tabular dataset)")
+def list_items(
+    dataset_id: uuid.UUID,
+    principal: WorkspaceReader,
+    session: DbSession,
+    response: Response,
+    page: PageParams,
+    review_status: ReviewStatus | None = None,
+    min_quality_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+) -> list[ItemRead]:
+    dataset = datasets.get_dataset(session, dataset_id, principal.workspace_id)
+    rows, total = instruction.list_items(session, dataset, review_status=review_status, min_quality_score=min_quality_score, limit=page.limit, offset=page.offset)
+    set_total(response, total)
+    return [ItemRead.model_validate(row) for row in rows]
 
 
 @router.post(

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 SegmentType = Literal["paragraph", "clause", "chat_message", "faq", "crm_record"]
 DocumentStatus = Literal["uploaded", "processing", "processed", "failed"]
@@ -326,6 +326,22 @@ class InstructionDatasetRead(BaseModel):
     updated_at: datetime
 
 
+class InstructionDatasetUpdate(BaseModel):
+    """Only the fields given change. `archived: true` retires the dataset (it can no longer
+    generate); `false` brings it back. A change to what generation uses bumps `version`."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"template_id": "5d1c1f0e-7b21-4a4f-9a55-0b6f8a5e2a51", "generation_config": {"model": "gpt-4o-mini", "temperature": 0.3}}]})
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    template_id: uuid.UUID | None = None
+    use_case: str | None = Field(default=None, max_length=100)
+    target_model_family: str | None = Field(default=None, max_length=50)
+    generation_config: GenerationConfig | None = None
+    segment_filter: SegmentFilter | None = None
+    archived: StrictBool | None = None
+
+
 class GenerateRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -347,11 +363,13 @@ class GenerateAccepted(BaseModel):
 # --- review -------------------------------------------------------------------------------
 
 
-class PendingItemRead(BaseModel):
+class ItemRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     dataset_id: uuid.UUID
-    dataset_name: str
     segment_id: uuid.UUID | None
+    template_id: uuid.UUID | None
     instruction: str
     input_text: str
     ideal_response: str
@@ -361,6 +379,11 @@ class PendingItemRead(BaseModel):
     quality_flags: dict[str, Any]
     review_status: ReviewStatus
     created_at: datetime
+    updated_at: datetime
+
+
+class PendingItemRead(ItemRead):
+    dataset_name: str
 
 
 Reviewer = Field(default=None, min_length=1, max_length=100, description="Who reviews; default: the authenticated user's email")
