@@ -171,7 +171,7 @@ def api_key(session: Session, settings: Settings, workspace_id: uuid.UUID, provi
 # --- generation ---------------------------------------------------------------------------
 
 
-def _selection(session: Session, extra: InstructionDataset, segment_ids: list[str] | None) -> Select[tuple[Segment]]:
+def _selection(extra: InstructionDataset, segment_ids: list[str] | None) -> Select[tuple[Segment]]:
     """The segments a run generates from: those asked for, or those matching the dataset's
     filter, without an item of this dataset and template yet (so a re-run adds no duplicates)."""
     if segment_ids is not None:
@@ -206,7 +206,7 @@ def start_generation(session: Session, settings: Settings, workspace_id: uuid.UU
         unknown = [s for s in segment_ids if s not in found]
         if unknown:
             raise CannotGenerate("Some segments do not exist", {"segment_ids": f"unknown: {unknown[:20]}"})
-    if session.scalars(_selection(session, extra, segment_ids).limit(1)).first() is None:
+    if session.scalars(_selection(extra, segment_ids).limit(1)).first() is None:
         raise CannotGenerate("No segment to generate from", {"segments": "none match the dataset's segment_filter (or segment_ids), or every one already has an item"})
     # A conditional update, not a read then a write: two requests cannot both start a run.
     started = session.execute(
@@ -230,7 +230,7 @@ def generation_plan(session: Session, settings: Settings, dataset_id: uuid.UUID,
     if extra is None or template is None:
         raise LookupError(f"instruction dataset {dataset_id} or its template no longer exists")
     config = extra.generation_config
-    stmt = _selection(session, extra, segment_ids)
+    stmt = _selection(extra, segment_ids)
     segments = session.scalars(stmt.limit(max_items) if max_items else stmt)
     existing = session.execute(
         select(InstructionItem.id, InstructionItem.instruction, InstructionItem.input_text, InstructionItem.ideal_response).where(InstructionItem.dataset_id == dataset_id)

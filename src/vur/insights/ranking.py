@@ -111,9 +111,9 @@ def compute_ranking(
     x_train, x_test, y_train, y_test = train_test_split(matrix, y, test_size=TEST_FRACTION, random_state=seed)
     report(10, f"{len(y_train):,} training rows, {len(y_test):,} held out, {len(kept)} variables")
 
-    cv = _cross_validate(algorithm, x_train, y_train, categorical, seed, rng)
+    cv = _cross_validate(algorithm, x_train, y_train, seed, rng)
     report(40, f"Cross-validation R² {cv['r2_mean']:.3f} ± {cv['r2_std']:.3f}")
-    estimator = _estimator(algorithm, categorical, seed).fit(x_train, y_train)
+    estimator = _estimator(algorithm, seed).fit(x_train, y_train)
     predicted = estimator.predict(x_test)
     metrics = {**_scores(y_test, predicted), "n_train": int(len(y_train)), "n_test": int(len(y_test)), "n_features": len(kept), "cv": cv}
     report(55, f"Held-out R² {metrics['r2']:.3f}")
@@ -121,9 +121,9 @@ def compute_ranking(
     perm_mean, perm_std = _permutation(estimator, x_test, y_test, seed, rng)
     report(75, "Permutation importance done")
     explain = _sample(x_test, SHAP_MAX_ROWS, rng)
-    shap_values = _shap_values(estimator, algorithm, x_train, explain, seed)
+    shap_values = _shap_values(estimator, algorithm, x_train, explain)
     report(85, "SHAP values done")
-    native = _native_importance(estimator, algorithm, x_train)
+    native = _native_importance(estimator, algorithm)
 
     ranking = _combine(kept, categorical, explain, shap_values, perm_mean, perm_std, native)
     top = [item["variable"] for item in ranking if item["variable"] not in categorical][:PDP_TOP_VARIABLES]
@@ -167,7 +167,7 @@ def _design_matrix(frame: Any, target: str, features: list[str]) -> tuple[Any, A
     return matrix, y, kept, categorical, dropped
 
 
-def _estimator(algorithm: Algorithm, categorical: set[str], seed: int) -> Any:
+def _estimator(algorithm: Algorithm, seed: int) -> Any:
     if algorithm == "linear":
         from sklearn.impute import SimpleImputer
         from sklearn.linear_model import RidgeCV
@@ -206,14 +206,14 @@ def _scores(actual: Any, predicted: Any) -> dict[str, float]:
     }
 
 
-def _cross_validate(algorithm: Algorithm, x: Any, y: Any, categorical: set[str], seed: int, rng: Any) -> dict[str, float]:
+def _cross_validate(algorithm: Algorithm, x: Any, y: Any, seed: int, rng: Any) -> dict[str, float]:
     import numpy as np
     from sklearn.model_selection import KFold
 
     if len(y) > CV_MAX_ROWS:
         chosen = rng.choice(len(y), size=CV_MAX_ROWS, replace=False)
         x, y = x[chosen], y[chosen]
-    folds = [_scores(y[test], _estimator(algorithm, categorical, seed).fit(x[train], y[train]).predict(x[test])) for train, test in KFold(CV_FOLDS, shuffle=True, random_state=seed).split(x)]
+    folds = [_scores(y[test], _estimator(algorithm, seed).fit(x[train], y[train]).predict(x[test])) for train, test in KFold(CV_FOLDS, shuffle=True, random_state=seed).split(x)]
     summary: dict[str, float] = {"folds": CV_FOLDS}
     for name in ("r2", "rmse", "mae"):
         values = np.array([fold[name] for fold in folds])
@@ -232,7 +232,7 @@ def _permutation(estimator: Any, x: Any, y: Any, seed: int, rng: Any) -> tuple[A
     return np.nan_to_num(result.importances_mean), np.nan_to_num(result.importances_std)
 
 
-def _shap_values(estimator: Any, algorithm: Algorithm, x_train: Any, explain: Any, seed: int) -> Any:
+def _shap_values(estimator: Any, algorithm: Algorithm, x_train: Any, explain: Any) -> Any:
     import numpy as np
     import shap
 
@@ -245,7 +245,7 @@ def _shap_values(estimator: Any, algorithm: Algorithm, x_train: Any, explain: An
     return np.nan_to_num(np.asarray(values, dtype=float))
 
 
-def _native_importance(estimator: Any, algorithm: Algorithm, x_train: Any) -> Any:
+def _native_importance(estimator: Any, algorithm: Algorithm) -> Any:
     """What the model itself reports: the trees' total gain from splits on the variable,
     or the ridge's standardized |coefficient|."""
     import numpy as np

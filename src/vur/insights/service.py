@@ -255,20 +255,17 @@ def compare(session: Session, machine: Machine, version: int | None, against: in
 
 # --- seed 003 -----------------------------------------------------------------------
 
-SEED_ITEM_FIELDS = ("importance_shap_mean_abs", "importance_native", "shap_norm", "native_norm", "direction")
-SEED_METRICS = ("r2", "mae", "rmse", "n_train", "n_test", "n_features", "date")
-
-
 def seed_machine(machine: Machine) -> dict[str, Any]:
     return {"machine_name": machine.name, "id": machine.number, "status": machine.status.value, "model_id": machine.number}
 
 
 def seed_ranking(found: Ranking) -> dict[str, Any]:
     """Seed 003's /ranking/ answer: `feature` and `score_final` (sorted, highest first)
-    with the SHAP and native figures its frontend reads; the canonical names stay beside."""
-    items = [{"feature": item["variable"], "score_final": item["importance"], **{k: item[k] for k in SEED_ITEM_FIELDS}, **item} for item in found.items]
+    beside the canonical item, which already carries the SHAP and native figures its
+    frontend reads; the metrics already have its names (r2, mae, rmse, n_*, date)."""
+    items = [{"feature": item["variable"], "score_final": item["importance"], **item} for item in found.items]
     items.sort(key=lambda item: item["score_final"], reverse=True)
-    return {"ranking": items, "metrics": {**{k: found.metrics[k] for k in SEED_METRICS if k in found.metrics}, **found.metrics}}
+    return {"ranking": items, "metrics": found.metrics}
 
 
 def apply_webhook(session: Session, workspace_id: uuid.UUID | None, body: dict[str, Any]) -> Machine:
