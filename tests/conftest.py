@@ -134,6 +134,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory, database_url: str, provid
         alert_check_seconds=0,
         # Webhooks go to receivers the tests start on 127.0.0.1, and retry (and time out) quickly.
         webhook_allow_private_targets=True,
+        forge_compatible_allowed_hosts=["127.0.0.1"],
         webhook_poll_seconds=0.2,
         webhook_retry_base_seconds=0.2,
         webhook_timeout_seconds=1.0,

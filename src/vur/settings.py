@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     forge_openai_api_key: str = ""
     forge_together_api_key: str = ""
     forge_gemini_api_key: str = ""
+    # An openai_compatible base_url must name a public host, or one of these (say, the
+    # LAN's vLLM or Ollama server); metadata services are refused whatever this says.
+    forge_compatible_allowed_hosts: list[str] = Field(default_factory=list)
     # Provider calls one generation job has in flight at once.
     forge_generation_concurrency: int = Field(default=16, ge=1, le=256)
     # One call's time limit; a timeout, a 429 or a 5xx is retried up to max_retries times,

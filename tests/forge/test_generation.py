@@ -288,6 +288,18 @@ async def test_bad_input(client: httpx.AsyncClient, account: Account, settings: 
     await create({**base, "provider": "openai_compatible"}, 422)  # no base_url nor model
     await create({**base, "generation_config": {"base_url": "http://localhost:11434/v1"}}, 422)  # base_url is only for openai_compatible
     await create({**base, "provider": "openai_compatible", "generation_config": {"model": "m", "base_url": "file:///etc/passwd"}}, 422)
+    # The server calls that URL: private and metadata hosts are refused unless the operator
+    # listed them (the tests list 127.0.0.1); metadata stays refused even when listed.
+    compatible = {**base, "provider": "openai_compatible"}
+    for url in ("http://10.0.0.7:8000/v1", "http://[::1]:11434/v1", "http://169.254.169.254/latest", "http://metadata.google.internal/v1"):
+        refused = await create({**compatible, "generation_config": {"model": "m", "base_url": url}}, 422)
+        assert "only public addresses" in refused["details"]["generation_config.base_url"] or "metadata" in refused["details"]["generation_config.base_url"]
+    public = await client.post("/api/v1/datasets", headers=account.headers, json={**compatible, "generation_config": {"model": "m", "base_url": "https://93.184.216.34/v1"}})
+    listed = (await client.post("/api/v1/datasets", headers=account.headers, json={**compatible, "generation_config": {"model": "m", "base_url": "http://127.0.0.1:9/v1"}})).json()
+    moved = await client.patch(f"/api/v1/datasets/{listed['id']}", headers=account.headers, json={"generation_config": {"model": "m", "base_url": "http://192.168.1.20/v1"}})
+    assert "VUR_FORGE_COMPATIBLE_ALLOWED_HOSTS" in assert_envelope(moved, 422)["details"]["generation_config.base_url"]
+    assert (await client.get(f"/api/v1/datasets/{listed['id']}", headers=account.headers)).json()["generation_config"]["base_url"] == "http://127.0.0.1:9/v1"
+    assert public.status_code == 201 and public.json()["generation_config"]["base_url"] == "https://93.184.216.34/v1"
     await create({**base, "domain_id": str(uuid.uuid4())}, 404)
     await create({**base, "template_id": str(uuid.uuid4())}, 404)
     other_domain = (await client.post("/api/v1/domains", headers=account.headers, json={"name": "Outro", "slug": f"o-{uuid.uuid4().hex[:6]}"})).json()["id"]

@@ -24,6 +24,7 @@ from tests.webhooks.receiver import Answer, Receiver
 from vur.app import create_app
 from vur.core import migrations
 from vur.core.db import Database, get_database, utcnow
+from vur.core.outbound import Target, checked_target, request_parts
 from vur.core.security import decrypt_secret, encrypt_secret
 from vur.identity.models import Workspace
 from vur.settings import Settings
@@ -32,7 +33,6 @@ from vur.webhooks.dispatcher import Claimed, Outcome, claim, finish, send
 from vur.webhooks.exceptions import InvalidTarget
 from vur.webhooks.models import Webhook, WebhookDelivery
 from vur.webhooks.signing import sign, verify
-from vur.webhooks.targets import Target, checked_target, request_parts
 
 pytestmark = pytest.mark.anyio
 

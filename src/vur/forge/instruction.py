@@ -12,6 +12,7 @@ from sqlalchemy import Select, exists, select, update
 from sqlalchemy.orm import Session
 
 from vur.core.db import utcnow
+from vur.core.outbound import TargetRefused, checked_target
 from vur.core.repository import paginate
 from vur.core.security import decrypt_secret, encrypt_secret
 from vur.datasets import service as datasets
@@ -30,9 +31,10 @@ GENERATE_JOB = "forge.generate"
 GENERATABLE = ("draft", "ready")
 
 
-def create_dataset(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, body: InstructionDatasetCreate) -> tuple[Dataset, InstructionDataset]:
+def create_dataset(session: Session, settings: Settings, workspace_id: uuid.UUID, user_id: uuid.UUID, body: InstructionDatasetCreate) -> tuple[Dataset, InstructionDataset]:
     forge.get_domain(session, body.domain_id, workspace_id)
     _check_sources(session, workspace_id, body.domain_id, body.template_id, body.generation_config, body.segment_filter)
+    _check_endpoint(settings, body.provider, body.generation_config.base_url)
     chosen = body.segment_filter
     dataset = Dataset(workspace_id=workspace_id, created_by=user_id, kind="instruction", name=body.name, description=body.description)
     session.add(dataset)
@@ -72,7 +74,21 @@ def _check_sources(session: Session, workspace_id: uuid.UUID, domain_id: uuid.UU
         forge.get_document(session, chosen.document_id, workspace_id)
 
 
-def update_dataset(session: Session, workspace_id: uuid.UUID, dataset_id: uuid.UUID, body: InstructionDatasetUpdate) -> tuple[Dataset, InstructionDataset]:
+def _check_endpoint(settings: Settings, provider: str, base_url: str | None) -> None:
+    """An openai_compatible base_url is a URL the user chose that the server will call:
+    it must be public, or a host the operator listed (a vLLM or Ollama on the LAN)."""
+    if provider != "openai_compatible" or base_url is None:
+        return
+    try:
+        checked_target(base_url, allow_private=False, allowed_hosts=settings.forge_compatible_allowed_hosts)
+    except TargetRefused as exc:
+        raise CannotGenerate(
+            "The generation endpoint may not be reached from this server",
+            {"generation_config.base_url": f"{exc}; an operator can allow a private host by listing it in VUR_FORGE_COMPATIBLE_ALLOWED_HOSTS"},
+        ) from exc
+
+
+def update_dataset(session: Session, settings: Settings, workspace_id: uuid.UUID, dataset_id: uuid.UUID, body: InstructionDatasetUpdate) -> tuple[Dataset, InstructionDataset]:
     dataset, extra = get_instruction(session, dataset_id, workspace_id, for_update=True)
     if extra.status == "generating":
         raise GenerationBusy(f"Dataset '{dataset_id}' is generating; wait for it to end", {"status": "generating"})
@@ -80,6 +96,7 @@ def update_dataset(session: Session, workspace_id: uuid.UUID, dataset_id: uuid.U
     config = body.generation_config or GenerationConfig.model_validate(extra.generation_config)
     chosen = body.segment_filter or SegmentFilter.model_validate(extra.segment_filter)
     _check_sources(session, workspace_id, extra.domain_id, changes.get("template_id", extra.template_id), config, chosen)
+    _check_endpoint(settings, extra.provider, config.base_url)
     for name in ("name", "description"):
         if name in changes and (changes[name] is not None or name == "description"):
             setattr(dataset, name, changes[name])
@@ -195,6 +212,8 @@ def start_generation(session: Session, settings: Settings, workspace_id: uuid.UU
     _, extra = get_instruction(session, body.dataset_id, workspace_id)
     if extra.template_id is None:
         raise CannotGenerate("The dataset has no template to generate with", {"template_id": "create the dataset with a template_id"})
+    # Again at each run: the name may resolve elsewhere now, or the operator's list changed.
+    _check_endpoint(settings, extra.provider, extra.generation_config.get("base_url"))
     if extra.provider != "openai_compatible" and not api_key(session, settings, workspace_id, extra.provider):
         raise CannotGenerate(
             f"No API key for provider '{extra.provider}'",

@@ -39,13 +39,13 @@ router = APIRouter(prefix="/api/v1", tags=["forge"])
 
 
 @router.post("/datasets", response_model=InstructionDatasetRead, status_code=201, summary="Create an instruction dataset (kind 'instruction', status draft)")
-def create_dataset(body: InstructionDatasetCreate, principal: WorkspaceWriter, session: DbSession) -> InstructionDatasetRead:
-    return instruction.read(*instruction.create_dataset(session, principal.workspace_id, principal.user_id, body))
+def create_dataset(body: InstructionDatasetCreate, principal: WorkspaceWriter, session: DbSession, settings: AppSettings) -> InstructionDatasetRead:
+    return instruction.read(*instruction.create_dataset(session, settings, principal.workspace_id, principal.user_id, body))
 
 
 @router.patch("/datasets/{dataset_id}", response_model=InstructionDatasetRead, summary="Change an instruction dataset (only the fields given); archive it or bring it back (409 while it generates)")
-def update_dataset(dataset_id: uuid.UUID, body: InstructionDatasetUpdate, principal: WorkspaceWriter, session: DbSession) -> InstructionDatasetRead:
-    return instruction.read(*instruction.update_dataset(session, principal.workspace_id, dataset_id, body))
+def update_dataset(dataset_id: uuid.UUID, body: InstructionDatasetUpdate, principal: WorkspaceWriter, session: DbSession, settings: AppSettings) -> InstructionDatasetRead:
+    return instruction.read(*instruction.update_dataset(session, settings, principal.workspace_id, dataset_id, body))
 
 
 @router.get("/datasets/{dataset_id}/items", response_model=list[ItemRead], summary="A dataset's items of every status, oldest first (none for a tabular dataset)")

@@ -21,13 +21,13 @@ from sqlalchemy import select, update
 
 from vur import __version__
 from vur.core.db import Database, utcnow
+from vur.core.outbound import checked_target, request_parts
 from vur.core.periodic import PeriodicTask
 from vur.core.security import decrypt_secret
 from vur.settings import Settings
 from vur.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from vur.webhooks.service import QUEUED
 from vur.webhooks.signing import PREFIX, sign
-from vur.webhooks.targets import checked_target, request_parts
 
 if TYPE_CHECKING:
     import httpx

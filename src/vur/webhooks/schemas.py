@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vur.webhooks.targets import TargetRefused, parse_url
+from vur.core.outbound import TargetRefused, parse_url
 
 # What a workspace can subscribe to. "ping" is not among them: POST /{id}/test sends it
 # to one webhook, whatever that webhook listens to.

@@ -15,13 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vur.core.db import utcnow
+from vur.core.outbound import TargetRefused, checked_target
 from vur.core.repository import get_scoped, paginate
 from vur.core.security import encrypt_secret
 from vur.settings import Settings
 from vur.webhooks.exceptions import DeliveryNotFound, DeliveryQueued, InvalidTarget, WebhookNotFound
 from vur.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from vur.webhooks.schemas import EVENTS, PING, WebhookCreate, WebhookUpdate
-from vur.webhooks.targets import TargetRefused, checked_target
 
 QUEUED = ("pending", "sending")
 

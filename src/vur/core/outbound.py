@@ -1,18 +1,20 @@
-"""Where a webhook may point.
+"""Where the server may send requests to a URL a user chose: webhooks, and the
+OpenAI-compatible endpoints of the dataset forge.
 
-A webhook makes the server send requests to a URL a user chose, so an unchecked URL
-would let that user reach what only the server can: its own loopback services, the
-private network, the cloud metadata endpoint. Unless `webhook_allow_private_targets`
-is set, the host must be a public address; a name is resolved and every address it
-resolves to must be public. The check runs at registration and again before each
-attempt, and the attempt then connects to the very address that was checked, so a
-name re-pointed after the check (DNS rebinding) gains nothing.
+An unchecked URL would let that user reach what only the server can: its own loopback
+services, the private network, the cloud metadata endpoint. So the host must be a
+public address (a name is resolved and every address it resolves to must be public),
+unless private targets are allowed outright or the host is one the operator listed.
+Metadata services are refused even then. Webhooks check at registration and again
+before each attempt, and the attempt connects to the very address that was checked, so
+a name re-pointed after the check (DNS rebinding) gains nothing.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -56,7 +58,9 @@ def parse_url(raw: str) -> httpx.URL:
     return url
 
 
-def checked_target(raw: str, allow_private: bool) -> Target:
+def checked_target(raw: str, allow_private: bool, allowed_hosts: Iterable[str] = ()) -> Target:
+    """The URL and the address to reach it at, or TargetRefused saying why it may not be
+    reached. `allowed_hosts` are host names or addresses the operator vouched for."""
     url = parse_url(raw)
     if allow_private:
         return Target(url, None)
@@ -64,10 +68,13 @@ def checked_target(raw: str, allow_private: bool) -> Target:
     if host in METADATA_NAMES:
         raise TargetRefused(f"host {host!r} is a cloud metadata service")
     addresses = _addresses(host, url.port or (443 if url.scheme == "https" else 80))
+    listed = host in {h.lower().rstrip(".") for h in allowed_hosts}
     for address in addresses:
         if reason := _refusal(address):
+            if listed and address not in METADATA_ADDRESSES:
+                continue
             named = "" if str(address) == host else f" (it resolves to {address})"
-            raise TargetRefused(f"host {host!r}{named} is {reason}; webhooks may only target public addresses")
+            raise TargetRefused(f"host {host!r}{named} is {reason}; only public addresses may be reached")
     return Target(url, addresses[0])
 
 
