@@ -1,15 +1,16 @@
 """A fine-tuning provider for tests: a real HTTP server on 127.0.0.1 that speaks OpenAI's and
 Together's fine-tuning wire formats under one base URL (/v1).
 
-OpenAI:   POST /v1/files (multipart, purpose=fine-tune), POST /v1/fine_tuning/jobs,
+OpenAI:   POST /v1/files (multipart, purpose=fine-tune), POST|GET /v1/fine_tuning/jobs,
           GET /v1/fine_tuning/jobs/{id}, POST /v1/fine_tuning/jobs/{id}/cancel, GET .../events
 Together: POST /v1/files/upload (multipart: purpose, file_name, file_type, file),
-          POST /v1/fine-tunes, GET /v1/fine-tunes/{id}, POST .../cancel, GET .../events
+          POST|GET /v1/fine-tunes, GET /v1/fine-tunes/{id}, POST .../cancel, GET .../events
 
 A job moves one status further each time it is read. A base model whose name holds "fail"
 ends failed with an error, one holding "slow" stays running. A wrong key is a 401 in the
 provider's error format; `inject` answers the next matching request with something else
-(a 429 with Retry-After, a 500...).
+(a 429 with Retry-After, a 500...), either instead of doing it or after doing it (an answer
+lost on the way back, as a timeout loses it).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Injected:
     status: int
     body: dict[str, Any]
     headers: dict[str, str]
+    performed: bool
 
 
 class FinetuneServer:
@@ -68,10 +70,14 @@ class FinetuneServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
-    def inject(self, method: str, path: str, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
-        """Answer the next `method` request whose path matches the regex `path` with this."""
+    def inject(
+        self, method: str, path: str, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None, *, performed: bool = False
+    ) -> None:
+        """Answer the next `method` request whose path matches the regex `path` with this;
+        `performed`: carry the request out first, then answer this instead of its result."""
+        error = body or {"error": {"message": f"injected {status}", "type": "server_error"}}
         with self._lock:
-            self._injected.append(Injected(method, re.compile(path), status, body or {"error": {"message": f"injected {status}", "type": "server_error"}}, headers or {}))
+            self._injected.append(Injected(method, re.compile(path), status, error, headers or {}, performed))
 
     def __enter__(self) -> FinetuneServer:
         self._thread.start()
@@ -89,6 +95,8 @@ class FinetuneServer:
             for injected in self._injected:
                 if injected.method == method and injected.path.search(path):
                     self._injected.remove(injected)
+                    if injected.performed:
+                        self._route(method, path.split("?")[0], headers, body)
                     return injected.status, injected.body, injected.headers
             if headers.get("authorization") != f"Bearer {API_KEY}":
                 return 401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}, {}
@@ -104,6 +112,9 @@ class FinetuneServer:
         job_id, action = match.group(2), match.group(3)
         if job_id is None and method == "POST":
             return self._create(provider, json.loads(body))
+        if job_id is None and method == "GET":
+            newest = [self._job(job) for job in reversed(self.jobs.values()) if job.provider == provider]
+            return 200, ({"object": "list", "data": newest, "has_more": False} if provider == "openai" else {"data": newest}), {}
         job = self.jobs.get(job_id or "")
         if job is None or job.provider != provider:
             return 404, {"error": {"message": f"No such job: {job_id}", "type": "invalid_request_error"}}, {}

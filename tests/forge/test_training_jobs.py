@@ -180,6 +180,44 @@ async def test_rate_limits_and_server_errors_are_retried(setup: Setup, finetune_
     assert f"gave up after {MAX_FAILED_POLLS} failed calls" in failed["error_message"]
 
 
+async def test_a_lost_create_answer_is_adopted_not_made_twice(setup: Setup, finetune_server: FinetuneServer) -> None:
+    """The provider made the job but its answer never arrived (here a 500 after the work,
+    as a timeout would lose it): the next pass finds the job made from the recorded file."""
+    model_id = await setup.model("openai", "gpt-4o-mini")
+    dataset_id, _ = await setup.exported()
+    job = (await setup.job(model_id=model_id, dataset_id=dataset_id, provider="openai")).json()
+    before, uploads = set(finetune_server.jobs), finetune_server.requests.count(("POST", "/v1/files"))
+    finetune_server.inject("POST", r"/v1/fine_tuning/jobs$", 500, performed=True)
+    advance_due(setup.database, setup.store, setup.settings)
+    lost = await setup.read(job["id"])
+    assert lost["status"] == "pending" and lost["external_job_id"] is None and "500" in lost["error_message"]
+    [made] = set(finetune_server.jobs) - before
+    done = await setup.advance_until(job["id"], "completed")
+    assert done["external_job_id"] == made and set(finetune_server.jobs) - before == {made}
+    assert finetune_server.requests.count(("POST", "/v1/files")) == uploads + 1
+
+
+@pytest.mark.parametrize("lost_create", [True, False])
+async def test_cancel_between_upload_and_creation(setup: Setup, finetune_server: FinetuneServer, lost_create: bool) -> None:
+    """Once the file is at the provider, a cancel waits for the poller: it cancels a job a
+    lost answer made, or withdraws the request when no job was made."""
+    model_id = await setup.model("openai", "gpt-4o-mini")
+    dataset_id, _ = await setup.exported()
+    job = (await setup.job(model_id=model_id, dataset_id=dataset_id, provider="openai")).json()
+    before = set(finetune_server.jobs)
+    finetune_server.inject("POST", r"/v1/fine_tuning/jobs$", 500, performed=lost_create)
+    advance_due(setup.database, setup.store, setup.settings)
+    asked = (await setup.client.post(f"/api/v1/training-jobs/{job['id']}/cancel", headers=setup.account.headers)).json()
+    assert asked["status"] == "pending" and asked["cancel_requested"] is True
+    done = await setup.advance_until(job["id"], "cancelled")
+    made = set(finetune_server.jobs) - before
+    if lost_create:
+        assert finetune_server.jobs[done["external_job_id"]].status == "cancelled" and made == {done["external_job_id"]}
+    else:
+        assert made == set() and done["error_message"] == "Cancelled before it reached the provider"
+    assert (await setup.model_read(model_id))["status"] == "registered"
+
+
 async def test_cancel_before_and_after_submission(setup: Setup, finetune_server: FinetuneServer) -> None:
     dataset_id, _ = await setup.exported()
     model_id = await setup.model("together", "llama-slow")

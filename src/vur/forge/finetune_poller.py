@@ -3,7 +3,8 @@
 Each pass claims the due active jobs with a compare-and-set on `next_poll_at` (the value it
 read must still be there; the claim moves it past a lease), commits, talks to the provider
 outside any transaction, then records what it learnt only if its claim still holds. A job
-is submitted (file upload, job creation), then polled for status and metrics every
+is submitted in two recorded steps (file upload, then job creation, or adoption of the job
+a lost answer already made from that file), then polled for status and metrics every
 `forge_finetune_poll_seconds` until it ends; a requested cancel is made at the provider.
 A 429 waits for its Retry-After, a 5xx or a timeout backs off, and MAX_FAILED_POLLS of
 those in a row fail the job; a refusal (bad key, bad file or model) fails it at once.
@@ -13,7 +14,7 @@ Nothing holds a worker while a provider trains for hours.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,6 +50,7 @@ class Claimed:
     method: str
     hyperparameters: dict[str, Any]
     external_job_id: str | None
+    external_file_id: str | None
     cancel_requested: bool
     export_key: str | None
     failed_polls: int
@@ -60,6 +62,13 @@ class Outcome:
     remote: Remote | None = None
     file_id: str | None = None
     error: ProviderError | None = None
+    # Cancelled after its file was uploaded, and no job was ever made from that file.
+    withdrawn: bool = False
+
+    @property
+    def uploaded(self) -> bool:
+        """The training file reached the provider; no job was created yet."""
+        return self.file_id is not None and self.remote is None and self.error is None
 
 
 def finetune_poller(database: Database, store: ArtifactStore, settings: Settings) -> PeriodicTask:
@@ -72,7 +81,11 @@ def advance_due(database: Database, store: ArtifactStore, settings: Settings) ->
     lease = timedelta(seconds=LEASE_CALLS * settings.forge_provider_timeout_seconds + LEASE_GRACE_SECONDS)
     claimed = claim(database, settings, now, now + lease)
     for job in claimed:
-        record(database, settings, job, advance(store, settings, job))
+        outcome = advance(store, settings, job)
+        if record(database, settings, job, outcome) and outcome.uploaded:
+            # The file id is recorded: now create the job from it, in the same lease.
+            job = replace(job, external_file_id=outcome.file_id)
+            record(database, settings, job, advance(store, settings, job))
     return len(claimed)
 
 
@@ -100,7 +113,7 @@ def claim(database: Database, settings: Settings, now: datetime, lease_until: da
         ).all()
         return [
             Claimed(
-                j.id, lease_until, j.provider, j.base_model, j.method, j.hyperparameters, j.external_job_id, j.cancel_requested, key, j.failed_polls,
+                j.id, lease_until, j.provider, j.base_model, j.method, j.hyperparameters, j.external_job_id, j.external_file_id, j.cancel_requested, key, j.failed_polls,
                 instruction.api_key(session, settings, j.workspace_id, j.provider),
             )
             for j, key in rows
@@ -119,39 +132,53 @@ def advance(store: ArtifactStore, settings: Settings, job: Claimed) -> Outcome:
 
 
 def _submit(store: ArtifactStore, adapter: Adapter, job: Claimed) -> Outcome:
-    if job.export_key is None or not store.exists(job.export_key):
-        raise ProviderError("The export this job trains on no longer exists", transient=False)
+    """Two steps, each recorded before the next: upload the file, then create the job from
+    it, unless the provider already has one made from that file (a create whose answer
+    was lost). So no failure or crash leaves a second, untracked job at the provider."""
+    if job.external_file_id is None:
+        if job.export_key is None or not store.exists(job.export_key):
+            raise ProviderError("The export this job trains on no longer exists", transient=False)
+        with store.open(job.export_key) as handle:
+            return Outcome(file_id=adapter.upload(f"vur-{job.id.hex}.jsonl", handle))
+    made = adapter.made_from(job.external_file_id)
+    if job.cancel_requested:
+        return Outcome(adapter.cancel(made.id)) if made is not None else Outcome(withdrawn=True)
+    if made is not None:
+        return Outcome(made)
     hyperparameters = {k: v for k, v in job.hyperparameters.items() if k != "suffix"}
-    with store.open(job.export_key) as handle:
-        file_id = adapter.upload(f"vur-{job.id.hex}.jsonl", handle)
-    return Outcome(adapter.create(file_id, job.base_model, job.method, hyperparameters, job.hyperparameters.get("suffix")), file_id)
+    return Outcome(adapter.create(job.external_file_id, job.base_model, job.method, hyperparameters, job.hyperparameters.get("suffix")))
 
 
-def record(database: Database, settings: Settings, claimed: Claimed, outcome: Outcome) -> None:
+def record(database: Database, settings: Settings, claimed: Claimed, outcome: Outcome) -> bool:
+    """Store what the provider said, if our claim still holds; whether it did."""
     with database.session() as session:
         job = session.get(FineTuningJob, claimed.id, with_for_update=True)
         if job is None or job.next_poll_at != claimed.lease_until:
-            return  # deleted with its model, or our lease lapsed and another process owns it
+            return False  # deleted with its model, or our lease lapsed and another process owns it
         now = utcnow()
         if job.status not in ACTIVE:
             # Cancelled here while we submitted it: cancel what we made at the provider.
             if outcome.remote is not None:
                 _cancel_quietly(settings, claimed, outcome.remote.id)
-            return
+            return False
         if outcome.error is not None:
             _failed_call(job, outcome.error, settings, now)
+        elif outcome.uploaded:
+            job.external_file_id, job.failed_polls = outcome.file_id, 0  # the lease is kept for the create
+        elif outcome.withdrawn:
+            job.status, job.error_message = "cancelled", "Cancelled before it reached the provider"
         else:
             assert outcome.remote is not None
-            _apply(job, outcome.remote, claimed, outcome.file_id, settings, now)
+            _apply(job, outcome.remote, claimed, settings, now)
         if job.status not in ACTIVE:
             job.completed_at, job.next_poll_at = now, None
             settle_model(session.get(RegisteredModel, job.model_id, with_for_update=True), job.status, job.metrics.get("fine_tuned_model"))
         log.info("finetune_advanced", job_id=str(job.id), status=job.status, external_status=job.external_status, error=job.error_message)
+        return True
 
 
-def _apply(job: FineTuningJob, remote: Remote, claimed: Claimed, file_id: str | None, settings: Settings, now: datetime) -> None:
+def _apply(job: FineTuningJob, remote: Remote, claimed: Claimed, settings: Settings, now: datetime) -> None:
     job.external_job_id, job.external_status, job.failed_polls = remote.id, remote.external_status, 0
-    job.external_file_id = file_id or job.external_file_id
     # A cancel the provider accepted ends the job here, even while it reports cancel_requested.
     cancelled = claimed.cancel_requested and claimed.external_job_id is not None and remote.status in ACTIVE
     job.status = "cancelled" if cancelled else remote.status

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     import httpx
 
 ERROR_CHARS = 1000
+# The newest jobs looked through for one made from a given file: every file is uploaded
+# for one job, just before it is created, so it is among the newest.
+LISTED_JOBS = 100
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class ProviderError(Exception):
 
 class Adapter(ABC):
     name = ""
+    jobs_path = ""
     # The provider's job statuses, mapped to ours; our hyperparameter names, mapped to its.
     statuses: dict[str, str] = {}
     names: dict[str, str] = {}
@@ -98,6 +102,17 @@ class Adapter(ABC):
     @abstractmethod
     def retrieve(self, job_id: str) -> Remote: ...
 
+    def made_from(self, file_id: str) -> Remote | None:
+        """The job already created from this training file, if any: a create whose answer
+        was lost (a timeout, a crash before it was recorded) is found, not made twice."""
+        for job in self.call("GET", self.jobs_path, params={"limit": LISTED_JOBS}).get("data", []):
+            if job.get("training_file") == file_id:
+                return self._read(job)
+        return None
+
+    @abstractmethod
+    def _read(self, job: dict[str, Any]) -> Remote: ...
+
     @abstractmethod
     def cancel(self, job_id: str) -> Remote: ...
 
@@ -118,6 +133,7 @@ def _error_message(response: httpx.Response) -> str:
 
 class OpenAIAdapter(Adapter):
     name = "openai"
+    jobs_path = "fine_tuning/jobs"
     statuses = {"validating_files": "pending", "queued": "pending", "running": "running", "succeeded": "completed", "failed": "failed", "cancelled": "cancelled"}
     names = {"epochs": "n_epochs", "batch_size": "batch_size", "learning_rate_multiplier": "learning_rate_multiplier"}
 
@@ -157,6 +173,7 @@ class OpenAIAdapter(Adapter):
 
 class TogetherAdapter(Adapter):
     name = "together"
+    jobs_path = "fine-tunes"
     statuses = {
         "pending": "pending",
         "queued": "pending",

@@ -190,8 +190,9 @@ def _read_job(job: Job, model: RegisteredModel | None) -> TrainingJobRead:
 
 
 def cancel(session: Session, job_id: uuid.UUID, workspace_id: uuid.UUID) -> TrainingJobRead:
-    """A fine-tuning job not yet at the provider is cancelled at once; one that is gets
-    `cancel_requested`, and the poller cancels it there at its next pass. A training of
+    """A fine-tuning job whose file has not reached the provider is cancelled at once; any
+    other gets `cancel_requested`, and the poller cancels it there at its next pass (or
+    withdraws it, when no job was made from the file). A training of
     the jobs table is cancelled as /api/v1/jobs/{id}/cancel does it."""
     found = _find(session, job_id, workspace_id)
     if isinstance(found, Job):
@@ -203,7 +204,7 @@ def cancel(session: Session, job_id: uuid.UUID, workspace_id: uuid.UUID) -> Trai
     # Guarded: the poller may be submitting it this very moment (it then cancels what it made).
     at_once = session.execute(
         update(FineTuningJob)
-        .where(FineTuningJob.id == found.id, FineTuningJob.status == "pending", FineTuningJob.external_job_id.is_(None))
+        .where(FineTuningJob.id == found.id, FineTuningJob.status == "pending", FineTuningJob.external_file_id.is_(None))
         .values(status="cancelled", cancel_requested=True, completed_at=now, next_poll_at=None, error_message="Cancelled before it reached the provider", updated_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
