@@ -12,18 +12,28 @@ every call after --latency seconds, at --concurrency calls in flight. The ideal 
 concurrency / latency items per second; the target is at least 80% of it. Batches are
 handed to a store that only counts them: the figure is about the provider pipeline.
 
-    .venv/bin/python bench/forge.py [--part all|extraction|generation] [--pages 200] [--runs 5]
-                                    [--items 320] [--latency 0.5] [--concurrency 16]
+Export: `exports.create_export` (what POST /api/v1/datasets/{id}/export runs within the
+request) of --export-items approved items to chat JSONL in a migrated SQLite database,
+beside the floor of the same work: one SELECT of the four text columns and json.dumps of
+each record to a file. Prints seconds and items per second (median of the runs), and the
+peak of Python allocations while exporting (tracemalloc, a separate run): the items are
+streamed in batches, so it must not grow with the dataset.
+
+    .venv/bin/python bench/forge.py [--part all|extraction|generation|export] [--pages 200] [--runs 5]
+                                    [--items 320] [--latency 0.5] [--concurrency 16] [--export-items 100000]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
@@ -32,11 +42,25 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from sqlalchemy import insert, select  # noqa: E402
+
+from tests.forge.instruction_data import instruction_dataset  # noqa: E402
 from tests.forge.provider_server import ProviderServer, ok  # noqa: E402
 from tests.forge.samples import make_pdf  # noqa: E402
-from vur.forge import generation, providers  # noqa: E402
+from vur.core import migrations  # noqa: E402
+from vur.core.db import Database, get_database  # noqa: E402
+from vur.core.storage import LocalArtifactStore  # noqa: E402
+from vur.datasets.models import Dataset  # noqa: E402
+from vur.forge import (  # noqa: E402
+    exports,  # noqa: E402
+    generation,
+    providers,
+)
 from vur.forge.extract import extract  # noqa: E402
+from vur.forge.models import InstructionItem, Template  # noqa: E402
 from vur.forge.segment import segment  # noqa: E402
+from vur.forge.training_schemas import ExportRequest  # noqa: E402
+from vur.identity.models import Workspace  # noqa: E402
 
 SENTENCE = "O beneficiário poderá utilizar o cartão em qualquer estabelecimento credenciado da rede"
 
@@ -163,19 +187,81 @@ def bench_generation(args: argparse.Namespace) -> None:
     print(f"{'vur generation.run':34} {report.seconds:8.2f} {measured:9.1f} {measured / ideal:9.0%}  (target >= 80%)")
 
 
+def export_fixture(directory: Path, count: int) -> tuple[Database, LocalArtifactStore, uuid.UUID]:
+    """A migrated SQLite database holding one instruction dataset of `count` approved items."""
+    url = f"sqlite:///{directory / 'export.db'}"
+    migrations.upgrade(url)
+    database = get_database(url)
+    with database.session() as session:
+        workspace = Workspace(name="bench")
+        session.add(workspace)
+        session.flush()
+        workspace_id = str(workspace.id)
+    dataset_id = uuid.UUID(instruction_dataset(database, workspace_id, []))
+    rows = [
+        {
+            "id": uuid.uuid4(), "workspace_id": uuid.UUID(workspace_id), "dataset_id": dataset_id, "template_id": None,
+            "instruction": f"Pergunta {n}: {SENTENCE}?", "input_text": "", "ideal_response": f"{SENTENCE} ({n}).", "bad_response": "Não sei.",
+            "quality_score": 0.9, "quality_flags": {}, "generation_meta": {}, "review_status": "approved",
+        }
+        for n in range(count)
+    ]
+    with database.session() as session:
+        for start in range(0, count, 10_000):
+            session.execute(insert(InstructionItem), rows[start : start + 10_000])
+    return database, LocalArtifactStore(directory / "artifacts"), dataset_id
+
+
+def bench_export(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        database, store, dataset_id = export_fixture(Path(tmp), args.export_items)
+
+        def ours() -> None:
+            with database.session() as session:
+                dataset = session.get(Dataset, dataset_id)
+                export = exports.create_export(session, store, dataset, None, ExportRequest())
+                assert export.item_count == args.export_items
+                session.rollback()  # the next run exports the same version again
+
+        def floor() -> None:
+            columns = (InstructionItem.instruction, InstructionItem.input_text, InstructionItem.ideal_response)
+            with database.session() as session, open(Path(tmp) / "floor.jsonl", "w", encoding="utf-8") as out:
+                for instruction, input_text, ideal, system in session.execute(select(*columns, Template.system_prompt).outerjoin(Template).where(InstructionItem.dataset_id == dataset_id)):
+                    user = f"{instruction}\n\n{input_text}" if input_text else instruction
+                    messages = [{"role": "system", "content": system}] if system else []
+                    messages += [{"role": "user", "content": user}, {"role": "assistant", "content": ideal}]
+                    out.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
+
+        seconds_floor = median_seconds(floor, args.runs)
+        seconds_ours = median_seconds(ours, args.runs)
+        tracemalloc.start()
+        ours()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        database.dispose()
+    print(f"export: {args.export_items:,} approved items to chat JSONL (median of {args.runs})")
+    print(f"{'':34} {'seconds':>8} {'items/s':>9} {'x floor':>8}")
+    print(f"{'floor: SELECT + json.dumps':34} {seconds_floor:8.2f} {args.export_items / seconds_floor:9.0f} {1:8.2f}")
+    print(f"{'vur exports.create_export':34} {seconds_ours:8.2f} {args.export_items / seconds_ours:9.0f} {seconds_ours / seconds_floor:8.2f}")
+    print(f"peak Python allocations while exporting: {peak / 2**20:.1f} MiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--part", choices=("all", "extraction", "generation"), default="all")
+    parser.add_argument("--part", choices=("all", "extraction", "generation", "export"), default="all")
     parser.add_argument("--pages", type=int, default=200)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--items", type=int, default=320)
     parser.add_argument("--latency", type=float, default=0.5)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--export-items", type=int, default=100_000)
     args = parser.parse_args()
     if args.part in ("all", "extraction"):
         bench_extraction(args)
     if args.part in ("all", "generation"):
         bench_generation(args)
+    if args.part in ("all", "export"):
+        bench_export(args)
 
 
 if __name__ == "__main__":

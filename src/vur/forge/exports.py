@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from vur.core.db import on_rollback
@@ -106,20 +106,22 @@ def _selection(dataset: Dataset, body: ExportRequest) -> Any:
     return stmt.order_by(InstructionItem.created_at, InstructionItem.id)
 
 
-def _with_system_prompts(session: Session, items: Any) -> Iterator[tuple[InstructionItem, str]]:
+def _with_system_prompts(session: Session, items: Any) -> Iterator[tuple[Row[Any], str]]:
     """Each item with the system prompt of the template that generated it."""
     used = select(InstructionItem.template_id).where(InstructionItem.id.in_(items.with_only_columns(InstructionItem.id).order_by(None)))
     prompts = {id_: prompt for id_, prompt in session.execute(select(Template.id, Template.system_prompt).where(Template.id.in_(used)))}
-    for item in session.scalars(items.execution_options(yield_per=BATCH)):
+    # Only the columns a record needs: loading whole items (their JSON columns too) was 8x slower.
+    columns = (InstructionItem.template_id, InstructionItem.instruction, InstructionItem.input_text, InstructionItem.ideal_response, InstructionItem.bad_response)
+    for item in session.execute(items.with_only_columns(*columns).execution_options(yield_per=BATCH)):
         yield item, prompts.get(item.template_id, "")
 
 
-def _prompt(item: InstructionItem, system: str) -> list[dict[str, str]]:
+def _prompt(item: Row[Any], system: str) -> list[dict[str, str]]:
     user = f"{item.instruction}\n\n{item.input_text}" if item.input_text else item.instruction
     return [*([{"role": "system", "content": system}] if system else []), {"role": "user", "content": user}]
 
 
-def _record(item: InstructionItem, system: str, layout: str) -> dict[str, Any]:
+def _record(item: Row[Any], system: str, layout: str) -> dict[str, Any]:
     prompt = _prompt(item, system)
     if layout == "chat":
         return {"messages": [*prompt, {"role": "assistant", "content": item.ideal_response}]}
