@@ -1,5 +1,6 @@
 """Database sources and prediction streams, against a real table the test keeps writing
-to: PostgreSQL when VUR_TEST_POSTGRES_URL is set, an SQLite file otherwise."""
+to: PostgreSQL when VUR_TEST_POSTGRES_URL is set, an SQLite file otherwise; and every
+test again on MySQL/MariaDB when VUR_TEST_MYSQL_URL names a server (`.ci/run` starts one)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import asyncio
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from tests.conftest import Account, assert_envelope, register, scratch_database
 from tests.core.test_websocket import authed, receive_until, subscribe
@@ -33,8 +36,10 @@ class SourceTable:
     def __init__(self, url: str, name: str) -> None:
         self.url, self.name = url, name
         self.engine = sa.create_engine(url)
+        # MySQL's TIMESTAMP converts to the session's time zone; DATETIME keeps what it is given.
+        moment = "DATETIME" if self.engine.dialect.name == "mysql" else "TIMESTAMP"
         with self.engine.begin() as connection:
-            connection.execute(sa.text(f"CREATE TABLE {name} (measured_at TIMESTAMP, meter VARCHAR(20), reading FLOAT)"))
+            connection.execute(sa.text(f"CREATE TABLE {name} (measured_at {moment}, meter VARCHAR(20), reading FLOAT)"))
 
     def insert(self, *rows: tuple[datetime, str, float]) -> None:
         with self.engine.begin() as connection:
@@ -46,11 +51,34 @@ class SourceTable:
         self.engine.dispose()
 
 
-@pytest.fixture
-def source(settings: Settings, tmp_path: Path) -> Iterator[SourceTable]:
-    """On PostgreSQL, a database of its own (the test role may create databases, not
-    tables in the server's default one); on SQLite, a file in the sources folder."""
+@contextmanager
+def mysql_database(admin_url: str) -> Iterator[str]:
+    name = f"vur_source_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(admin_url)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["platform", "mysql"])
+def source(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Iterator[SourceTable]:
+    """A source in a database of its own: PostgreSQL's or MySQL's (the test roles may
+    create databases, not tables in the servers' default one); on SQLite, a file in the
+    sources folder."""
     name = f"readings_{uuid.uuid4().hex[:8]}"
+    if request.param == "mysql":
+        if not (admin_url := os.environ.get("VUR_TEST_MYSQL_URL")):
+            pytest.skip("VUR_TEST_MYSQL_URL is not set")
+        with mysql_database(admin_url) as url:
+            table = SourceTable(url, name)
+            yield table
+            table.drop()
+        return
     if os.environ.get("VUR_TEST_POSTGRES_URL"):
         with scratch_database(tmp_path) as url:
             table = SourceTable(url, name)
