@@ -5,12 +5,14 @@ test again on MySQL/MariaDB when VUR_TEST_MYSQL_URL names a server (`.ci/run` st
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,11 +22,11 @@ from sqlalchemy.engine import make_url
 from tests.conftest import Account, assert_envelope, register, scratch_database
 from tests.core.test_websocket import authed, receive_until, subscribe
 from tests.predictions.test_predictions import LAST, predict, train
-from vur.core.db import Database
+from vur.core.db import Database, get_database
 from vur.core.storage import LocalArtifactStore
 from vur.predictions import sources
 from vur.predictions.models import DatabaseConnection, PredictionStream
-from vur.predictions.streams import run_stream_once
+from vur.predictions.streams import _claim, run_due_streams, run_stream_once
 from vur.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -178,6 +180,60 @@ async def test_a_stream_resumes_from_its_cursor(client: httpx.AsyncClient, accou
         assert stream is not None and (stream.rows_read, stream.predictions_made) == (3, 2)
     latest = (await client.get("/api/v1/predictions/history", headers=account.headers, params={"source": "stream", "limit": 1})).json()[0]
     assert latest["predictions"][0]["value"] == 12.0
+
+
+def _run_due_when_released(settings: Settings, release: Any, ran: Any) -> None:
+    """A second process's stream scheduler, taking one pass when released."""
+    database = get_database(settings.resolved_database_url)
+    release.wait(30)
+    ran.put(run_due_streams(database, LocalArtifactStore(settings.artifacts_dir), settings))
+
+
+async def test_processes_racing_for_a_due_stream_run_it_once(
+    client: httpx.AsyncClient, account: Account, tmp_path: Path, source: SourceTable, database: Database, settings: Settings
+) -> None:
+    """Two more processes (and the server's own scheduler) find the same stream due at the
+    same moment: the compare-and-set on last_run_at lets exactly one of them run it."""
+    model_id = await train(client, account, tmp_path, algorithm="naive")
+    source.insert((hours_after_training(1), "A", 5.0))
+    database_id = (await register_source(client, account, source)).json()["id"]
+    start = {"model_id": model_id, "database_id": database_id, "interval_seconds": 3600}
+    stream_id = uuid.UUID((await client.post("/api/v1/monitoring/predictions/start", headers=account.headers, json=start)).json()["id"])
+
+    def made() -> int:
+        with database.session() as session:
+            stream = session.get(PredictionStream, stream_id)
+            assert stream is not None
+            return stream.predictions_made
+
+    async def ran_once() -> bool:
+        return made() == 1
+
+    await wait_until(ran_once)
+    context = multiprocessing.get_context("spawn")
+    release, ran = context.Event(), context.Queue()
+    racers = [context.Process(target=_run_due_when_released, args=(settings, release, ran)) for _ in range(2)]
+    for racer in racers:
+        racer.start()
+    await asyncio.sleep(8)  # the racers import and connect, then wait for the release
+    source.insert((hours_after_training(2), "A", 6.0))
+    with database.session() as session:  # due again: its interval has passed
+        session.execute(sa.update(PredictionStream).where(PredictionStream.id == stream_id).values(last_run_at=datetime.now(UTC) - timedelta(hours=2)))
+    release.set()
+    for racer in racers:
+        racer.join(60)
+        assert racer.exitcode == 0
+    await asyncio.sleep(1.5)  # the server's scheduler had its chances too
+    # One run in all (the server's scheduler may have been the one), and one prediction:
+    # the run holds the stream's row lock and moves its cursor, so even a second run
+    # would find nothing new; the claim keeps it from being started at all.
+    assert sum(ran.get(timeout=5) for _ in racers) <= 1 and made() == 2
+    # The claim itself, step by step: of two schedulers that read the same last_run_at,
+    # the second to write loses.
+    with database.session() as session:
+        seen = session.get(PredictionStream, stream_id).last_run_at  # type: ignore[union-attr]
+    now = datetime.now(UTC)
+    assert _claim(database, stream_id, seen, now) is True and _claim(database, stream_id, seen, now + timedelta(seconds=1)) is False
 
 
 async def test_a_failing_source_is_recorded_and_stops_the_stream(client: httpx.AsyncClient, account: Account, tmp_path: Path, source: SourceTable) -> None:
