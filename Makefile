@@ -51,7 +51,7 @@ $(STAMP_RUN): pyproject.toml | $(UV)
 	touch $@
 
 $(STAMP_TEST): pyproject.toml | $(UV)
-	$(UV_INSTALL) -e '.[postgres,ml,deep,forge,test]'
+	$(UV_INSTALL) -e '.[postgres,ml,deep,forge,scale,test]'
 	touch $@
 
 install: $(STAMP_RUN)

@@ -12,13 +12,15 @@ from sqlalchemy.exc import IntegrityError
 
 from vur import __version__
 from vur.core import health, hub
-from vur.core.db import get_database
+from vur.core.db import Database, get_database
 from vur.core.errors import error_response, install_error_handlers
+from vur.core.events import bus
 from vur.core.logging import configure_logging
 from vur.core.metrics import register_job_collector
 from vur.core.middleware import RequestContextMiddleware
 from vur.core.migrations import ensure_up_to_date
 from vur.core.outbox import OutboxRelay
+from vur.core.redis_events import RedisPublisher, RedisRelay
 from vur.core.storage import LocalArtifactStore
 from vur.datasets import api as datasets_api
 from vur.forecasting import api as forecasting_api
@@ -63,6 +65,16 @@ TAGS = [
 ]
 
 
+def event_relay(settings: Settings, database: Database) -> OutboxRelay | RedisRelay:
+    """What brings other processes' events to this one's WebSocket subscribers: Redis
+    pub/sub when configured (and then this process's own events go through it too),
+    else the outbox table that `vur worker` processes write."""
+    if not settings.redis_url:
+        return OutboxRelay(database)
+    bus.forward_to(RedisPublisher(settings.redis_url))
+    return RedisRelay(settings.redis_url)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json, settings.log_buffer_size)
@@ -79,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 return count_by_status(session)
 
         register_job_collector(jobs_by_status)
-        relay = OutboxRelay(database)
+        relay = event_relay(settings, database)
         relay.start()
         system_metrics = SystemMetricsPublisher(settings.data_dir, settings.system_metrics_interval_seconds)
         system_metrics.start()
@@ -101,6 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 scheduler.stop()
             await system_metrics.stop()
             relay.stop()
+            if settings.redis_url:
+                bus.forward_to(None)
             if app.state.worker is not None:
                 app.state.worker.stop()
 

@@ -43,6 +43,7 @@ def _worker(args: argparse.Namespace) -> int:
     from vur.core.logging import configure_logging
     from vur.core.migrations import DatabaseNotMigrated, ensure_up_to_date
     from vur.core.outbox import OutboxWriter
+    from vur.core.redis_events import RedisPublisher
     from vur.jobs.runner import Worker
 
     settings = get_settings()
@@ -52,9 +53,9 @@ def _worker(args: argparse.Namespace) -> int:
     except DatabaseNotMigrated as exc:
         print(f"vur: {exc}", file=sys.stderr)
         return 2
-    # This process has no WebSocket clients: its events go to the outbox, which every
-    # API process relays to its own subscribers.
-    bus.forward_to(OutboxWriter(get_database(settings.resolved_database_url)))
+    # This process has no WebSocket clients: its events go to Redis when configured, else
+    # to the outbox; either way every API process relays them to its own subscribers.
+    bus.forward_to(RedisPublisher(settings.redis_url) if settings.redis_url else OutboxWriter(get_database(settings.resolved_database_url)))
     worker = Worker(settings, processes=args.processes)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop(timeout=0))
     try:

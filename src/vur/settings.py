@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     job_log_lines: int = 200
     # Extra modules imported by runners so that they can register more job types.
     job_modules: list[str] = Field(default_factory=list)
+    # Events between processes (workers, API replicas) go through Redis pub/sub when this
+    # names a server (redis://host:6379/0; needs the `scale` extra), else the outbox table.
+    redis_url: str = ""
 
     # Monitoring: seconds between system snapshots pushed on the WebSocket "system" topic,
     # and between alert checks (0 turns either off).

@@ -54,7 +54,7 @@ def test_the_overall_status_counts_required_components_first(tmp_path: Path) -> 
     storage = StorageHealth(status="healthy", detail="writable", root=str(tmp_path), free_bytes=1)
     stopped = JobRunnerHealth(status="unhealthy", detail="stopped", mode="inprocess", alive=False, processes=1, running_jobs=0, last_heartbeat_at=None)
     unknown = JobRunnerHealth(status="unknown", detail="external, no heartbeat yet", mode="external", alive=None, processes=None, running_jobs=None, last_heartbeat_at=None)
-    redis = service.check_redis()
+    redis = service.check_redis(make_settings("sqlite://", tmp_path))
 
     def overall(**changes: object) -> str:
         components = {"database": database, "storage": storage, "job_runner": unknown, "redis": redis, **changes}

@@ -42,7 +42,8 @@ class EventBus:
         self._forward: Callable[[Event], None] | None = None
 
     def forward_to(self, forward: Callable[[Event], None] | None) -> None:
-        """In a worker process: send every event to `forward` instead of local subscribers."""
+        """Send every event to `forward` instead of local subscribers: in a worker process,
+        and in every process when events travel through Redis."""
         self._forward = forward
 
     def subscribe(self, maxsize: int = 1000) -> tuple[int, asyncio.Queue[Event]]:
@@ -61,6 +62,10 @@ class EventBus:
         if self._forward is not None:
             self._forward(event)
             return
+        self.deliver(event)
+
+    def deliver(self, event: Event) -> None:
+        """To this process's subscribers only (what a relay does with events from elsewhere)."""
         with self._lock:
             targets = list(self._subscribers.values())
         for loop, queue in targets:

@@ -4,7 +4,7 @@ The in-process bus reaches only its own process. A separate worker (`VUR_JOB_RUN
 external`, possibly on another machine) writes its events to the `event_outbox` table;
 each API process polls the table and republishes new rows on its own bus, so every
 replica serves every subscriber. Rows are short-lived: they are pruned after
-`RETENTION`. (DESIGN §4 names Redis pub/sub for larger deployments.)
+`RETENTION`. With `VUR_REDIS_URL` set, Redis pub/sub (core/redis_events.py) does this instead.
 """
 
 from __future__ import annotations

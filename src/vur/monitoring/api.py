@@ -35,7 +35,7 @@ def health(principal: WorkspaceReader, request: Request, session: DbSession, dat
         database=service.check_database(database),
         storage=service.check_storage(store, settings.artifacts_dir),
         job_runner=service.check_job_runner(session, settings, request.app.state.worker),
-        redis=service.check_redis(),
+        redis=service.check_redis(settings),
     )
     return service.health_report(components)
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
 
+from vur.core import redis_events
 from vur.core.db import Database, utcnow
 from vur.core.storage import ArtifactStore
 from vur.jobs.models import Job
@@ -108,9 +109,16 @@ def _external_runner(session: Session, settings: Settings) -> JobRunnerHealth:
     )
 
 
-def check_redis() -> ComponentHealth:
-    # Settings name no Redis URL yet (the "scale" extra brings the client, not a setting).
-    return ComponentHealth(status="not_configured", detail="no Redis URL is configured")
+def check_redis(settings: Settings) -> ComponentHealth:
+    """Redis carries the events between processes when `VUR_REDIS_URL` is set; without
+    it live updates stop crossing processes, but nothing else fails: degraded."""
+    if not settings.redis_url:
+        return ComponentHealth(status="not_configured", detail="no Redis URL is configured (events between processes go through the database outbox)")
+    try:
+        latency = redis_events.ping(settings.redis_url)
+    except Exception as exc:  # any connection or protocol failure is the answer
+        return ComponentHealth(status="degraded", detail=f"Redis does not answer: {type(exc).__name__}: {str(exc)[:200]}")
+    return ComponentHealth(status="healthy", detail=f"PING answered in {latency:.1f} ms; events between processes go through Redis pub/sub")
 
 
 def health_report(components: HealthComponents) -> HealthReport:
