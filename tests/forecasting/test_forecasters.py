@@ -12,7 +12,7 @@ import pytest
 
 from vur.forecasting import engines
 from vur.forecasting.algorithms import get_algorithm
-from vur.forecasting.forecasters import UnknownSeriesError, original_units, training_units
+from vur.forecasting.forecasters import InvalidFutureValues, UnknownSeriesError, original_units, training_units
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -65,6 +65,32 @@ def test_a_global_regressor_forecasts_a_new_series_from_its_history(history: pd.
     newcomer = history[history["unique_id"] == "b"].assign(unique_id="c")
     frame = forecaster.predict(6, [80], newcomer)
     assert list(frame["unique_id"].unique()) == ["c"] and frame[["lo-80", "hi-80"]].notna().all().all()
+
+
+def test_a_pickled_regressor_keeps_its_exogenous_columns(history: pd.DataFrame) -> None:
+    driven = history.assign(x=np.random.default_rng(1).uniform(0, 4, len(history)))
+    driven["y"] += 3 * driven["x"]
+    entry = get_algorithm("linear")
+    fitted = engines.forecast(entry, entry.resolve({"difference": "none"}), driven, 6, "h", [80])
+    assert fitted.frame.empty and fitted.details["exogenous"] == ["x"]  # nothing to forecast from beyond the data
+    forecaster = pickle.loads(pickle.dumps(fitted.forecaster))
+    assert forecaster.exogenous == ["x"] and forecaster.horizon == 6 and forecaster.levels == [80]
+
+    ahead = pd.date_range(history["ds"].max() + pd.Timedelta(hours=1), periods=6, freq="h")
+    future = pd.DataFrame({"unique_id": "a", "ds": ahead, "x": [0.0, 4.0, 0.0, 4.0, 0.0, 4.0]})
+    frame = forecaster.predict(6, [80], None, future)
+    pd.testing.assert_frame_equal(frame, fitted.forecaster.predict(6, [80], None, future))
+    assert list(frame["unique_id"].unique()) == ["a"] and (frame["lo-80"] < frame["mean"]).all()
+    assert (frame["mean"].diff().iloc[1:].abs() > 8).all()  # each step follows x (3 x 4 apart), not the last value
+    with pytest.raises(InvalidFutureValues, match="no value of 'x' for series 'a'"):
+        forecaster.predict(6, [], None, future.iloc[:5])
+    with pytest.raises(InvalidFutureValues, match="future values of"):
+        forecaster.predict(6, [])
+
+    # One pickled before exogenous columns existed reads as a model without them.
+    plain = engines.forecast(entry, entry.resolve({}), history, 6, "h", []).forecaster
+    del plain.__dict__["exogenous"]
+    assert pickle.loads(pickle.dumps(plain)).predict(3, []).shape == (6, 3)
 
 
 def test_unit_conversions_are_inverse() -> None:

@@ -75,19 +75,19 @@ def cancel_training(model_id: uuid.UUID, principal: WorkspaceWriter, session: Db
     return service.training_status(session, model)
 
 
-@router.get("/{model_id}/forecast", response_model=ForecastResponse, summary="The forecast made at the end of training")
+@router.get("/{model_id}/forecast", response_model=ForecastResponse, summary="The forecast made at the end of training (409 for a model that needs future exogenous values)")
 def forecast(model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession, store: Store) -> ForecastResponse:
     return service.read_forecast(store, registry.get_model(session, model_id, principal.workspace_id))
 
 
-@router.get("/{model_id}/metrics", summary="Validation metrics: the mean over the windows and each window's")
+@router.get("/{model_id}/metrics", summary="Validation metrics (the mean over the windows and each window's) and test metrics (null without a time_series split)")
 def metrics(model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession, store: Store) -> dict[str, Any]:
     model = registry.get_model(session, model_id, principal.workspace_id)
     results = service.read_results(store, model)
-    return {"model_id": model.id, "algorithm": model.algorithm, "metrics": results["metrics"], "folds": results["folds"]}
+    return {"model_id": model.id, "algorithm": model.algorithm, "metrics": results["metrics"], "folds": results["folds"], "test_metrics": results["test_metrics"]}
 
 
-@router.get("/{model_id}/results", summary="Metrics, forecast against actual with residuals, fit time, versions and the forecast")
+@router.get("/{model_id}/results", summary="Metrics, forecast against actual with residuals (validation and test), fit time, versions and the forecast")
 def results(model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession, store: Store) -> dict[str, Any]:
     model = registry.get_model(session, model_id, principal.workspace_id)
     return {
@@ -96,7 +96,7 @@ def results(model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession,
         "hyperparameters": model.hyperparameters,
         "trained_at": model.trained_at,
         **service.read_results(store, model),
-        "forecast": service.read_forecast(store, model),
+        "forecast": service.stored_forecast(store, model),
     }
 
 
@@ -116,6 +116,6 @@ def plot(
     series_id: str | None = Query(default=None, max_length=255, description="Which series (default: the first)"),
 ) -> Response:
     model = registry.get_model(session, model_id, principal.workspace_id)
-    results, forecast = service.read_results(store, model), service.read_forecast(store, model)
+    results, forecast = service.read_results(store, model), service.stored_forecast(store, model)
     image = plots.render(kind, results, forecast.model_dump(), series_id, format)
     return Response(image, media_type=plots.MEDIA_TYPES[format], headers={"Cache-Control": "private, max-age=60"})

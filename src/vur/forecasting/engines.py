@@ -3,7 +3,9 @@ forecasts it, whichever library does the work.
 
 Every engine takes `data` in statsforecast's layout (unique_id, ds, y; sorted) and
 answers a frame with unique_id, ds, `mean` and `lo-L` / `hi-L` for each requested
-level. Model libraries are imported inside the functions: this runs in job processes.
+level. The lag-feature regressors also read any further column of `data` as an
+exogenous regressor, whose values over the horizon `future` gives. Model libraries are
+imported inside the functions: this runs in job processes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from vur.forecasting.forecasters import (
     ProphetForecaster,
     RegressionForecaster,
     StatisticalForecaster,
+    held_future,
 )
 
 if TYPE_CHECKING:
@@ -42,12 +45,22 @@ class Forecast:
 
 
 def forecast(
-    algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int], on_epoch: EpochCallback | None = None
+    algorithm: Algorithm,
+    params: dict[str, Any],
+    data: pd.DataFrame,
+    horizon: int,
+    freq: str,
+    levels: list[int],
+    on_epoch: EpochCallback | None = None,
+    future: pd.DataFrame | None = None,
 ) -> Forecast:
-    """`on_epoch(epoch, epochs, logs)` follows a network's training; other engines have no epochs."""
+    """`on_epoch(epoch, epochs, logs)` follows a network's training; other engines have no epochs.
+    `future`: the exogenous columns' values over the horizon (see `_regression`)."""
     if algorithm.engine == "keras":
         return _network(algorithm, params, data, horizon, freq, levels, on_epoch)
-    engine = {"statsforecast": _statistical, "mlforecast": _regression, "prophet": _prophet, "auto": _auto}[algorithm.engine]
+    if algorithm.engine == "mlforecast":
+        return _regression(algorithm, params, data, horizon, freq, levels, future)
+    engine = {"statsforecast": _statistical, "prophet": _prophet, "auto": _auto}[algorithm.engine]
     return engine(algorithm, params, data, horizon, freq, levels)
 
 
@@ -74,8 +87,10 @@ def _statistical(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFram
     return Forecast(frame, forecaster=StatisticalForecaster(fitted, frame, data, freq))
 
 
-def _regression(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int]) -> Forecast:
-    """A global regressor over lag features of every series, forecasting recursively."""
+def _regression(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int], future: pd.DataFrame | None) -> Forecast:
+    """A global regressor over lag features of every series, forecasting recursively.
+    Further columns of `data` are dynamic exogenous features; without their `future`
+    values nothing can be forecast (the frame is empty), but the fitted model is kept."""
     from mlforecast import MLForecast
     from mlforecast.target_transforms import Differences, LocalStandardScaler
     from mlforecast.utils import PredictionIntervals
@@ -95,11 +110,18 @@ def _regression(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame
     )
     shortest = int(data.groupby("unique_id").size().min())
     intervals = levels and shortest >= algorithm.history_needed(params, horizon, INTERVAL_WINDOWS + 1)
+    # static_features=[]: every column besides the target is a value of its own timestamp.
     forecaster.fit(data, static_features=[], prediction_intervals=PredictionIntervals(n_windows=INTERVAL_WINDOWS, h=horizon) if intervals else None)
-    frame = forecaster.predict(horizon, level=levels if intervals else None)
+    exogenous = [c for c in data.columns if c not in ("unique_id", "ds", "y")]
+    # Beyond the data the exogenous values are unknown: the kept model's baseline is made
+    # from held ones, for its interval widths (which do not depend on them), not served.
+    held = bool(exogenous) and future is None
+    values = (held_future(data, exogenous, horizon, freq) if held else future) if exogenous else None
+    baseline = _standard(forecaster.predict(horizon, level=levels if intervals else None, X_df=values), levels if intervals else [])
+    frame = baseline.iloc[:0] if held else baseline
     importance = _importance(getattr(forecaster.models_[POINT], "feature_importances_", None), forecaster.ts.features_order_)
-    frame = _standard(frame, levels if intervals else [])
-    return Forecast(frame, {"feature_importance": importance} if importance else {}, RegressionForecaster(forecaster, frame, data, freq))
+    details: dict[str, Any] = ({"feature_importance": importance} if importance else {}) | ({"exogenous": exogenous} if exogenous else {})
+    return Forecast(frame, details, RegressionForecaster(forecaster, baseline, data, freq, exogenous))
 
 
 def _importance(raw: Any, features: list[str]) -> dict[str, float]:

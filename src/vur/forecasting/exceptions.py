@@ -17,6 +17,10 @@ class ForecastNotReady(Conflict):
     pass
 
 
+class ForecastNeedsFutureValues(Conflict):
+    pass
+
+
 class AlreadyTraining(Conflict):
     pass
 

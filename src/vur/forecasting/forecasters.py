@@ -64,11 +64,18 @@ class UnknownSeriesError(ValueError):
     """Observations for a series this model holds no fitted state for."""
 
 
+class InvalidFutureValues(ValueError):
+    """A model fitted with exogenous columns was not given their values (only theirs)
+    at every step it is asked to forecast."""
+
+
 class Forecaster:
     """Base: the baseline, the kept history and the interval arithmetic. Subclasses
     forecast points from a history (`_points`)."""
 
     per_series = True  # a fitted model per series: unseen series cannot be forecast
+    # Columns whose future values a forecast needs (a regressor fitted with them).
+    exogenous: list[str] = []
 
     def __init__(self, baseline: pd.DataFrame, history: pd.DataFrame, freq: str) -> None:
         self.baseline = baseline.reset_index(drop=True)
@@ -81,9 +88,11 @@ class Forecaster:
     def series_ids(self) -> list[str]:
         return [str(uid) for uid in self.baseline["unique_id"].unique()]
 
-    def predict(self, horizon: int, levels: list[int], observations: pd.DataFrame | None = None) -> pd.DataFrame:
+    def predict(self, horizon: int, levels: list[int], observations: pd.DataFrame | None = None, future: pd.DataFrame | None = None) -> pd.DataFrame:
         """unique_id, ds, mean, lo-L and hi-L for `levels` (a subset of `self.levels`),
-        `horizon` steps (at most `self.horizon`) after each series' latest point."""
+        `horizon` steps (at most `self.horizon`) after each series' latest point.
+        `future` (unique_id, ds and the exogenous columns) is read only by a model that
+        has `exogenous` columns."""
         bounds = [f"{side}-{level}" for level in levels for side in ("lo", "hi")]
         if observations is None or observations.empty:
             frame = self.baseline[self.baseline.groupby("unique_id").cumcount() < horizon]
@@ -122,10 +131,7 @@ class Forecaster:
         raise NotImplementedError
 
     def _future(self, last: Any, horizon: int) -> Any:
-        import pandas as pd
-
-        offset = pd.tseries.frequencies.to_offset(self.freq)
-        return pd.date_range(last + offset, periods=horizon, freq=offset)
+        return _dates_after(last, horizon, self.freq)
 
 
 class StatisticalForecaster(Forecaster):
@@ -152,13 +158,46 @@ class StatisticalForecaster(Forecaster):
 
 class RegressionForecaster(Forecaster):
     """mlforecast: the global regressor forecasts recursively from the extended history;
-    series it never saw are fine when their history covers the lags."""
+    series it never saw are fine when their history covers the lags.
+
+    Fitted with exogenous columns, it forecasts only from their given future values: the
+    series `future` covers, every step of them. Its baseline's points were made from
+    held values and are never served; only their interval widths are used."""
 
     per_series = False
 
-    def __init__(self, fitted: Any, baseline: pd.DataFrame, history: pd.DataFrame, freq: str) -> None:
+    def __init__(self, fitted: Any, baseline: pd.DataFrame, history: pd.DataFrame, freq: str, exogenous: list[str]) -> None:
         super().__init__(baseline, history, freq)
-        self.fitted = fitted
+        self.fitted, self.exogenous = fitted, exogenous
+
+    def predict(self, horizon: int, levels: list[int], observations: pd.DataFrame | None = None, future: pd.DataFrame | None = None) -> pd.DataFrame:
+        if not self.exogenous:
+            return super().predict(horizon, levels, observations)
+        if future is None or future.empty:
+            raise InvalidFutureValues(f"this model forecasts from future values of {self.exogenous}: give them for each step to forecast")
+        history = self._extended(observations) if observations is not None and not observations.empty else self.history
+        history = history[history["unique_id"].isin(future["unique_id"].unique())]
+        if history.empty:
+            raise InvalidFutureValues(f"the model has no history of the series the future values are for ({sorted(map(str, future['unique_id'].unique()))[:5]}); give their observations too")
+        values = self._future_values(history, horizon, future)
+        points = self.fitted.predict(horizon, new_df=history, X_df=values)[["unique_id", "ds", POINT]]
+        return self._with_intervals(points.reset_index(drop=True), levels)
+
+    def _future_values(self, history: pd.DataFrame, horizon: int, future: pd.DataFrame) -> pd.DataFrame:
+        """The exogenous values of each step ahead; a missing one is an error naming it."""
+        if unknown := sorted(set(future.columns) - {"unique_id", "ds", *self.exogenous}):
+            raise InvalidFutureValues(f"{unknown} are not exogenous columns of this model; it takes {self.exogenous}")
+        given = future.drop_duplicates(["unique_id", "ds"], keep="last")
+        steps = _steps_ahead(history, horizon, self.freq).merge(given, on=["unique_id", "ds"], how="left")
+        for column in self.exogenous:
+            missing = steps[steps[column].isna()] if column in steps.columns else steps
+            if not missing.empty:
+                first = missing.iloc[0]
+                raise InvalidFutureValues(
+                    f"no value of '{column}' for series {first['unique_id']!r} at {first['ds'].isoformat()} ({len(missing)} of {len(steps)} missing); "
+                    f"the model needs {self.exogenous} at each of the {horizon} steps after each series' latest observation"
+                )
+        return steps[["unique_id", "ds", *self.exogenous]]
 
     def _points(self, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
         return self.fitted.predict(horizon, new_df=history)[["unique_id", "ds", POINT]]
@@ -253,3 +292,26 @@ class EnsembleForecaster(Forecaster):
         stacked = pd.concat(frames, ignore_index=True)
         keep = [name in self.chosen.get(str(uid), usual) for uid, name in zip(stacked["unique_id"], stacked["candidate"], strict=True)]
         return stacked[keep].groupby(["unique_id", "ds"], as_index=False, sort=False)[POINT].mean()
+
+
+def held_future(history: pd.DataFrame, columns: list[str], horizon: int, freq: str) -> pd.DataFrame:
+    """Each series' next `horizon` timestamps with the exogenous `columns` held at their
+    latest values: for where a forecast's shape matters, not its points (conformal
+    interval widths do not depend on the point; the time a prediction takes)."""
+    latest = history.groupby("unique_id", sort=False)[columns].last().reset_index()
+    return _steps_ahead(history, horizon, freq).merge(latest, on="unique_id")
+
+
+def _steps_ahead(history: pd.DataFrame, horizon: int, freq: str) -> pd.DataFrame:
+    """unique_id, ds of the `horizon` steps after each series' latest point."""
+    import pandas as pd
+
+    latest = history.groupby("unique_id", sort=False)["ds"].last()
+    return pd.concat([pd.DataFrame({"unique_id": uid, "ds": _dates_after(last, horizon, freq)}) for uid, last in latest.items()], ignore_index=True)
+
+
+def _dates_after(last: Any, horizon: int, freq: str) -> Any:
+    import pandas as pd
+
+    offset = pd.tseries.frequencies.to_offset(freq)
+    return pd.date_range(last + offset, periods=horizon, freq=offset)

@@ -86,6 +86,9 @@ class ForecastRequest(BaseModel):
     date_column: str | None = Field(default=None, max_length=255)
     target_column: str | None = Field(default=None, max_length=255)
     series_id_column: str | None = Field(default=None, max_length=255)
+    # None: the dataset's feature_columns. Exogenous regressors of lightgbm, xgboost,
+    # random_forest and linear (the numeric ones); other algorithms leave them aside.
+    feature_columns: list[str] | None = Field(default=None, max_length=100)
 
     @field_validator("levels")
     @classmethod
@@ -177,6 +180,9 @@ class ForecastResponse(BaseModel):
     levels: list[int]
     frequency: str
     predictions: list[ForecastPoint]
+    # A model with exogenous columns forecasts only from their future values: its
+    # training leaves no forecast (see POST /models/{id}/predict, `exogenous`).
+    exogenous: list[str] = Field(default_factory=list)
 
 
 # Custom neural networks (seed 4.3). Each field is checked here on its own; the rules that

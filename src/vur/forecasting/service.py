@@ -15,7 +15,7 @@ from vur.core.storage import ArtifactStore
 from vur.datasets import service as datasets
 from vur.datasets.models import Dataset
 from vur.forecasting.algorithms import CUSTOM_NETWORK, Algorithm, Parameter, get_algorithm
-from vur.forecasting.exceptions import AlreadyTraining, ForecastNotReady, InvalidTrainingConfig, NotTraining
+from vur.forecasting.exceptions import AlreadyTraining, ForecastNeedsFutureValues, ForecastNotReady, InvalidTrainingConfig, NotTraining
 from vur.forecasting.schemas import METRICS, CustomModelRequest, ForecastRequest, ForecastResponse, OptimizationSpec, OptimizeRequest, TrainingStatus, TrainRequest
 from vur.jobs import service as jobs
 from vur.jobs.models import Job, JobStatus
@@ -79,6 +79,11 @@ def _new_model(
     if study is not None:
         config["optimization"] = study
     _check_columns(dataset.detected_types, config)
+    features = body.feature_columns if body.feature_columns is not None else dataset.config.get("feature_columns") or []
+    exogenous, notes = _exogenous(algorithm, features, dataset.detected_types, config)
+    split, split_notes = _test_split(dataset.config.get("split"))
+    # Only what applies is kept: a model without these trains as before they existed.
+    config |= {key: value for key, value in (("exogenous", exogenous), ("split", split), ("notes", notes + split_notes)) if value}
     # A target that preprocessing rescaled is trained on as it is, and every forecast,
     # interval and metric is brought back to the units it was uploaded in.
     if restoration := datasets.target_restoration(session, dataset, config["target_column"]):
@@ -211,9 +216,48 @@ def _check_columns(types: dict[str, str], config: dict) -> None:
         raise InvalidTrainingConfig("The dataset cannot be used for this training run", problems)
 
 
+def _exogenous(algorithm: Algorithm, features: list[str], types: dict[str, str], config: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The feature columns the lag-feature regressors read as exogenous regressors (the
+    numeric ones), and a note for each column left aside."""
+    if not features:
+        return [], []
+    if algorithm.engine != "mlforecast":
+        return [], [f"feature_columns {features} are not used: {algorithm.id} takes no exogenous columns (lightgbm, xgboost, random_forest and linear do)"]
+    roles = {config["date_column"], config["target_column"], config["series_id_column"]}
+    if unknown := [c for c in features if c not in types]:
+        raise InvalidTrainingConfig("The feature columns cannot be used", {"feature_columns": f"{unknown} are not columns of the dataset"})
+    if taken := [c for c in features if c in roles]:
+        raise InvalidTrainingConfig("The feature columns cannot be used", {"feature_columns": f"{taken} already serve as the date, target or series column"})
+    numeric = list(dict.fromkeys(c for c in features if types[c] == "numeric"))
+    skipped = [c for c in features if c not in numeric]
+    return numeric, ([f"feature_columns {skipped} are not numeric and are not used"] if skipped else [])
+
+
+def _test_split(split: dict[str, Any] | None) -> tuple[dict[str, Any] | None, list[str]]:
+    """The dataset's time_series split, whose test part training holds out; a random one
+    cannot test a forecaster (its test rows would sit between training rows) and is left aside."""
+    if not split:
+        return None, []
+    if split["method"] != "time_series":
+        return None, ["the dataset's random split is not used: a forecaster is tested on the latest part of each series (split with method time_series for test metrics)"]
+    return {key: split[key] for key in ("method", "train_size", "validation_size", "test_size")}, []
+
+
+def _before_test(length: int, cut: float) -> int:
+    """Points of a series of `length` before its test part: those whose position over the
+    length is below `cut`, as the split endpoint counts (so in floating point)."""
+    count = math.ceil(length * cut)
+    while count > 0 and (count - 1) / length >= cut:
+        count -= 1
+    while count < length and count / length < cut:
+        count += 1
+    return count
+
+
 def _check_history(store: ArtifactStore, dataset: Dataset, config: dict[str, Any], algorithm: Algorithm, hyperparameters: dict[str, Any]) -> None:
     """Refuse now, not in the job, what the data cannot support: a target without values,
-    or series too short for the validation windows and the history the algorithm needs."""
+    or series too short (before their test part) for the validation windows and the
+    history the algorithm needs."""
     import polars as pl
 
     date, target, series = config["date_column"], config["target_column"], config["series_id_column"]
@@ -224,11 +268,14 @@ def _check_history(store: ArtifactStore, dataset: Dataset, config: dict[str, Any
         raise InvalidTrainingConfig("The target has no values", {"target_column": f"every value of '{target}' is missing"})
     horizon, splits = config["horizon"], config["validation"]["n_splits"]
     needed = algorithm.history_needed(hyperparameters, horizon, splits)
+    where = ""
+    if split := config.get("split"):
+        shortest, where = _before_test(shortest, split["train_size"] + split["validation_size"]), " before its test part"
     if shortest < needed:
         raise InvalidTrainingConfig(
             "The series are too short for this horizon and validation",
             {
-                "horizon": f"the shortest series has {shortest} points with a target; {splits} validation window(s) of {horizon} "
+                "horizon": f"the shortest series has {shortest} points with a target{where}; {splits} validation window(s) of {horizon} "
                 f"plus the {needed - horizon * splits} points {algorithm.id} needs before them make {needed}: shorten the horizon or n_splits"
             },
         )
@@ -265,6 +312,19 @@ def training_status(session: Session, model: RegisteredModel) -> TrainingStatus:
 
 
 def read_forecast(store: ArtifactStore, model: RegisteredModel) -> ForecastResponse:
+    """The forecast made at the end of training; 409 for a model that forecasts from
+    exogenous values, which are unknown beyond the data."""
+    forecast = stored_forecast(store, model)
+    if forecast.exogenous:
+        raise ForecastNeedsFutureValues(
+            f"Model '{model.id}' forecasts from future values of {forecast.exogenous}, unknown beyond the data: POST /api/v1/models/{model.id}/predict with them in `exogenous`",
+            {"exogenous": forecast.exogenous},
+        )
+    return forecast
+
+
+def stored_forecast(store: ArtifactStore, model: RegisteredModel) -> ForecastResponse:
+    """What training stored, as it is (no points for a model with exogenous columns)."""
     if model.artifact_key is None:  # no version yet (a retraining model keeps its last one)
         raise ForecastNotReady(f"Model '{model.id}' has no forecast yet", {"status": model.status.value})
     with store.open(model.artifact_key) as handle:
@@ -273,8 +333,11 @@ def read_forecast(store: ArtifactStore, model: RegisteredModel) -> ForecastRespo
 
 def read_results(store: ArtifactStore, model: RegisteredModel) -> dict:
     """Validation metrics per fold, forecast against actual over the latest window with
-    residuals, fit time and library versions, as the training job stored them."""
+    residuals, test metrics and forecast against actual over the test part (when the
+    dataset had a time_series split), fit time and library versions, as the training job
+    stored them."""
     if model.artifact_key is None:  # no version yet (a retraining model keeps its last one)
         raise ForecastNotReady(f"Model '{model.id}' has no results yet", {"status": model.status.value})
     with store.open(model.artifact_key.rsplit("/", 1)[0] + "/results.json") as handle:
-        return json.load(handle)
+        # Versions trained before the test part existed answer the same fields.
+        return {"test_metrics": None, "test": [], "split": None, **json.load(handle)}

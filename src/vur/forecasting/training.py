@@ -1,5 +1,6 @@
-"""The training job: evaluate by rolling-origin validation, fit on the whole history,
-forecast, store the result.
+"""The training job: evaluate by rolling-origin validation (and on the test part of the
+dataset's time_series split, when it has one), fit on the whole history, forecast,
+store the result.
 
 Runs in a worker process. Model libraries are imported here, inside the job.
 """
@@ -22,15 +23,16 @@ from vur.datasets.models import Dataset
 from vur.datasets.service import load_frame
 from vur.forecasting import engines
 from vur.forecasting.algorithms import Algorithm, get_algorithm
-from vur.forecasting.forecasters import original_units
+from vur.forecasting.forecasters import held_future, original_units
 from vur.jobs.models import Job, JobStatus
 from vur.jobs.registry import job
 from vur.jobs.runner import JobCancelled, JobContext
 from vur.registry.models import ModelStatus, RegisteredModel
 from vur.registry.service import FORECASTER_FILE, record_version, version_folder
 
-# Points of forecast-against-actual kept from the latest validation window.
+# Points of forecast-against-actual kept from the latest validation window (and the test part).
 VALIDATION_POINTS = 5000
+DEFAULT_METRICS = ["rmse", "mae", "mape", "smape"]
 
 
 def forecast_metrics(fold: Any, alias: str, train: Any, season_length: int) -> dict[str, float]:
@@ -55,7 +57,8 @@ def forecast_metrics(fold: Any, alias: str, train: Any, season_length: int) -> d
 
 
 def _long_frame(frame: Any, config: dict[str, Any]) -> Any:
-    """The statsforecast layout: unique_id, ds, y, sorted, without missing targets."""
+    """The statsforecast layout: unique_id, ds, y and the exogenous columns, sorted,
+    without missing values. With a stored split, `held_out` marks each series' test part."""
     import pandas as pd
 
     data = frame.to_pandas()
@@ -65,9 +68,16 @@ def _long_frame(frame: Any, config: dict[str, Any]) -> Any:
             "unique_id": data[series].astype(str) if series else "series_1",
             "ds": pd.to_datetime(data[config["date_column"]]),
             "y": pd.to_numeric(data[config["target_column"]], errors="coerce"),
+            **{column: pd.to_numeric(data[column], errors="coerce") for column in config.get("exogenous") or []},
         }
     )
-    return long.dropna().sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    long = long.dropna(subset=["ds"]).sort_values(["unique_id", "ds"], kind="stable")
+    if split := config.get("split"):
+        # The split endpoint's rule, on the same rows (a missing target included): each
+        # series' test part is the rows at or after train_size + validation_size of its length.
+        by_series = long.groupby("unique_id")
+        long["held_out"] = by_series.cumcount() / by_series["ds"].transform("size") >= split["train_size"] + split["validation_size"]
+    return long.dropna().reset_index(drop=True)
 
 
 def _training_ended_without_model(session: Session, job: Job) -> None:
@@ -89,7 +99,7 @@ def train_forecaster(ctx: JobContext, model_id: str) -> dict[str, Any]:
             raise LookupError("the model's dataset no longer exists")
         algorithm_id, params, config = model.algorithm, dict(model.hyperparameters), dict(model.config)
         folder = version_folder(model)
-        columns = [c for c in (config["date_column"], config["target_column"], config.get("series_id_column")) if c]
+        columns = [c for c in (config["date_column"], config["target_column"], config.get("series_id_column"), *(config.get("exogenous") or [])) if c]
         frame = load_frame(store, dataset, columns)
     result = _fit_and_forecast(ctx, algorithm_id, params, config, frame)
     try:
@@ -108,7 +118,7 @@ def train_forecaster(ctx: JobContext, model_id: str) -> dict[str, Any]:
         store.delete_prefix(folder)  # a version that was not recorded leaves no files
         raise
     ctx.publish("training", "training.completed", {"model_id": model_id, "metrics": result["metrics"]})
-    return {"model_id": model_id, "version": number, "metrics": result["metrics"], "folds": result["folds"]}
+    return {"model_id": model_id, "version": number, "metrics": result["metrics"], "folds": result["folds"], "test_metrics": result["test_metrics"]}
 
 
 
@@ -117,15 +127,21 @@ def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any]
     splits = config.get("validation", {}).get("n_splits", 1)
     algorithm = get_algorithm(algorithm_id)
     data = _long_frame(frame, config)
-    lengths = data.groupby("unique_id").size()
-    ctx.progress(5, f"Loaded {len(data):,} rows in {len(lengths)} series")
+    # Validation, tuning and the test fit see only train + validation: never the test part.
+    held_out = data.pop("held_out") if "held_out" in data.columns else None
+    known, test = (data[~held_out], data[held_out]) if held_out is not None else (data, None)
+    lengths = known.groupby("unique_id").size()
+    ctx.progress(5, f"Loaded {len(data):,} rows in {len(lengths)} series" + (f", {len(test):,} of them held out for the test" if test is not None else ""))
+    for note in config.get("notes") or []:
+        ctx.log(note)
     study = None
     if config.get("optimization"):
-        params, study = _search(ctx, algorithm, params, config, data)
+        params, study = _search(ctx, algorithm, params, config, known)
     needed = algorithm.history_needed(params, horizon, splits)
     if (short := lengths[lengths < needed]).size:
+        before = " before their test part" if test is not None else ""
         raise ValueError(
-            f"{short.size} series are shorter than {needed} points ({splits} validation window(s) of {horizon} and the history {algorithm.id} needs), e.g. {short.index[0]!r}"
+            f"{short.size} series are shorter than {needed} points{before} ({splits} validation window(s) of {horizon} and the history {algorithm.id} needs), e.g. {short.index[0]!r}"
         )
 
     start = 40 if study else 10
@@ -139,20 +155,15 @@ def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any]
         # No log line per epoch of a validation fold; the call still stops a cancelled job.
         ctx.progress(start + (70 - start) * (fold - 1 + epoch / epochs) / splits)
 
-    folds, metrics, merged = backtest(algorithm, params, config, data, report, fold_epoch)
-    # Forecast against actual over the latest window, for plots and residual checks.
-    validation = [
-        {
-            "series_id": str(r["unique_id"]),
-            "timestamp": r["ds"].isoformat(),
-            "actual": float(r["y"]),
-            "forecast": float(r[engines.POINT]),
-            "residual": float(r["y"] - r[engines.POINT]),
-        }
-        for r in merged.head(VALIDATION_POINTS).to_dict("records")
-    ]
+    folds, metrics, merged = backtest(algorithm, params, config, known, report, fold_epoch)
+    test_metrics, tested = None, None
+    if test is not None:
+        ctx.progress(70, "Fitting on train and validation, forecasting the test part")
+        test_metrics, tested = evaluate_test(algorithm, params, config, known, test, lambda *_: ctx.progress(70))
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in (test_metrics or {}).items() if v is not None)
+        ctx.progress(72, f"Test over {len(tested)} points: {shown}" if tested is not None else "The test part of the split has no points", test_metrics=test_metrics)
 
-    ctx.progress(70, "Fitting on the full history and forecasting")
+    ctx.progress(72 if test is not None else 70, "Fitting on the full history and forecasting")
 
     def epoch_done(epoch: int, epochs: int, logs: dict[str, float]) -> None:
         shown = " - ".join(f"{name}: {value:.4g}" for name, value in logs.items())
@@ -162,7 +173,7 @@ def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any]
     started = time.perf_counter()
     future = engines.forecast(algorithm, params, data, horizon, freq, levels, on_epoch=epoch_done)
     fit_seconds = time.perf_counter() - started
-    predict_seconds = _predict_seconds(future.forecaster, data, horizon)
+    predict_seconds = _predict_seconds(future.forecaster, data, horizon, freq)
     future.frame = original_units(config)(future.frame)
     shown_levels = [level for level in levels if f"lo-{level}" in future.frame.columns]
     points = [
@@ -175,29 +186,79 @@ def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any]
         }
         for row in future.frame.to_dict("records")
     ]
-    ctx.progress(95, f"Forecast {horizon} steps for {len(lengths)} series")
+    exogenous = future.forecaster.exogenous
+    ctx.progress(95, f"Forecast {horizon} steps for {len(lengths)} series" if not exogenous else f"Fitted; forecasts beyond the data need future values of {exogenous}")
     return {
         "hyperparameters": params,
         "metrics": metrics,
         "folds": folds,
-        "validation": validation,
+        # Forecast against actual over the latest window, for plots and residual checks.
+        "validation": _against_actual(merged),
+        "test_metrics": test_metrics,
+        "test": _against_actual(tested) if tested is not None else [],
+        "split": config.get("split"),
         "fit_seconds": round(fit_seconds, 4),
         "predict_seconds": predict_seconds,
-        "details": future.details,
+        "details": {**future.details, **({"notes": config["notes"]} if config.get("notes") else {})},
         "optimization": study,
         "versions": _library_versions(),
         "forecaster": future.forecaster,
-        "forecast": {"horizon": horizon, "levels": levels, "frequency": freq, "predictions": points},
+        "forecast": {"horizon": horizon, "levels": levels, "frequency": freq, "predictions": points, "exogenous": exogenous},
     }
 
 
-def _predict_seconds(forecaster: Any, data: Any, horizon: int) -> float:
+def _against_actual(merged: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "series_id": str(r["unique_id"]),
+            "timestamp": r["ds"].isoformat(),
+            "actual": float(r["y"]),
+            "forecast": float(r[engines.POINT]),
+            "residual": float(r["y"] - r[engines.POINT]),
+        }
+        for r in merged.head(VALIDATION_POINTS).to_dict("records")
+    ]
+
+
+def _predict_seconds(forecaster: Any, data: Any, horizon: int, freq: str) -> float:
     """What forecasting every series again costs the fitted model: it is run on its own
     history (each series' last point given as a new observation), not read from cache."""
     latest = data.groupby("unique_id", sort=False).tail(1)
+    exogenous = forecaster.exogenous
+    future = held_future(data, exogenous, horizon, freq) if exogenous else None
     started = time.perf_counter()
-    forecaster.predict(horizon, [], latest)
+    forecaster.predict(horizon, [], latest, future)
     return round(time.perf_counter() - started, 4)
+
+
+def evaluate_test(
+    algorithm: Algorithm, params: dict[str, Any], config: dict[str, Any], known: Any, test: Any, on_epoch: Callable[..., None] | None = None
+) -> tuple[dict[str, float | None] | None, Any]:
+    """The test part forecast by the model fitted on train + validation, as it would be
+    used: in windows of one horizon, each from the actual values before it, without
+    refitting; each series' last window as long as what is left of its test part.
+    Returns the metrics and forecast against actual (None, None for an empty test part)."""
+    import pandas as pd
+
+    horizon, exogenous = config["horizon"], config.get("exogenous") or []
+    forecaster = engines.forecast(algorithm, params, known, horizon, config["frequency"], [], on_epoch=on_epoch).forecaster
+    position = test.groupby("unique_id").cumcount()
+    longest = int(position.max()) + 1 if len(test) else 0
+    parts = []
+    for origin in range(0, longest, horizon):
+        window = test[(position >= origin) & (position < origin + horizon)]
+        steps = window.groupby("unique_id").size()
+        # One call per window length: a series' last window may be shorter.
+        for length, series in steps.groupby(steps):
+            rows = window[window["unique_id"].isin(series.index)]
+            observed = test[(position < origin) & test["unique_id"].isin(series.index)]
+            forecast = forecaster.predict(int(length), [], observed, rows[["unique_id", "ds", *exogenous]] if exogenous else None)
+            parts.append(rows.merge(forecast, on=["unique_id", "ds"]))
+    if not parts:
+        return None, None
+    restore = original_units(config)
+    merged = restore(pd.concat(parts, ignore_index=True).sort_values(["unique_id", "ds"], kind="stable"))
+    return _scores(merged, restore(known), params, config), merged
 
 
 def backtest(
@@ -214,8 +275,8 @@ def backtest(
     training inside a fold."""
     horizon, freq = config["horizon"], config["frequency"]
     splits = config.get("validation", {}).get("n_splits", 1)
-    wanted = config.get("metrics") or ["rmse", "mae", "mape", "smape"]
-    season_length = params.get("season_length") or engines.default_season(freq)
+    wanted = config.get("metrics") or DEFAULT_METRICS
+    exogenous = config.get("exogenous") or []
     restore = original_units(config)
     position = data.groupby("unique_id").cumcount()
     size = data.groupby("unique_id")["y"].transform("size")
@@ -225,16 +286,25 @@ def backtest(
         train, window = data[position < cut], data[(position >= cut) & (position < cut + horizon)]
         started = time.perf_counter()
         on_epoch = (lambda epoch, epochs, _, fold=fold: on_fold_epoch(fold + 1, epoch, epochs)) if on_fold_epoch else None
-        forecast = engines.forecast(algorithm, params, train, horizon, freq, [], on_epoch=on_epoch).frame
+        # The exogenous values of the window are known: they are in the data.
+        future = window[["unique_id", "ds", *exogenous]] if exogenous else None
+        forecast = engines.forecast(algorithm, params, train, horizon, freq, [], on_epoch=on_epoch, future=future).frame
         seconds = time.perf_counter() - started
         merged = restore(window.merge(forecast, on=["unique_id", "ds"], how="inner"))
         if merged.empty:
             raise ValueError("the validation timestamps do not line up with the forecast; is the frequency regular?")
-        scores = _rounded({k: v for k, v in forecast_metrics(merged, engines.POINT, restore(train), season_length).items() if k in wanted})
+        scores = _scores(merged, restore(train), params, config)
         folds.append({"fold": fold + 1, "start": merged["ds"].min().isoformat(), "metrics": scores, "seconds": round(seconds, 4)})
         if on_fold is not None:
             on_fold(folds[-1])
     return folds, _rounded({k: _mean([f["metrics"][k] for f in folds]) for k in wanted}), merged
+
+
+def _scores(merged: Any, train: Any, params: dict[str, Any], config: dict[str, Any]) -> dict[str, float | None]:
+    """The configured metrics of a forecast against actual; mase scaled on `train`."""
+    wanted = config.get("metrics") or DEFAULT_METRICS
+    season_length = params.get("season_length") or engines.default_season(config["frequency"])
+    return _rounded({k: v for k, v in forecast_metrics(merged, engines.POINT, train, season_length).items() if k in wanted})
 
 
 def _search(ctx: JobContext, algorithm: Algorithm, params: dict[str, Any], config: dict[str, Any], data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
