@@ -6,8 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
+from datetime import datetime
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy import create_engine, inspect
 
 import vur.models  # noqa: F401
@@ -77,3 +80,37 @@ def test_cli_upgrade_then_create_admin(fresh_database_url: str, tmp_path: Path) 
     short = subprocess.run([*create[:5], "--email", "x@example.com", "--password", "short"], env=env, capture_output=True, text=True, timeout=60)
     assert short.returncode == 2
     assert "at least 8 characters" in short.stderr
+
+
+
+def test_0014_gives_existing_predictions_their_forecast_span(fresh_database_url: str) -> None:
+    """Rows written before 0014 get first_ts/last_ts from the timestamps of their outputs
+    (aware ones as naive UTC); a prediction without outputs keeps none."""
+    migrations.upgrade(fresh_database_url, "0013")
+    workspace, spanned, empty = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    moment = datetime(2026, 1, 1)
+    workspaces = sa.table("workspaces", sa.column("id", sa.Uuid()), sa.column("name"), sa.column("created_at", sa.DateTime()), sa.column("updated_at", sa.DateTime()))
+    columns = ("workspace_id", "model_version", "source", "horizon", "series_count", "input_summary", "latency_ms", "scored_points", "absolute_error_sum", "squared_error_sum")
+    predictions = sa.table(
+        "predictions",
+        sa.column("id", sa.Uuid()),
+        sa.column("outputs", sa.JSON()),
+        sa.column("created_at", sa.DateTime()),
+        sa.column("updated_at", sa.DateTime()),
+        sa.column("first_ts", sa.DateTime()),
+        sa.column("last_ts", sa.DateTime()),
+        *(sa.column(name, sa.Uuid() if name == "workspace_id" else sa.JSON() if name == "input_summary" else None) for name in columns),
+    )
+    base = dict(zip(columns, (workspace, 1, "api", 2, 1, {}, 1.0, 0, 0.0, 0.0), strict=True)) | {"created_at": moment, "updated_at": moment}
+    outputs = [{"timestamp": "2026-01-10T03:00:00+02:00", "value": 1.0}, {"timestamp": "2026-01-10T00:00:00", "value": 2.0}]
+    engine = create_engine(fresh_database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(workspaces.insert().values(id=workspace, name="w", created_at=moment, updated_at=moment))
+            connection.execute(predictions.insert(), [{**base, "id": spanned, "outputs": outputs}, {**base, "id": empty, "outputs": []}])
+        migrations.upgrade(fresh_database_url)
+        with engine.connect() as connection:
+            spans = {row.id: (row.first_ts, row.last_ts) for row in connection.execute(sa.select(predictions.c.id, predictions.c.first_ts, predictions.c.last_ts))}
+    finally:
+        engine.dispose()
+    assert spans == {spanned: (datetime(2026, 1, 10, 0, 0), datetime(2026, 1, 10, 1, 0)), empty: (None, None)}

@@ -6,16 +6,20 @@ token or checks a role by hand.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import event
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from vur.core import security
-from vur.core.deps import AppSettings, DbSession
+from vur.core.db import Database, on_commit
+from vur.core.deps import AppDatabase, AppSettings
 from vur.identity.exceptions import AdminRequired, InvalidToken, ReadOnlyRole
 from vur.identity.models import Role, User
 from vur.settings import Settings
@@ -38,25 +42,64 @@ class Principal:
 
 def principal_from_token(session: Session, settings: Settings, token: str | None) -> Principal:
     """Also used by the WebSocket hub, which receives its token outside HTTP headers."""
-    if not token:
-        raise InvalidToken("Not authenticated")
-    try:
-        claims = security.decode_access_token(settings.resolved_secret_key(), token)
-        user_id = uuid.UUID(claims["sub"])
-    except (ValueError, KeyError) as exc:  # InvalidAccessToken is a ValueError
-        raise InvalidToken() from exc
+    user_id, _ = _token_claims(settings, token)
     user = session.get(User, user_id)
     if user is None or not user.is_active:
         raise InvalidToken()
     return principal_of(user)
 
 
+def _token_claims(settings: Settings, token: str | None) -> tuple[uuid.UUID, float]:
+    """The token's user and expiry time (epoch seconds); 401 for anything but a valid access token."""
+    if not token:
+        raise InvalidToken("Not authenticated")
+    try:
+        claims = security.decode_access_token(settings.resolved_secret_key(), token)
+        return uuid.UUID(claims["sub"]), float(claims["exp"])
+    except (ValueError, KeyError) as exc:  # InvalidAccessToken is a ValueError
+        raise InvalidToken() from exc
+
+
 def principal_of(user: User) -> Principal:
     return Principal(user.id, user.workspace_id, user.role, user.email, user.is_superuser)
 
 
-def current_principal(session: DbSession, settings: AppSettings, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
-    return principal_from_token(session, settings, token)
+# The principal of each token in use, kept PRINCIPAL_SECONDS (never past the token's
+# expiry): most requests then need no signature check, no users lookup and no thread for
+# one. A change to a user committed in this process forgets every entry at once; one
+# committed by another process (a second server worker, the CLI) is seen within
+# PRINCIPAL_SECONDS.
+PRINCIPAL_SECONDS = 1.0
+_MAX_PRINCIPALS = 10_000
+_principals: dict[str, tuple[float, Principal]] = {}
+
+
+def _active_principal(database: Database, user_id: uuid.UUID) -> Principal | None:
+    with database.session() as session:
+        user = session.get(User, user_id)
+        return principal_of(user) if user is not None and user.is_active else None
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_principals_of_changed_users(session: Session, _context: Any) -> None:
+    if any(isinstance(o, User) for o in (*session.dirty, *session.deleted)):
+        on_commit(session, _principals.clear)
+
+
+async def current_principal(database: AppDatabase, settings: AppSettings, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
+    if not token:
+        raise InvalidToken("Not authenticated")
+    cached = _principals.get(token)
+    if cached is not None and cached[0] > time.time():
+        return cached[1]
+    user_id, expires = _token_claims(settings, token)
+    principal = await run_in_threadpool(_active_principal, database, user_id)
+    if principal is None:
+        raise InvalidToken()
+    if len(_principals) >= _MAX_PRINCIPALS:
+        _principals.clear()
+    _principals[token] = (min(time.time() + PRINCIPAL_SECONDS, expires), principal)
+    return principal
 
 
 async def require_writer(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vur.core.db import Base, RecordMixin
@@ -16,7 +16,7 @@ class Prediction(RecordMixin, Base):
 
     __tablename__ = "predictions"
     __resource__ = "Prediction"
-    __table_args__ = (Index("ix_predictions_workspace_created", "workspace_id", "created_at"),)
+    __table_args__ = (Index("ix_predictions_workspace_created", "workspace_id", "created_at"), Index("ix_predictions_model_last_ts", "model_id", "last_ts"))
 
     workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     model_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"), index=True)
@@ -28,6 +28,10 @@ class Prediction(RecordMixin, Base):
     # What was asked, summarised: levels, series, observations given and their span.
     input_summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     outputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The span of the forecast timestamps (naive UTC, like them): which predictions
+    # newly observed values can score.
+    first_ts: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    last_ts: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     latency_ms: Mapped[float] = mapped_column(Float)
     # Scored as actual values arrive (observations in later requests, or a stream's
     # source): how many forecast points met their actual, and the error sums.
