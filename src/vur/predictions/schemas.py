@@ -30,6 +30,23 @@ class Observation(BaseModel):
         return value
 
 
+class FutureValues(BaseModel):
+    """The exogenous columns' values at one forecast timestamp of one series."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    series_id: str | None = Field(default=None, min_length=1, max_length=255, description="Omit for a model trained on one series")
+    timestamp: datetime
+    values: dict[str, StrictFloat | StrictInt] = Field(min_length=1, max_length=100, description="Column name to value")
+
+    @field_validator("values")
+    @classmethod
+    def finite(cls, values: dict[str, float]) -> dict[str, float]:
+        if not all(math.isfinite(v) for v in values.values()):
+            raise ValueError("every value must be a finite number")
+        return values
+
+
 class PredictRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -37,6 +54,7 @@ class PredictRequest(BaseModel):
             "examples": [
                 {"horizon": 24, "levels": [80, 95]},
                 {"horizon": 6, "series_ids": ["H1"], "observations": [{"series_id": "H1", "timestamp": "2026-01-10T01:00:00Z", "value": 612.0}]},
+                {"horizon": 2, "exogenous": [{"timestamp": "2026-01-10T01:00:00Z", "values": {"price": 3.5}}, {"timestamp": "2026-01-10T02:00:00Z", "values": {"price": 3.4}}]},
             ]
         },
     )
@@ -48,6 +66,11 @@ class PredictRequest(BaseModel):
         default=None, max_length=MAX_OBSERVATIONS, description="Newer values: the forecast starts after the latest one, from the fitted model"
     )
     version: StrictInt | None = Field(default=None, ge=1, description="Model version; default the latest")
+    exogenous: list[FutureValues] | None = Field(
+        default=None,
+        max_length=MAX_OBSERVATIONS,
+        description="Future values of the exogenous columns of a model trained with them, at each step to forecast (of each series asked for)",
+    )
 
 
 class ModelPredictRequest(PredictRequest):

@@ -29,7 +29,7 @@ from vur.core.repository import get_scoped, paginate
 from vur.core.storage import ArtifactStore
 from vur.predictions.exceptions import InvalidPredictionRequest, ModelNotServable, PredictionNotFound
 from vur.predictions.models import Prediction
-from vur.predictions.schemas import MAX_OBSERVATIONS, Observation, PredictionPoint, PredictionResponse, PredictRequest
+from vur.predictions.schemas import MAX_OBSERVATIONS, FutureValues, Observation, PredictionPoint, PredictionResponse, PredictRequest
 from vur.registry.models import ModelStatus, ModelVersion, RegisteredModel
 from vur.registry.service import FORECASTER_FILE
 
@@ -42,7 +42,7 @@ PREDICTIONS = Counter("vur_predictions_total", "Predictions answered", ["source"
 PREDICTION_SECONDS = Histogram(
     "vur_prediction_seconds", "Time to compute one prediction", ["source"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5), registry=REGISTRY
 )
-# Earlier predictions of a model that newly observed values are scored against.
+# The most earlier predictions of a model one request's observed values are scored against.
 SCORED_RECENT = 50
 # The series id of a model trained without a series column (as training names it).
 SINGLE_SERIES = "series_1"
@@ -96,7 +96,7 @@ def predict(session: Session, store: ArtifactStore, model: RegisteredModel, body
     key, forecaster = fitted_model(store, model, version)
     levels = _check(forecaster, model, body)
     started = time.perf_counter()
-    if body.observations:
+    if body.observations or body.exogenous:
         points = _points(_forecast(forecaster, model, body, levels, key), levels)
     else:
         points = list(_served(store, key, body.horizon, tuple(levels), tuple(body.series_ids or ()), _restoration(model)))
@@ -114,6 +114,8 @@ def predict(session: Session, store: ArtifactStore, model: RegisteredModel, body
         series_count=len({p.series_id for p in points}),
         input_summary=summary,
         outputs=[p.model_dump(mode="json") for p in points],
+        first_ts=min((_naive_utc(p.timestamp) for p in points), default=None),
+        last_ts=max((_naive_utc(p.timestamp) for p in points), default=None),
         latency_ms=round(seconds * 1000, 3),
         created_at=utcnow(),
     )
@@ -153,12 +155,28 @@ def _check(forecaster: Forecaster, model: RegisteredModel, body: PredictRequest)
         problems["series_ids"] = f"unknown series {unseen[:5]}; the model knows {len(forecaster.series_ids)} series"
     if model.config.get("series_id_column") and any(o.series_id is None for o in body.observations or []):
         problems["observations"] = "every observation needs a series_id: the model forecasts several series"
+    if problem := _exogenous_problem(forecaster, model, body):
+        problems["exogenous"] = problem
     if problems:
         raise InvalidPredictionRequest("The model cannot answer this request", problems)
     return levels
 
 
-def _series_of(observation: Observation, model: RegisteredModel) -> str:
+def _exogenous_problem(forecaster: Forecaster, model: RegisteredModel, body: PredictRequest) -> str | None:
+    """Future exogenous values are needed by a model fitted with them, for every series
+    asked for, and refused by any other (the timestamps are checked by the forecaster)."""
+    if not forecaster.exogenous:
+        return "this model was trained without exogenous columns" if body.exogenous else None
+    if not body.exogenous:
+        return f"this model forecasts from future values of {forecaster.exogenous}: give them at each step to forecast"
+    if model.config.get("series_id_column") and any(v.series_id is None for v in body.exogenous):
+        return "every row needs a series_id: the model forecasts several series"
+    if body.series_ids and (uncovered := sorted(set(body.series_ids) - {_series_of(v, model) for v in body.exogenous})):
+        return f"no future values for series {uncovered[:5]}"
+    return None
+
+
+def _series_of(observation: Observation | FutureValues, model: RegisteredModel) -> str:
     return observation.series_id or (SINGLE_SERIES if not model.config.get("series_id_column") else "")
 
 
@@ -183,13 +201,17 @@ def _restoration(model: RegisteredModel) -> str:
 
 
 def _forecast(forecaster: Forecaster, model: RegisteredModel, body: PredictRequest, levels: list[int], key: str) -> pd.DataFrame:
-    """The fitted model run on its history extended by the request's observations."""
-    from vur.forecasting.forecasters import UnknownSeriesError, original_units
+    """The fitted model run on its history extended by the request's observations (and
+    on the future exogenous values it was fitted to read)."""
+    from vur.forecasting.forecasters import InvalidFutureValues, UnknownSeriesError, original_units
 
     observations = _observation_frame(body.observations or [], model)
+    future = _future_frame(body.exogenous, model) if body.exogenous else None
     try:
         with _model_locks[key]:
-            frame = forecaster.predict(body.horizon, levels, observations)
+            frame = forecaster.predict(body.horizon, levels, observations, future)
+    except InvalidFutureValues as exc:
+        raise InvalidPredictionRequest(f"The model cannot forecast from these future values: {exc}", {"exogenous": str(exc)}) from exc
     except (UnknownSeriesError, ValueError) as exc:
         raise InvalidPredictionRequest(f"The model cannot forecast from these observations: {exc}", {"observations": str(exc)}) from exc
     if body.series_ids:
@@ -211,6 +233,14 @@ def _observation_frame(observations: list[Observation], model: RegisteredModel) 
     )
     frame["y"] = training_units(model.config)(frame["y"])
     return frame.sort_values(["unique_id", "ds"], kind="stable")
+
+
+def _future_frame(rows: list[FutureValues], model: RegisteredModel) -> pd.DataFrame:
+    """unique_id, ds and a column per exogenous variable (in the units of the model's dataset)."""
+    import pandas as pd
+
+    frame = pd.DataFrame([{**row.values, "unique_id": _series_of(row, model), "ds": _naive_utc(row.timestamp)} for row in rows])
+    return frame.assign(ds=pd.to_datetime(frame["ds"]))
 
 
 def _naive_utc(moment: datetime) -> datetime:
@@ -235,9 +265,18 @@ def _points(frame: pd.DataFrame, levels: list[int]) -> list[PredictionPoint]:
 
 def _score_earlier(session: Session, model: RegisteredModel, observations: list[Observation]) -> None:
     """Newly observed values are the actuals of earlier forecasts: each forecast point
-    that meets its actual records it, once, and its prediction's error sums grow."""
+    that meets its actual records it, once, and its prediction's error sums grow. Read:
+    the model's latest predictions whose forecast span the observations reach and that
+    still have points without an actual (each series forecasts `horizon` points)."""
     actual = {(_series_of(o, model), _naive_utc(o.timestamp).isoformat()): float(o.value) for o in observations}
-    earlier = session.scalars(select(Prediction).where(Prediction.model_id == model.id).order_by(Prediction.created_at.desc()).limit(SCORED_RECENT))
+    moments = [_naive_utc(o.timestamp) for o in observations]
+    earlier = session.scalars(
+        select(Prediction)
+        .where(Prediction.model_id == model.id, Prediction.last_ts >= min(moments), Prediction.first_ts <= max(moments))
+        .where(Prediction.scored_points < Prediction.horizon * Prediction.series_count)
+        .order_by(Prediction.created_at.desc())
+        .limit(SCORED_RECENT)
+    )
     for prediction in earlier:
         outputs, changed = [dict(p) for p in prediction.outputs], False
         for point in outputs:

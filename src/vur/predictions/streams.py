@@ -25,7 +25,7 @@ from vur.core.repository import get_scoped
 from vur.core.security import decrypt_secret, encrypt_secret
 from vur.core.storage import ArtifactStore
 from vur.predictions import service, sources
-from vur.predictions.exceptions import DatabaseNotFound, InvalidSource, StreamNotFound, StreamNotRunning
+from vur.predictions.exceptions import DatabaseNotFound, InvalidSource, ModelNotServable, StreamNotFound, StreamNotRunning
 from vur.predictions.models import DatabaseConnection, PredictionStream
 from vur.predictions.schemas import MAX_OBSERVATIONS, DatabaseCreate, Observation, PredictRequest, StreamStart
 from vur.registry.models import RegisteredModel
@@ -94,6 +94,12 @@ def check_connection(session: Session, settings: Settings, connection: DatabaseC
 def start_stream(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, body: StreamStart) -> PredictionStream:
     model = get_model(session, body.model_id, workspace_id)
     service.servable_version(session, model, None)  # 409 for a model with nothing to serve
+    if exogenous := model.config.get("exogenous"):
+        # A source gives the target's values only: every run would fail for want of them.
+        raise ModelNotServable(
+            f"Model '{model.id}' forecasts from future values of {exogenous}, which a stream's source does not give",
+            {"model_id": "stream a model trained without exogenous columns, or predict with POST /api/v1/models/{id}/predict and `exogenous`"},
+        )
     get_connection(session, body.database_id, workspace_id)
     stream = PredictionStream(
         workspace_id=workspace_id,

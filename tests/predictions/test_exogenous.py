@@ -1,0 +1,67 @@
+"""Predicting with a model trained on exogenous columns: it forecasts from the future
+values the request gives, at every step of every series asked for, and refuses (422,
+naming what is missing) a request without them."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from tests.conftest import Account, assert_envelope
+from tests.forecasting.test_exogenous import LEVEL, POINTS, driven, driven_dataset, stamp
+from tests.forecasting.test_test_split import trained
+
+pytestmark = pytest.mark.anyio
+
+AHEAD = [2.0, 9.5, 0.5, 7.25, 5.0, 1.0]
+
+
+def future(first: int, values: list[float]) -> list[dict]:
+    return [{"timestamp": stamp(first + k), "values": {"x": x}} for k, x in enumerate(values)]
+
+
+async def test_future_values_drive_the_forecast(client: httpx.AsyncClient, account: Account) -> None:
+    dataset = await driven_dataset(client, account)
+    model_id = await trained(client, account, {"dataset_id": dataset, "algorithm": "linear", "hyperparameters": LEVEL, "horizon": 6, "levels": [80]})
+    url = f"/api/v1/models/{model_id}/predict"
+
+    answer = await client.post(url, headers=account.headers, json={"horizon": 6, "exogenous": future(POINTS, AHEAD)})
+    assert answer.status_code == 200, answer.text
+    points = answer.json()["predictions"]
+    assert [p["timestamp"][:19] for p in points] == [stamp(POINTS + k) for k in range(6)]
+    for k, (point, x) in enumerate(zip(points, AHEAD, strict=True)):
+        assert point["value"] == pytest.approx(driven(POINTS + k, x), abs=0.75), (k, point)
+        assert point["lower"]["80"] < point["value"] < point["upper"]["80"]
+
+    # From a newer observation, the forecast starts after it and needs x from there on.
+    observed = {"horizon": 3, "observations": [{"timestamp": stamp(POINTS), "value": driven(POINTS, 2.0)}], "exogenous": future(POINTS + 1, AHEAD[1:4])}
+    moved = (await client.post(url, headers=account.headers, json=observed)).json()["predictions"]
+    assert [p["timestamp"][:19] for p in moved] == [stamp(POINTS + k) for k in (1, 2, 3)]
+    assert [p["value"] for p in moved] == pytest.approx([driven(POINTS + k, x) for k, x in zip((1, 2, 3), AHEAD[1:4], strict=True)], abs=0.75)
+
+
+async def test_missing_or_unknown_future_values_are_422(client: httpx.AsyncClient, account: Account) -> None:
+    dataset = await driven_dataset(client, account)
+    model_id = await trained(client, account, {"dataset_id": dataset, "algorithm": "linear", "hyperparameters": LEVEL, "horizon": 6, "validation": {"method": "holdout"}})
+    refused = [
+        ({"horizon": 6}, "future values of ['x']"),
+        ({"horizon": 6, "exogenous": future(POINTS, AHEAD[:5])}, f"no value of 'x' for series 'series_1' at {stamp(POINTS + 5)}"),
+        ({"horizon": 2, "exogenous": [{"timestamp": stamp(POINTS + k), "values": {"x": 1.0, "price": 2.0}} for k in range(2)]}, "['price'] are not exogenous columns"),
+        ({"horizon": 2, "series_ids": ["elsewhere"], "exogenous": future(POINTS, AHEAD[:2])}, "no future values for series ['elsewhere']"),
+    ]
+    for body, says in refused:
+        details = assert_envelope(await client.post(f"/api/v1/models/{model_id}/predict", headers=account.headers, json=body), 422)["details"]
+        assert says in details["exogenous"], (body, details)
+    # A stream's source gives the target only: such a model cannot be streamed.
+    start = {"model_id": model_id, "database_id": str(uuid.uuid4()), "interval_seconds": 5}
+    streamed = assert_envelope(await client.post("/api/v1/monitoring/predictions/start", headers=account.headers, json=start), 409)
+    assert "future values of ['x']" in streamed["error"]
+
+    # A model without exogenous columns takes none, and needs none.
+    naive = await trained(client, account, {"dataset_id": dataset, "algorithm": "naive", "horizon": 6, "validation": {"method": "holdout"}})
+    url = f"/api/v1/models/{naive}/predict"
+    details = assert_envelope(await client.post(url, headers=account.headers, json={"horizon": 2, "exogenous": future(POINTS, AHEAD[:2])}), 422)["details"]
+    assert details == {"exogenous": "this model was trained without exogenous columns"}
+    assert (await client.post(url, headers=account.headers, json={"horizon": 2, "series_ids": ["series_1"]})).status_code == 200
