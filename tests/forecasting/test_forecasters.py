@@ -96,5 +96,5 @@ def test_a_pickled_regressor_keeps_its_exogenous_columns(history: pd.DataFrame) 
 def test_unit_conversions_are_inverse() -> None:
     config = {"target_restoration": [{"scale": 2.0, "center": 1.0}, {"scale": 10.0, "center": -3.0}]}
     values = pd.Series([0.0, 1.5, -2.0])
-    frame = pd.DataFrame({"y": training_units(config)(values)})
+    frame = pd.DataFrame({"y": training_units(config["target_restoration"])(values)})
     assert original_units(config)(frame)["y"].tolist() == pytest.approx(values.tolist())

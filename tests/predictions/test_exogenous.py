@@ -65,3 +65,17 @@ async def test_missing_or_unknown_future_values_are_422(client: httpx.AsyncClien
     details = assert_envelope(await client.post(url, headers=account.headers, json={"horizon": 2, "exogenous": future(POINTS, AHEAD[:2])}), 422)["details"]
     assert details == {"exogenous": "this model was trained without exogenous columns"}
     assert (await client.post(url, headers=account.headers, json={"horizon": 2, "series_ids": ["series_1"]})).status_code == 200
+
+
+async def test_future_values_are_given_in_the_units_of_the_upload(client: httpx.AsyncClient, account: Account) -> None:
+    """Preprocessing standardised x before training: the values a request gives are raw,
+    and are standardised the same way before the model reads them."""
+    dataset = await driven_dataset(client, account)
+    child = await client.post(f"/api/v1/datasets/{dataset}/preprocess", headers=account.headers, json={"normalization": {"method": "standard", "columns": ["x"]}})
+    assert child.status_code == 201, child.text
+    config = {"date_column": "date", "target_column": "value", "feature_columns": ["x"]}
+    assert (await client.put(f"/api/v1/datasets/{child.json()['id']}/config", headers=account.headers, json=config)).status_code == 200
+    model_id = await trained(client, account, {"dataset_id": child.json()["id"], "algorithm": "linear", "hyperparameters": LEVEL, "horizon": 6, "validation": {"method": "holdout"}})
+    answer = await client.post(f"/api/v1/models/{model_id}/predict", headers=account.headers, json={"horizon": 6, "exogenous": future(POINTS, AHEAD)})
+    assert answer.status_code == 200, answer.text
+    assert [p["value"] for p in answer.json()["predictions"]] == pytest.approx([driven(POINTS + k, x) for k, x in enumerate(AHEAD)], abs=0.75)

@@ -47,10 +47,10 @@ def original_units(config: dict[str, Any]) -> Callable[[Any], Any]:
     return restore
 
 
-def training_units(config: dict[str, Any]) -> Callable[[Any], Any]:
-    """The inverse of `original_units` for observed values: from the units of the
-    upload to those the model was trained in."""
-    undo = config.get("target_restoration") or []
+def training_units(undo: list[dict[str, float]]) -> Callable[[Any], Any]:
+    """The inverse of `original_units` for given values (observed targets, future
+    exogenous values): from the units of the upload to those the model was trained in,
+    redoing the normalizations `undo` lists (a column's restoration, newest first)."""
 
     def convert(values: Any) -> Any:
         for step in reversed(undo):

@@ -88,6 +88,9 @@ def _new_model(
     # interval and metric is brought back to the units it was uploaded in.
     if restoration := datasets.target_restoration(session, dataset, config["target_column"]):
         config["target_restoration"] = restoration
+    # Likewise for exogenous columns: future values are given in the units of the upload.
+    if rescaled := {column: undo for column in exogenous if (undo := datasets.target_restoration(session, dataset, column))}:
+        config["exogenous_restoration"] = rescaled
     _check_history(store, dataset, config, algorithm, hyperparameters)
     model = RegisteredModel(
         workspace_id=workspace_id,

@@ -231,15 +231,21 @@ def _observation_frame(observations: list[Observation], model: RegisteredModel) 
             "y": [float(o.value) for o in observations],
         }
     )
-    frame["y"] = training_units(model.config)(frame["y"])
+    frame["y"] = training_units(model.config.get("target_restoration") or [])(frame["y"])
     return frame.sort_values(["unique_id", "ds"], kind="stable")
 
 
 def _future_frame(rows: list[FutureValues], model: RegisteredModel) -> pd.DataFrame:
-    """unique_id, ds and a column per exogenous variable (in the units of the model's dataset)."""
+    """unique_id, ds and a column per exogenous variable, given in the units of the upload
+    and brought to those of the model's dataset (which preprocessing may have rescaled)."""
     import pandas as pd
 
+    from vur.forecasting.forecasters import training_units
+
     frame = pd.DataFrame([{**row.values, "unique_id": _series_of(row, model), "ds": _naive_utc(row.timestamp)} for row in rows])
+    for column, undo in (model.config.get("exogenous_restoration") or {}).items():
+        if column in frame.columns:
+            frame[column] = training_units(undo)(frame[column])
     return frame.assign(ds=pd.to_datetime(frame["ds"]))
 
 
