@@ -198,3 +198,14 @@ async def test_split_refuses_parts_that_do_not_make_a_whole(client: httpx.AsyncC
     assert_envelope(await client.post(f"/api/v1/datasets/{mixed}/split", headers=account.headers, json=body), 422)
     config = (await client.get(f"/api/v1/datasets/{mixed}", headers=account.headers)).json()["config"]
     assert "split" not in config
+
+
+async def test_time_series_statistics_do_not_depend_on_row_order(client: httpx.AsyncClient, account: Account) -> None:
+    lines = [f"2026-01-{day:02d},{store},{day}" for store in ("a", "b") for day in (1, 2, 3, 5, 6, 6, 7)]
+    summaries = []
+    for ordered in (lines, lines[::-1]):
+        dataset = (await upload(client, account, ("date,store,sales\n" + "\n".join(ordered) + "\n").encode())).json()["dataset_id"]
+        await client.put(f"/api/v1/datasets/{dataset}/config", headers=account.headers, json={"series_id_column": "store"})
+        summaries.append((await client.get(f"/api/v1/datasets/{dataset}/statistics", headers=account.headers)).json()["time_series"])
+    assert summaries[0] == summaries[1]
+    assert (summaries[0]["duplicated_timestamps"], summaries[0]["gaps"], summaries[0]["series_lengths"]) == (2, 2, {"a": 7, "b": 7})

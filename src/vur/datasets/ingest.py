@@ -6,8 +6,10 @@ from __future__ import annotations
 import codecs
 import csv
 import re
+import shutil
 import zipfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,11 @@ from vur.datasets.exceptions import UnreadableFile
 
 SAMPLE_BYTES = 64 * 1024
 CHUNK = 1 << 20
+# Small row groups keep every later streaming read of the table (profile, statistics,
+# preview pages) to a few MB at a time, whatever the size of the dataset.
+ROW_GROUP_ROWS = 16_384
+# Polars holds a few parts of a CSV at a time, and its buffers grow with their size.
+CSV_PART = 512 * 1024
 _ID_NAME = re.compile(r"(^|_)(id|uuid|key|code|series|item|sku|store)($|_)", re.IGNORECASE)
 _TARGET_NAME = re.compile(r"(^|_)(y|target|value|sales|demand|amount|qty|quantity|count|load|price)($|_)", re.IGNORECASE)
 
@@ -196,25 +203,30 @@ def write_typed_parquet(path: Path, file_format: str, out: Path, max_uncompresse
         except Exception as exc:  # calamine raises its own types for damaged workbooks
             raise UnreadableFile("Could not read the Excel workbook", {"file": _first_line(exc)}) from exc
         check_header(frame.columns)
-        _typed(frame.lazy(), _formats(frame.head(SAMPLE_ROWS))).collect().write_parquet(out, compression="lz4")
+        _typed(frame.lazy(), _formats(frame.head(SAMPLE_ROWS))).collect().write_parquet(out, compression="lz4", row_group_size=ROW_GROUP_ROWS)
         return
     with path.open("rb") as handle:
         dialect = sniff_csv(handle.read(SAMPLE_BYTES))
     header = read_header(path, dialect)
     check_header(header)
     source_path = _utf8_copy(path, out) if dialect.encoding == "latin-1" else path
+    parts = out.with_name(f".{out.name}.parts")
     options: dict[str, Any] = {"separator": dialect.delimiter, "decimal_comma": dialect.decimal_comma, "infer_schema_length": 10_000}
     try:
-        sample = pl.read_csv(source_path, n_rows=SAMPLE_ROWS, **options)
+        # The types Polars infers from the start of the whole file, for every part.
+        schema = pl.scan_csv(source_path, **options).collect_schema()
+        table = pl.scan_csv(_split_csv(source_path, parts), schema=schema, **options)
+        sample = table.head(SAMPLE_ROWS).collect()
         # Timestamps are parsed only in the columns that hold them, with the format the
         # sample shows: Polars' try_parse_dates tries every text column and costs more.
-        sink_parquet(_typed(pl.scan_csv(source_path, **options), _formats(sample)), out, "Could not parse the file as CSV")
+        sink_parquet(_typed(table, _formats(sample)), out, "Could not parse the file as CSV")
     except UnreadableFile as exc:
         exc.details.update(locate_csv_problem(path, dialect, len(header)))
         raise
     except (pl.exceptions.PolarsError, ValueError) as exc:
         raise UnreadableFile("Could not parse the file as CSV", {"file": _first_line(exc), **locate_csv_problem(path, dialect, len(header))}) from exc
     finally:
+        shutil.rmtree(parts, ignore_errors=True)
         if source_path != path:
             source_path.unlink(missing_ok=True)
 
@@ -227,10 +239,71 @@ def sink_parquet(frame: pl.LazyFrame, out: Path, message: str) -> None:
     """Write `frame` as Parquet at `out`, streaming where Polars can. A failure leaves
     no file and is an UnreadableFile carrying `message`."""
     try:
-        frame.sink_parquet(out, compression="lz4")
+        frame.sink_parquet(out, compression="lz4", row_group_size=ROW_GROUP_ROWS)
     except (pl.exceptions.PolarsError, OSError) as exc:
         out.unlink(missing_ok=True)
         raise UnreadableFile(message, {"file": _first_line(exc)}) from exc
+
+
+def _split_csv(path: Path, folder: Path) -> list[Path]:
+    """`path` cut at record boundaries into files of about CSV_PART bytes, each behind
+    the header line. Polars reads a CSV file whole into memory before parsing it: a
+    list of parts it reads one (and a few ahead) at a time."""
+    folder.mkdir()
+    parts, header = [], b""
+    for block in _record_blocks(path):
+        part = folder / f"{len(parts):06d}.csv"
+        with part.open("wb") as out:
+            out.write(header)
+            out.write(block)
+        parts.append(part)
+        if not header:
+            header = block[: _first_record_end(block)]
+    return parts
+
+
+def _record_blocks(path: Path) -> Iterator[bytes]:
+    """The file in blocks of about CSV_PART bytes, each ending with a whole record. Each
+    byte is scanned once, so a record longer than a block (a 50 MB line) costs no rescans."""
+    pending, odd = bytearray(), False  # what is not yet yielded; whether it holds an odd number of quotes
+    with path.open("rb") as handle:
+        while chunk := handle.read(CSV_PART):
+            end = _last_record_end(chunk, odd)
+            if end:
+                pending += chunk[:end]
+                yield bytes(pending)
+                pending, odd = bytearray(chunk[end:]), chunk.count(b'"', end) % 2 == 1
+            else:
+                pending += chunk
+                odd ^= chunk.count(b'"') % 2 == 1
+    if pending:
+        yield bytes(pending)
+
+
+# A newline ends a record when an even number of quotes comes before it (Polars splits
+# its own chunks the same way).
+def _first_record_end(data: bytes) -> int:
+    start, quotes = 0, 0
+    while (end := data.find(b"\n", start)) >= 0:
+        quotes += data.count(b'"', start, end)
+        if quotes % 2 == 0:
+            return end + 1
+        start = end + 1
+    return len(data)
+
+
+def _last_record_end(chunk: bytes, odd: bool) -> int:
+    """Just after the last newline of `chunk` that ends a record, `odd` saying whether an
+    odd number of quotes came before the chunk; 0 when none does."""
+    if not odd and b'"' not in chunk:
+        return chunk.rfind(b"\n") + 1
+    import numpy as np  # vectorised: a quoted field may hold millions of newlines
+
+    data = np.frombuffer(chunk, dtype=np.uint8)
+    newlines = np.flatnonzero(data == ord("\n"))
+    quotes_before = np.cumsum(data == ord('"'), dtype=np.int64)[newlines] + odd
+    ends = newlines[quotes_before % 2 == 0]
+    return int(ends[-1]) + 1 if ends.size else 0
 
 
 def _utf8_copy(path: Path, beside: Path) -> Path:
@@ -246,8 +319,9 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:500]
 
 
-def detect_column_type(name: str, series: pl.Series, rows: int, non_null: int, unique: int) -> str:
-    """`series` may be a sample; the counts are over the whole column."""
+def detect_column_type(name: str, series: pl.Series, rows: int, non_null: int, unique: int | None) -> str:
+    """`series` may be a sample; the counts are over the whole column. `unique` is None
+    where the type does not depend on it (see `_needs_unique`)."""
     dtype = series.dtype
     if dtype.is_temporal():
         return "datetime"
@@ -258,6 +332,7 @@ def detect_column_type(name: str, series: pl.Series, rows: int, non_null: int, u
     if dtype.is_numeric():
         return "numeric"
     if dtype == pl.String:
+        assert unique is not None, "text columns are always counted"
         lowered = set(series.drop_nulls().str.to_lowercase().unique().to_list()[:3])
         if lowered and lowered <= {"true", "false"}:
             return "boolean"
@@ -266,6 +341,13 @@ def detect_column_type(name: str, series: pl.Series, rows: int, non_null: int, u
         avg_len = series.drop_nulls().str.len_chars().mean() or 0
         return "text" if avg_len > 30 else "identifier"
     return "text"
+
+
+def _needs_unique(name: str, dtype: pl.DataType) -> bool:
+    """Whether the type or role of a column depends on its count of distinct values:
+    counting costs a hash set as large as the column, so measures, whose type never
+    depends on it, are not counted."""
+    return dtype.is_temporal() or dtype == pl.String or dtype.is_integer() and bool(_ID_NAME.search(name))
 
 
 @dataclass(frozen=True)
@@ -278,21 +360,19 @@ class TableProfile:
 
 
 def profile_table(table: pl.LazyFrame) -> TableProfile:
-    """Types, role suggestions and frequency of a stored table, read lazily: counts in
-    one parallel pass, text patterns from a sample, single columns where needed."""
-    columns = table.collect_schema().names()
-    counts = table.select(
-        pl.len().alias("rows"),
-        *[pl.col(c).n_unique().alias(f"unique|{i}") for i, c in enumerate(columns)],
-        *[pl.col(c).null_count().alias(f"missing|{i}") for i, c in enumerate(columns)],
-    ).collect().row(0, named=True)
+    """Types, role suggestions and frequency of a stored table, read lazily: missing
+    values in one streaming pass, distinct values one column at a time (a hash set
+    each), text patterns from a sample."""
+    schema = table.collect_schema()
+    columns = schema.names()
+    counts = table.select(pl.len().alias("rows"), *[pl.col(c).null_count().alias(f"missing|{i}") for i, c in enumerate(columns)]).collect().row(0, named=True)
     rows = counts["rows"]
-    unique = {c: counts[f"unique|{i}"] for i, c in enumerate(columns)}
+    unique = {c: table.select(pl.col(c).n_unique()).collect().item() for c, dtype in schema.items() if _needs_unique(c, dtype)}
     sample = table.head(SAMPLE_ROWS).collect()
-    types = {c: detect_column_type(c, sample[c], rows, rows - counts[f"missing|{i}"], unique[c]) for i, c in enumerate(columns)}
+    types = {c: detect_column_type(c, sample[c], rows, rows - counts[f"missing|{i}"], unique.get(c)) for i, c in enumerate(columns)}
     suggestions = suggest_roles(table, types, rows, unique)
     date_column = suggestions["date_column"]
-    frequency = infer_frequency(table.select(date_column).collect()[date_column]) if date_column else None
+    frequency = infer_frequency(table.select(pl.col(date_column).unique()).collect()[date_column]) if date_column else None
     return TableProfile(columns, rows, types, suggestions, frequency)
 
 
@@ -336,7 +416,14 @@ def suggest_roles(table: pl.LazyFrame, types: dict[str, str], rows: int, unique:
         for column in sorted(candidates, key=lambda c: unique[c]):
             if unique[column] * timestamps < rows or unique[column] >= rows:
                 continue
-            if not table.select(pl.col(date_column).is_duplicated().over(column).any()).collect().item():
+            if not _repeats_a_timestamp(table, column, date_column):
                 series_id = column
                 break
     return {"date_column": date_column, "target_column": target, "numeric_columns": numeric, "series_id_column": series_id}
+
+
+def _repeats_a_timestamp(table: pl.LazyFrame, series: str, date_column: str) -> bool:
+    """Whether some series has a timestamp twice (two missing ones count). Per-series
+    distinct counts stream; a window over the whole table would hold it in memory."""
+    repeats = table.group_by(series).agg((pl.len() - pl.col(date_column).n_unique()).alias("repeats"))
+    return bool(repeats.select(pl.col("repeats").max() > 0).collect().item())

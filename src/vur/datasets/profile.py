@@ -4,6 +4,7 @@ Polars frames: no database, no HTTP."""
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from typing import Any
 
 import polars as pl
@@ -29,71 +30,59 @@ def _known(name: str, dtype: pl.DataType) -> pl.Expr:
     return pl.col(name).fill_nan(None) if dtype.is_float() else pl.col(name)
 
 
-def columns_statistics(frame: pl.DataFrame, types: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Per-column figures in three parallel passes over the frame: counts and moments,
-    then histograms (which need each column's range), then top values of non-numeric
-    columns. Polars runs the expressions of a pass on all cores."""
-    schema = frame.schema
-    numeric = [c for c, d in schema.items() if d.is_numeric()]
-    temporal = [c for c, d in schema.items() if d.is_temporal()]
-    others = [c for c in frame.columns if c not in numeric]
-    moments = {
-        "missing": lambda c, e: e.null_count(),
-        "unique": lambda c, e: pl.col(c).n_unique(),
-        "mean": lambda c, e: e.mean(),
-        "std": lambda c, e: e.std(),
-        "min": lambda c, e: e.min(),
-        "q25": lambda c, e: e.quantile(0.25, "linear"),
-        "median": lambda c, e: e.quantile(0.5, "linear"),
-        "q75": lambda c, e: e.quantile(0.75, "linear"),
-        "max": lambda c, e: e.max(),
-    }
-    expressions = []
-    for index, name in enumerate(frame.columns):
-        known = _known(name, schema[name])
-        wanted = moments if name in numeric else {k: moments[k] for k in ("missing", "unique")}
-        if name in temporal:
-            wanted = {**wanted, "min": moments["min"], "max": moments["max"]}
-        expressions += [make(name, known).alias(f"{index}|{figure}") for figure, make in wanted.items()]
-    figures = frame.select(expressions).row(0, named=True)
-    result: dict[str, dict[str, Any]] = {name: {"type": types.get(name, "text")} for name in frame.columns}
-    for label, value in figures.items():
-        index, figure = label.split("|")
-        result[frame.columns[int(index)]][figure] = _json_value(value)
-    for name, stats in result.items():
-        stats["count"] = frame.height - stats["missing"]
-
-    ranged = [c for c in numeric if result[c].get("min") is not None and result[c]["min"] != result[c]["max"]]
-    histograms = pl.collect_all([_histogram_query(frame, c, result[c]["min"], result[c]["max"], schema[c]) for c in ranged]) if ranged else []
-    for name, counts in zip(ranged, histograms, strict=True):
-        low, high = result[name]["min"], result[name]["max"]
-        width = (high - low) / HISTOGRAM_BINS
-        per_bin = [0] * HISTOGRAM_BINS
-        for position, count in counts.iter_rows():
-            per_bin[position] = count
-        result[name]["histogram"] = {"edges": [low + i * width for i in range(HISTOGRAM_BINS + 1)], "counts": per_bin}
-    for name in numeric:
-        if result[name]["count"] and name not in ranged:
-            result[name]["histogram"] = {"edges": [result[name]["min"], result[name]["max"]], "counts": [result[name]["count"]]}
-
-    tops = pl.collect_all([_top_values_query(frame, c) for c in others]) if others else []
-    for name, counts in zip(others, tops, strict=True):
-        if counts.height:
-            result[name]["top_values"] = [{"value": value, "count": count} for value, count in counts.iter_rows()]
-    return result
+# Per column: the moments of numeric columns, the counts of all (and the range of
+# temporal ones). `e` is the column with NaN as missing.
+_FIGURES: dict[str, Any] = {
+    "missing": lambda c, e: e.null_count(),
+    "unique": lambda c, e: pl.col(c).n_unique(),
+    "mean": lambda c, e: e.mean(),
+    "std": lambda c, e: e.std(),
+    "min": lambda c, e: e.min(),
+    "q25": lambda c, e: e.quantile(0.25, "linear"),
+    "median": lambda c, e: e.quantile(0.5, "linear"),
+    "q75": lambda c, e: e.quantile(0.75, "linear"),
+    "max": lambda c, e: e.max(),
+}
 
 
-def _histogram_query(frame: pl.DataFrame, name: str, low: float, high: float, dtype: pl.DataType) -> pl.LazyFrame:
+def columns_statistics(table: pl.LazyFrame, types: dict[str, str], rows: int) -> dict[str, dict[str, Any]]:
+    """Per-column figures, one column at a time: a column's values, sort and hash set
+    are in memory at once, never the whole table's."""
+    return {name: _column_statistics(table, name, dtype, types.get(name, "text"), rows) for name, dtype in table.collect_schema().items()}
+
+
+def _column_statistics(table: pl.LazyFrame, name: str, dtype: pl.DataType, kind: str, rows: int) -> dict[str, Any]:
+    """Counts and moments, then the histogram (which needs the range) of a numeric
+    column or the top values of another."""
+    wanted = list(_FIGURES) if dtype.is_numeric() else ["missing", "unique", *(["min", "max"] if dtype.is_temporal() else [])]
+    known = _known(name, dtype)
+    figures = table.select(_FIGURES[figure](name, known).alias(figure) for figure in wanted).collect().row(0, named=True)
+    stats: dict[str, Any] = {"type": kind, **{figure: _json_value(value) for figure, value in figures.items()}}
+    stats["count"] = rows - stats["missing"]
+    if dtype.is_numeric():
+        low, high = stats["min"], stats["max"]
+        if low is not None and low != high:
+            stats["histogram"] = _histogram(table, name, low, high, dtype)
+        elif stats["count"]:
+            stats["histogram"] = {"edges": [low, high], "counts": [stats["count"]]}
+    elif (top := _top_values_query(table, name).collect()).height:
+        stats["top_values"] = [{"value": value, "count": count} for value, count in top.iter_rows()]
+    return stats
+
+
+def _histogram(table: pl.LazyFrame, name: str, low: float, high: float, dtype: pl.DataType) -> dict[str, list[Any]]:
     width = (high - low) / HISTOGRAM_BINS
     position = ((_known(name, dtype).cast(pl.Float64) - low) / width).floor().clip(0, HISTOGRAM_BINS - 1).cast(pl.Int64)
-    return frame.lazy().select(position.alias("bin")).drop_nulls().group_by("bin").len()
+    per_bin = [0] * HISTOGRAM_BINS
+    for bin_, count in table.select(position.alias("bin")).drop_nulls().group_by("bin").len().collect().iter_rows():
+        per_bin[bin_] = count
+    return {"edges": [low + i * width for i in range(HISTOGRAM_BINS + 1)], "counts": per_bin}
 
 
-def _top_values_query(frame: pl.DataFrame, name: str) -> pl.LazyFrame:
+def _top_values_query(table: pl.LazyFrame, name: str) -> pl.LazyFrame:
     values = pl.col(name).cast(pl.String)
     return (
-        frame.lazy()
-        .select(values.alias("value"))
+        table.select(values.alias("value"))
         .drop_nulls()
         .group_by("value")
         .len("count")
@@ -102,70 +91,57 @@ def _top_values_query(frame: pl.DataFrame, name: str) -> pl.LazyFrame:
     )
 
 
-def correlations(frame: pl.DataFrame, numeric: list[str]) -> dict[str, dict[str, float | None]]:
-    """Pearson correlation of every pair of numeric columns, over rows where both are known."""
+def correlations(table: pl.LazyFrame, numeric: list[str]) -> dict[str, dict[str, float | None]]:
+    """Pearson correlation of every pair of numeric columns, over the rows where all of
+    them are known. Polars streams the sums it needs."""
     if len(numeric) < 2:
         return {}
-    matrix = frame.select(numeric).cast(pl.Float64).fill_nan(None).drop_nulls()
-    if matrix.height < 2:
-        return {}
+    matrix = table.select(numeric).cast(pl.Float64).fill_nan(None).drop_nulls()
     pairs = [(a, b) for i, a in enumerate(numeric) for b in numeric[i + 1 :]]
-    values = matrix.select([pl.corr(a, b).alias(f"c{k}") for k, (a, b) in enumerate(pairs)]).row(0)
+    known, *values = matrix.select(pl.len(), *[pl.corr(a, b).alias(f"c{k}") for k, (a, b) in enumerate(pairs)]).collect().row(0)
+    if known < 2:
+        return {}
     result: dict[str, dict[str, float | None]] = {a: {a: 1.0} for a in numeric}
     for (a, b), value in zip(pairs, values, strict=True):
         result[a][b] = result[b][a] = _finite(value)
     return result
 
 
-def time_series_summary(frame: pl.DataFrame, date_column: str, series_column: str | None, frequency: str | None) -> dict[str, Any]:
+def time_series_summary(table: pl.LazyFrame, date_column: str, series_column: str | None, frequency: str | None) -> dict[str, Any]:
+    """Reads only the date and series columns: per-series figures stream, and the steps
+    between timestamps (sorted within each series) are one column in memory."""
     series_id = pl.col(series_column).cast(pl.String) if series_column else pl.lit("series_1")
-    dates = frame.select(pl.col(date_column).cast(pl.Datetime("us")).alias("ds"), series_id.alias("uid"))
-    valid = dates.drop_nulls("ds")
-    per_series = valid.group_by("uid").agg(
-        pl.len().alias("length"),
-        pl.col("ds").min().alias("start"),
-        pl.col("ds").max().alias("end"),
-        (pl.len() - pl.col("ds").n_unique()).alias("duplicated"),
-    ).sort("uid")
-    step = _median_step(valid)
-    gaps = 0
-    if step:
-        gaps = int(
-            valid.sort("uid", "ds")
-            .with_columns(pl.col("ds").diff().over("uid").alias("gap"))
-            .filter(pl.col("gap") > step)
-            .height
-        )
+    valid = table.select(pl.col(date_column).cast(pl.Datetime("us")).alias("ds"), series_id.alias("uid")).drop_nulls("ds")
+    per_series = valid.group_by("uid").agg(pl.len().alias("length"), pl.col("ds").min().alias("start"), pl.col("ds").max().alias("end")).sort("uid").collect()
+    steps = valid.select(pl.col("ds").sort().diff().over("uid").alias("step")).drop_nulls().collect()["step"]
+    positive = steps.filter(steps > timedelta(0))
+    step = positive.median() if positive.len() else None
     return {
-        "start": _json_value(valid["ds"].min()) if valid.height else None,
-        "end": _json_value(valid["ds"].max()) if valid.height else None,
+        "start": _json_value(per_series["start"].min()) if per_series.height else None,
+        "end": _json_value(per_series["end"].max()) if per_series.height else None,
         "frequency": frequency,
-        "unparseable_timestamps": dates.height - valid.height,
-        "duplicated_timestamps": int(per_series["duplicated"].sum()),
-        "gaps": gaps,
+        "unparseable_timestamps": table.select(pl.len()).collect().item() - int(per_series["length"].sum()),
+        # Sorted within its series, a repeated timestamp is a step of zero.
+        "duplicated_timestamps": int((steps == timedelta(0)).sum()),
+        "gaps": int((steps > step).sum()) if step else 0,
         "series_count": per_series.height,
         "series_lengths": {row["uid"]: row["length"] for row in per_series.head(1000).iter_rows(named=True)},
     }
 
 
-def _median_step(dates: pl.DataFrame) -> Any:
-    steps = dates.sort("uid", "ds").select(pl.col("ds").diff().over("uid").alias("step")).drop_nulls()
-    steps = steps.filter(pl.col("step") > pl.duration(microseconds=0))
-    return steps["step"].median() if steps.height else None
-
-
-def dataset_statistics(frame: pl.DataFrame, types: dict[str, str], config: dict[str, Any], frequency: str | None) -> dict[str, Any]:
+def dataset_statistics(table: pl.LazyFrame, types: dict[str, str], config: dict[str, Any], frequency: str | None) -> dict[str, Any]:
     numeric = [c for c, t in types.items() if t == "numeric"]
+    rows = table.select(pl.len()).collect().item()
     result: dict[str, Any] = {
-        "rows_count": frame.height,
-        "columns_count": frame.width,
-        "columns": columns_statistics(frame, types),
-        "correlations": correlations(frame, numeric),
+        "rows_count": rows,
+        "columns_count": len(table.collect_schema()),
+        "columns": columns_statistics(table, types, rows),
+        "correlations": correlations(table, numeric),
         "time_series": None,
     }
     date_column = config.get("date_column")
     if date_column and types.get(date_column) == "datetime":
-        result["time_series"] = time_series_summary(frame, date_column, config.get("series_id_column"), frequency)
+        result["time_series"] = time_series_summary(table, date_column, config.get("series_id_column"), frequency)
     return result
 
 
@@ -207,7 +183,7 @@ def forecasting_report(
     if frequency is None:
         errors.append(_issue("irregular_frequency", "The timestamps have no regular frequency", date_column))
     else:
-        summary = time_series_summary(frame, date_column, series_column, frequency)
+        summary = time_series_summary(frame.lazy(), date_column, series_column, frequency)
         if summary["gaps"]:
             warnings.append(_issue("gaps", f"{summary['gaps']} gaps longer than one '{frequency}' step", date_column, count=summary["gaps"]))
 

@@ -213,8 +213,7 @@ def statistics(store: ArtifactStore, dataset: Dataset) -> dict[str, Any]:
     if store.exists(key):
         with store.open(key) as handle:
             return json.load(handle)
-    frame = load_frame(store, dataset)
-    result = profile.dataset_statistics(frame, dataset.detected_types, dataset.config, dataset.frequency)
+    result = profile.dataset_statistics(scan_parquet(store, parquet_key(dataset)), dataset.detected_types, dataset.config, dataset.frequency)
     store.write_bytes(key, json.dumps(result, default=str).encode())
     return result
 
