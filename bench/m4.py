@@ -116,12 +116,13 @@ def run_platform(
 
 
 @contextmanager
-def serving_platform(scratch: str) -> Iterator[tuple[httpx.Client, subprocess.Popen]]:
-    """A `vur serve` on a fresh data dir (embedded defaults), and a client logged in to a
-    new account."""
+def serving_platform(scratch: str, workers: int = 1) -> Iterator[tuple[httpx.Client, subprocess.Popen]]:
+    """A `vur serve` on a fresh data dir (embedded defaults; `workers` API processes), and
+    a client logged in to a new account."""
     port = free_port()
     env = clean_env(VUR_DATA_DIR=scratch, VUR_PORT=str(port))
-    server = subprocess.Popen([str(BIN / "vur"), "serve", "--migrate"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [str(BIN / "vur"), "serve", "--migrate", "--workers", str(workers)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base_url = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base_url, timeout=120) as client:
@@ -141,10 +142,10 @@ def serving_platform(scratch: str) -> Iterator[tuple[httpx.Client, subprocess.Po
 
 
 @contextmanager
-def running_platform(series: dict[str, np.ndarray], scratch: str) -> Iterator[tuple[httpx.Client, str]]:
+def running_platform(series: dict[str, np.ndarray], scratch: str, workers: int = 1) -> Iterator[tuple[httpx.Client, str]]:
     """The platform, with `series` uploaded as one long CSV dataset (series, timestamp,
     value) configured for forecasting."""
-    with serving_platform(scratch) as (client, _):
+    with serving_platform(scratch, workers) as (client, _):
         csv = Path(scratch) / "series.csv"
         long_csv(series, csv)
         with csv.open("rb") as handle:

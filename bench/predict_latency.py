@@ -98,6 +98,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--requests", type=int, default=300, help="sequential requests per measurement (a tenth with new data)")
+    parser.add_argument("--workers", type=int, default=1, help="API processes of the server (vur serve --workers)")
     args = parser.parse_args()
 
     import pandas as pd
@@ -109,10 +110,10 @@ def main() -> int:
     stamps = pd.date_range(START, periods=POINTS, freq="h")
     observations = [{"series_id": uid, "timestamp": t.isoformat(), "value": float(v)} for t, v in zip(stamps[POINTS - HORIZON :], newer, strict=True)]
     new_df = pd.DataFrame({"unique_id": uid, "ds": stamps, "y": values})
-    print(f"Series {uid}: {len(history)} points to train on, then {HORIZON} newer observations; {args.requests} sequential requests per mode")
+    print(f"Series {uid}: {len(history)} points to train on, then {HORIZON} newer observations; {args.requests} sequential requests per mode; {args.workers} API process(es)")
 
     rows = []
-    with tempfile.TemporaryDirectory() as scratch, running_platform({uid: history}, scratch) as (client, dataset_id):
+    with tempfile.TemporaryDirectory() as scratch, running_platform({uid: history}, scratch, args.workers) as (client, dataset_id):
         token = client.auth.token  # type: ignore[attr-defined]
         for algorithm, params in MODELS.items():
             _, seconds, results = run_platform(client, dataset_id, algorithm, params, levels=(80,), validation={"method": "holdout"}, horizon=HORIZON)

@@ -33,6 +33,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level.lower(),
         access_log=False,
         reload=args.reload,
+        workers=args.workers,
     )
     return 0
 
@@ -109,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--reload", action="store_true", help="restart on code changes (development)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="API processes (default 1); with more than one, set VUR_REDIS_URL so live updates reach every WebSocket client"
+    )
     serve.add_argument("--migrate", action="store_true", help="apply database migrations first (the embedded default does)")
     serve.set_defaults(func=_serve)
 
