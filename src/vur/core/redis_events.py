@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import structlog
@@ -44,7 +43,7 @@ class RedisPublisher:
 
     def __call__(self, event: Event) -> None:
         try:
-            self.redis.publish(CHANNEL, json.dumps(asdict(event)))
+            self.redis.publish(CHANNEL, json.dumps(event.to_dict()))
         except Exception as exc:  # a lost live update must not fail the request or job that sent it
             log.warning("redis_publish_failed", error=repr(exc), topic=event.topic)
 
