@@ -30,24 +30,31 @@ import polars as pl
 REPO = Path(__file__).resolve().parent.parent
 
 
+# M5-style item-store ids ("FOODS_3_090_CA_3"), the shape of a retail long-format file.
+DEPARTMENTS = ["FOODS_1", "FOODS_2", "FOODS_3", "HOBBIES_1", "HOBBIES_2", "HOUSEHOLD_1", "HOUSEHOLD_2"]
+STORES = ["CA_1", "CA_2", "CA_3", "CA_4", "TX_1", "TX_2", "TX_3", "WI_1", "WI_2", "WI_3"]
+
+
 def make_csv(path: Path, rows: int) -> None:
+    """About 100 bytes a row, as the issue sizes it: 1,000,000 rows make about 94 MB."""
     rng = np.random.default_rng(7)
     series = 100
     per_series = rows // series
     hours = np.arange(per_series, dtype="int64") * 3_600_000_000
     start = np.datetime64("2020-01-01T00:00:00", "us").astype("int64")
+    ids = [f"{DEPARTMENTS[i % len(DEPARTMENTS)]}_{i:03d}_{STORES[i % len(STORES)]}" for i in range(series)]
     frame = pl.DataFrame(
         {
             "timestamp": pl.Series(np.tile(start + hours, series)).cast(pl.Datetime("us")),
-            "series_id": np.repeat([f"S{i:03d}" for i in range(series)], per_series),
+            "series_id": np.repeat(ids, per_series),
             "demand": rng.gamma(2.0, 50.0, per_series * series).round(3),
             "price": rng.normal(10, 2, per_series * series).round(2),
-            "temperature": rng.normal(22, 6, per_series * series).round(1),
-            "humidity": rng.uniform(0, 100, per_series * series).round(1),
+            "temperature": rng.normal(22, 6, per_series * series).round(2),
+            "humidity": rng.uniform(0, 100, per_series * series).round(2),
             "promo": rng.integers(0, 2, per_series * series),
             "units": rng.integers(0, 500, per_series * series),
-            "region": rng.choice(["north", "south", "east", "west"], per_series * series),
-            "channel": rng.choice(["store", "web", "app"], per_series * series),
+            "region": rng.choice(["California", "Texas", "Wisconsin", "Oregon"], per_series * series),
+            "channel": rng.choice(["in_store", "online", "mobile_app"], per_series * series),
         }
     )
     frame.write_csv(path)

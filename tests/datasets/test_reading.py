@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import Account, add_member, assert_envelope, hourly_csv, register
 from tests.datasets.test_upload import upload, workspace_files
+from vur.datasets import profile
 from vur.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -200,12 +201,22 @@ async def test_split_refuses_parts_that_do_not_make_a_whole(client: httpx.AsyncC
     assert "split" not in config
 
 
-async def test_time_series_statistics_do_not_depend_on_row_order(client: httpx.AsyncClient, account: Account) -> None:
-    lines = [f"2026-01-{day:02d},{store},{day}" for store in ("a", "b") for day in (1, 2, 3, 5, 6, 6, 7)]
+@pytest.mark.parametrize("batch_rows", [200_000, 3], ids=["one-batch", "series-batches"])
+async def test_time_series_statistics_do_not_depend_on_row_order(client: httpx.AsyncClient, account: Account, monkeypatch: pytest.MonkeyPatch, batch_rows: int) -> None:
+    """Also when the steps between timestamps are counted a few series at a time."""
+    monkeypatch.setattr(profile, "SERIES_BATCH_ROWS", batch_rows)
+    lines = [f"2026-01-{day:02d},{store},{day}" for store in ("a", "b", "c", "d") for day in (1, 2, 3, 5, 6, 6, 7)]
     summaries = []
     for ordered in (lines, lines[::-1]):
         dataset = (await upload(client, account, ("date,store,sales\n" + "\n".join(ordered) + "\n").encode())).json()["dataset_id"]
         await client.put(f"/api/v1/datasets/{dataset}/config", headers=account.headers, json={"series_id_column": "store"})
         summaries.append((await client.get(f"/api/v1/datasets/{dataset}/statistics", headers=account.headers)).json()["time_series"])
     assert summaries[0] == summaries[1]
-    assert (summaries[0]["duplicated_timestamps"], summaries[0]["gaps"], summaries[0]["series_lengths"]) == (2, 2, {"a": 7, "b": 7})
+    assert (summaries[0]["duplicated_timestamps"], summaries[0]["gaps"], summaries[0]["series_lengths"]) == (4, 4, {"a": 7, "b": 7, "c": 7, "d": 7})
+
+
+@pytest.mark.parametrize(("counts", "median"), [([1], 10), ([2, 1], 10), ([1, 1], 15), ([1, 2, 1], 20), ([3, 0, 1, 2], 20), ([1, 0, 0, 1], 25)])
+def test_median_of_counted_values_is_the_median_of_the_values(counts: list[int], median: float) -> None:
+    values = pl.Series([10, 20, 30, 40][: len(counts)])
+    expected = pl.Series([v for v, c in zip(values, counts, strict=True) for _ in range(c)]).median()
+    assert profile._median_of_counts(values, pl.Series(counts)) == expected == median

@@ -182,13 +182,26 @@ async def test_zip_that_is_not_a_workbook(client: httpx.AsyncClient, account: Ac
         (b"a,,b\n1,2,3\n", {"blank_columns": [2]}),
         (b"value\n1\n2\n", {"columns": ["value"]}),
         (b"a," + b"x" * (1024 * 1024) + b"\n1,2\n", {"line": 1}),
+        (b"a,b\n" + b"x,1\n" * 20000 + b'y,"twelve"\n', {"line": 20002, "column": "b", "value": "twelve"}),
     ],
-    ids=["ragged", "mixed-encoding", "mixed-encoding-late", "duplicate-header", "blank-header", "single-column", "huge-header"],
+    ids=["ragged", "mixed-encoding", "mixed-encoding-late", "duplicate-header", "blank-header", "single-column", "huge-header", "text-late-in-numbers"],
 )
 async def test_malformed_csv_says_where(client: httpx.AsyncClient, account: Account, settings: Settings, content: bytes, expected: dict) -> None:
     details = assert_envelope(await upload(client, account, content), 422)["details"]
     assert expected.items() <= details.items(), details
     assert workspace_files(settings, account) == []
+
+
+async def test_decimals_after_whole_numbers_and_missing_markers_keep_a_column_numeric(client: httpx.AsyncClient, account: Account) -> None:
+    """Types are inferred from the start of the file; a decimal far below widens the column
+    instead of failing, and "NA", "null", "#N/A"... are missing values, not text."""
+    content = b"date,units,price\n" + b"".join(b"2026-01-01,%d,%s\n" % (i, b"NA" if i % 2 else b"1.5") for i in range(20000)) + b"2026-01-02,2.5,#N/A\n2026-01-03,null,1.25\n"
+    response = await upload(client, account, content)
+    assert response.status_code == 201, response.text
+    assert response.json()["detected_types"] == {"date": "datetime", "units": "numeric", "price": "numeric"}
+    statistics = (await client.get(f"/api/v1/datasets/{response.json()['dataset_id']}/statistics", headers=account.headers)).json()["columns"]
+    assert (statistics["units"]["max"], statistics["units"]["missing"]) == (19999, 1)
+    assert (statistics["price"]["missing"], statistics["price"]["min"], statistics["price"]["max"]) == (10001, 1.25, 1.5)
 
 
 async def test_formula_cells_are_stored_as_text(client: httpx.AsyncClient, account: Account) -> None:

@@ -17,8 +17,11 @@ from typing import Any
 import polars as pl
 
 from vur.datasets.exceptions import UnreadableFile
+from vur.datasets.profile import series_batches
 
 SAMPLE_BYTES = 64 * 1024
+# Cells read as missing, as pandas reads them by default (spreadsheets and R write these).
+MISSING_MARKERS = ["", "#N/A", "#N/A N/A", "#NA", "-NaN", "-nan", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 CHUNK = 1 << 20
 # Small row groups keep every later streaming read of the table (profile, statistics,
 # preview pages) to a few MB at a time, whatever the size of the dataset.
@@ -98,9 +101,16 @@ def check_header(names: list[str]) -> None:
         )
 
 
-def locate_csv_problem(path: Path, dialect: CsvDialect, expected_fields: int) -> dict[str, Any]:
-    """Where a file that Polars refused first goes wrong: an undecodable byte or a row
-    with more fields than the header. Runs only after a failure, so it may be slow."""
+# Polars' message for a value that does not fit the type inferred from the start of the file.
+_UNPARSED_VALUE = re.compile(r"could not parse `(.*)` as dtype `([^`]+)` at column '(.*)' \(column number (\d+)\)")
+
+
+def locate_csv_problem(path: Path, dialect: CsvDialect, expected_fields: int, message: str = "") -> dict[str, Any]:
+    """Where a file that Polars refused first goes wrong: an undecodable byte, a row with
+    more fields than the header, or the value of Polars' `message` that does not fit its
+    column's type. Runs only after a failure, so it may be slow."""
+    unparsed = _UNPARSED_VALUE.search(message)
+    value = _unquoted(unparsed[1]) if unparsed else None
     decoder = codecs.getincrementaldecoder("utf-8" if dialect.encoding == "utf8" else "latin-1")()
     line, offset = 1, 0
     with path.open("rb") as handle:
@@ -117,7 +127,13 @@ def locate_csv_problem(path: Path, dialect: CsvDialect, expected_fields: int) ->
         for row in reader:
             if len(row) > expected_fields:
                 return {"line": reader.line_num, "problem": f"{len(row)} fields where the header has {expected_fields}"}
+            if unparsed and reader.line_num > 1 and len(row) >= int(unparsed[4]) and row[int(unparsed[4]) - 1] == value:
+                shown, kind = value[:100], _TYPE_NAMES.get(unparsed[2], unparsed[2])
+                return {"line": reader.line_num, "column": unparsed[3], "value": shown, "problem": f"'{shown}' is not a {kind}, as the column's earlier values are"}
     return {}
+
+
+_TYPE_NAMES = {"i64": "whole number", "f64": "number", "bool": "true/false value"}
 
 
 def check_workbook(path: Path, max_uncompressed: int) -> None:
@@ -211,24 +227,50 @@ def write_typed_parquet(path: Path, file_format: str, out: Path, max_uncompresse
     check_header(header)
     source_path = _utf8_copy(path, out) if dialect.encoding == "latin-1" else path
     parts = out.with_name(f".{out.name}.parts")
-    options: dict[str, Any] = {"separator": dialect.delimiter, "decimal_comma": dialect.decimal_comma, "infer_schema_length": 10_000}
+    options: dict[str, Any] = {"separator": dialect.delimiter, "decimal_comma": dialect.decimal_comma, "infer_schema_length": 10_000, "null_values": MISSING_MARKERS}
     try:
         # The types Polars infers from the start of the whole file, for every part.
         schema = pl.scan_csv(source_path, **options).collect_schema()
-        table = pl.scan_csv(_split_csv(source_path, parts), schema=schema, **options)
-        sample = table.head(SAMPLE_ROWS).collect()
-        # Timestamps are parsed only in the columns that hold them, with the format the
-        # sample shows: Polars' try_parse_dates tries every text column and costs more.
-        sink_parquet(_typed(table, _formats(sample)), out, "Could not parse the file as CSV")
+        files = _split_csv(source_path, parts)
+        while True:
+            table = pl.scan_csv(files, schema=schema, **options)
+            sample = table.head(SAMPLE_ROWS).collect()
+            try:
+                # Timestamps are parsed only in the columns that hold them, with the format the
+                # sample shows: Polars' try_parse_dates tries every text column and costs more.
+                sink_parquet(_typed(table, _formats(sample)), out, "Could not parse the file as CSV")
+                break
+            except UnreadableFile as exc:
+                if (schema := _widened(schema, exc.details.get("file", ""))) is None:
+                    raise
     except UnreadableFile as exc:
-        exc.details.update(locate_csv_problem(path, dialect, len(header)))
+        exc.details.update(locate_csv_problem(path, dialect, len(header), exc.details.get("file", "")))
         raise
     except (pl.exceptions.PolarsError, ValueError) as exc:
-        raise UnreadableFile("Could not parse the file as CSV", {"file": _first_line(exc), **locate_csv_problem(path, dialect, len(header))}) from exc
+        raise UnreadableFile("Could not parse the file as CSV", {"file": _first_line(exc), **locate_csv_problem(path, dialect, len(header), str(exc))}) from exc
     finally:
         shutil.rmtree(parts, ignore_errors=True)
         if source_path != path:
             source_path.unlink(missing_ok=True)
+
+
+def _widened(schema: pl.Schema, message: str) -> pl.Schema | None:
+    """The schema with the column of Polars' `message` read as decimals, when that column
+    was inferred whole from the start of the file and a later value has decimals; None
+    when the failure is something else."""
+    unparsed = _UNPARSED_VALUE.search(message)
+    if not unparsed or unparsed[2] != "i64" or schema.get(unparsed[3]) != pl.Int64:
+        return None
+    try:
+        float(_unquoted(unparsed[1]).replace(",", "."))
+    except ValueError:
+        return None
+    return pl.Schema({name: pl.Float64 if name == unparsed[3] else dtype for name, dtype in schema.items()})
+
+
+def _unquoted(field: str) -> str:
+    """A CSV field as Polars quotes it in its messages, without the quotes."""
+    return field[1:-1].replace('""', '"') if len(field) >= 2 and field[0] == field[-1] == '"' else field
 
 
 def _formats(sample: pl.DataFrame) -> dict[str, str]:
@@ -360,16 +402,20 @@ class TableProfile:
 
 
 def profile_table(table: pl.LazyFrame) -> TableProfile:
-    """Types, role suggestions and frequency of a stored table, read lazily: missing
-    values in one streaming pass, distinct values one column at a time (a hash set
-    each), text patterns from a sample."""
+    """Types, role suggestions and frequency of a stored table, read lazily and one
+    column at a time: its missing values, and its distinct values (a hash set) where
+    they matter; text patterns from a sample."""
     schema = table.collect_schema()
     columns = schema.names()
-    counts = table.select(pl.len().alias("rows"), *[pl.col(c).null_count().alias(f"missing|{i}") for i, c in enumerate(columns)]).collect().row(0, named=True)
-    rows = counts["rows"]
-    unique = {c: table.select(pl.col(c).n_unique()).collect().item() for c, dtype in schema.items() if _needs_unique(c, dtype)}
+    rows = table.select(pl.len()).collect().item()
+    missing, unique = {}, {}
+    for column, dtype in schema.items():
+        counts = [pl.col(column).null_count().alias("missing")] + ([pl.col(column).n_unique().alias("unique")] if _needs_unique(column, dtype) else [])
+        missing[column], *distinct = table.select(counts).collect().row(0)
+        if distinct:
+            unique[column] = distinct[0]
     sample = table.head(SAMPLE_ROWS).collect()
-    types = {c: detect_column_type(c, sample[c], rows, rows - counts[f"missing|{i}"], unique.get(c)) for i, c in enumerate(columns)}
+    types = {c: detect_column_type(c, sample[c], rows, rows - missing[c], unique.get(c)) for c in columns}
     suggestions = suggest_roles(table, types, rows, unique)
     date_column = suggestions["date_column"]
     frequency = infer_frequency(table.select(pl.col(date_column).unique()).collect()[date_column]) if date_column else None
@@ -416,14 +462,17 @@ def suggest_roles(table: pl.LazyFrame, types: dict[str, str], rows: int, unique:
         for column in sorted(candidates, key=lambda c: unique[c]):
             if unique[column] * timestamps < rows or unique[column] >= rows:
                 continue
-            if not _repeats_a_timestamp(table, column, date_column):
+            if not _repeats_a_timestamp(table, column, date_column, rows):
                 series_id = column
                 break
     return {"date_column": date_column, "target_column": target, "numeric_columns": numeric, "series_id_column": series_id}
 
 
-def _repeats_a_timestamp(table: pl.LazyFrame, series: str, date_column: str) -> bool:
-    """Whether some series has a timestamp twice (two missing ones count). Per-series
-    distinct counts stream; a window over the whole table would hold it in memory."""
-    repeats = table.group_by(series).agg((pl.len() - pl.col(date_column).n_unique()).alias("repeats"))
-    return bool(repeats.select(pl.col("repeats").max() > 0).collect().item())
+def _repeats_a_timestamp(table: pl.LazyFrame, series: str, date_column: str, rows: int) -> bool:
+    """Whether some series has a timestamp twice (two missing ones count), counted a
+    batch of series at a time."""
+    for batch in series_batches(table, series, rows):
+        repeats = batch.group_by(series).agg((pl.len() - pl.col(date_column).n_unique()).alias("repeats"))
+        if repeats.select(pl.col("repeats").max() > 0).collect().item():
+            return True
+    return False

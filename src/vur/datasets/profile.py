@@ -10,6 +10,8 @@ from typing import Any
 import polars as pl
 
 HISTOGRAM_BINS = 20
+# Rows of whole series held in memory together by per-series work (see series_batches).
+SERIES_BATCH_ROWS = 200_000
 TOP_VALUES = 10
 
 
@@ -107,26 +109,60 @@ def correlations(table: pl.LazyFrame, numeric: list[str]) -> dict[str, dict[str,
     return result
 
 
+def series_batches(frame: pl.LazyFrame, series: str | None, rows: int) -> list[pl.LazyFrame]:
+    """`frame` cut into subsets of whole series of about SERIES_BATCH_ROWS rows together.
+    Work that needs a series' rows at once (sorting its timestamps, counting repeats)
+    then holds a batch in memory, never the whole table."""
+    count = math.ceil(rows / SERIES_BATCH_ROWS) if series else 1
+    if count <= 1:
+        return [frame]
+    bucket = pl.col(series).hash(seed=0) % count
+    return [frame.filter(bucket == index) for index in range(count)]
+
+
 def time_series_summary(table: pl.LazyFrame, date_column: str, series_column: str | None, frequency: str | None) -> dict[str, Any]:
     """Reads only the date and series columns: per-series figures stream, and the steps
-    between timestamps (sorted within each series) are one column in memory."""
+    between timestamps (sorted within each series) are counted by value, a batch of
+    series at a time."""
     series_id = pl.col(series_column).cast(pl.String) if series_column else pl.lit("series_1")
     valid = table.select(pl.col(date_column).cast(pl.Datetime("us")).alias("ds"), series_id.alias("uid")).drop_nulls("ds")
     per_series = valid.group_by("uid").agg(pl.len().alias("length"), pl.col("ds").min().alias("start"), pl.col("ds").max().alias("end")).sort("uid").collect()
-    steps = valid.select(pl.col("ds").sort().diff().over("uid").alias("step")).drop_nulls().collect()["step"]
-    positive = steps.filter(steps > timedelta(0))
-    step = positive.median() if positive.len() else None
+    step_counts = _step_counts(series_batches(valid, "uid" if series_column else None, int(per_series["length"].sum())))
+    positive = step_counts.filter(pl.col("step") > timedelta(0))
+    step = _median_of_counts(positive["step"], positive["count"])
     return {
         "start": _json_value(per_series["start"].min()) if per_series.height else None,
         "end": _json_value(per_series["end"].max()) if per_series.height else None,
         "frequency": frequency,
         "unparseable_timestamps": table.select(pl.len()).collect().item() - int(per_series["length"].sum()),
         # Sorted within its series, a repeated timestamp is a step of zero.
-        "duplicated_timestamps": int((steps == timedelta(0)).sum()),
-        "gaps": int((steps > step).sum()) if step else 0,
+        "duplicated_timestamps": int(step_counts.filter(pl.col("step") == timedelta(0))["count"].sum()),
+        "gaps": int(step_counts.filter(pl.col("step") > step)["count"].sum()) if step else 0,
         "series_count": per_series.height,
         "series_lengths": {row["uid"]: row["length"] for row in per_series.head(1000).iter_rows(named=True)},
     }
+
+
+def _step_counts(batches: list[pl.LazyFrame]) -> pl.DataFrame:
+    """How many times each step between consecutive timestamps of a series occurs,
+    sorted by step: a handful of rows, however long the series."""
+    per_batch = [batch.select(pl.col("ds").sort().diff().over("uid").alias("step")).drop_nulls().group_by("step").len("count").collect() for batch in batches]
+    return pl.concat(per_batch).group_by("step").agg(pl.col("count").sum()).sort("step")
+
+
+def _median_of_counts(values: pl.Series, counts: pl.Series) -> Any:
+    """The median of the values repeated `counts` times (`values` sorted), the mean of
+    the middle two for an even total, as Series.median answers on the repeated values."""
+    total = int(counts.sum())
+    if total == 0:
+        return None
+    ends = counts.cum_sum().to_list()
+
+    def at(position: int) -> Any:
+        return values[next(i for i, end in enumerate(ends) if end > position)]
+
+    low, high = at((total - 1) // 2), at(total // 2)
+    return low + (high - low) / 2
 
 
 def dataset_statistics(table: pl.LazyFrame, types: dict[str, str], config: dict[str, Any], frequency: str | None) -> dict[str, Any]:
