@@ -49,6 +49,15 @@ async def test_csv_upload_answers_the_seed_shape(client: httpx.AsyncClient, acco
     assert sorted(p.suffix for p in workspace_files(settings, account)) == [".csv", ".parquet"]
 
 
+async def test_whole_number_ids_are_identifiers_and_name_the_series(client: httpx.AsyncClient, account: Account) -> None:
+    """An integer column named like an id is never a measure: here it repeats (two stores
+    in long format), so it is the series id and not a target candidate."""
+    rows = "".join(f"2026-01-{day:02d},{store},{store * day}\n" for store in (1, 2) for day in range(1, 29))
+    body = (await upload(client, account, ("date,store_id,sales\n" + rows).encode())).json()
+    assert body["detected_types"] == {"date": "datetime", "store_id": "identifier", "sales": "numeric"}
+    assert body["suggestions"] == {"date_column": "date", "target_column": "sales", "numeric_columns": ["sales"], "series_id_column": "store_id"}
+
+
 async def test_semicolon_decimal_comma_latin1(client: httpx.AsyncClient, account: Account) -> None:
     content = "data;região;valor\n01/02/2026;São Paulo;1,5\n02/02/2026;Jundiaí;2,25\n03/02/2026;São Paulo;3,0\n".encode("latin-1")
     response = await upload(client, account, content)

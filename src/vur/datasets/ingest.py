@@ -369,7 +369,9 @@ def detect_column_type(name: str, series: pl.Series, rows: int, non_null: int, u
         return "datetime"
     if dtype == pl.Boolean:
         return "boolean"
-    if dtype.is_integer() and rows > 0 and unique == rows and _ID_NAME.search(name):
+    # Whole numbers named like an id are ids: a row's own (all distinct) or a series' in a
+    # long-format file (repeated), never a measure.
+    if dtype.is_integer() and _ID_NAME.search(name):
         return "identifier"
     if dtype.is_numeric():
         return "numeric"
