@@ -213,6 +213,25 @@ async def test_decimals_after_whole_numbers_and_missing_markers_keep_a_column_nu
     assert (statistics["price"]["missing"], statistics["price"]["min"], statistics["price"]["max"]) == (10001, 1.25, 1.5)
 
 
+async def test_unreadable_timestamps_are_missing_and_reported_with_their_rows(client: httpx.AsyncClient, account: Account) -> None:
+    """The format comes from a sample; later cells in no such format are stored as missing,
+    and the upload says which rows held what, as does the dataset afterwards."""
+    days = [f"{day:02d}/01/2026" for day in range(1, 32)] * 40
+    days[1100], days[1150], days[1200] = "31/02/2026", "soon", ""
+    response = await upload(client, account, ("date,value\n" + "".join(f"{day},{i}\n" for i, day in enumerate(days))).encode())
+    assert response.status_code == 201, response.text
+    assert response.json()["detected_types"]["date"] == "datetime"
+    warning = {"column": "date", "count": 2, "rows": [1101, 1151], "values": ["31/02/2026", "soon"]}
+    assert [{k: w[k] for k in warning} for w in response.json()["warnings"]] == [warning]
+    assert "%d/%m/%Y" in response.json()["warnings"][0]["problem"]
+    detail = (await client.get(f"/api/v1/datasets/{response.json()['dataset_id']}", headers=account.headers)).json()
+    assert detail["warnings"] == response.json()["warnings"]
+    statistics = (await client.get(f"/api/v1/datasets/{response.json()['dataset_id']}/statistics", headers=account.headers)).json()
+    assert statistics["columns"]["date"]["missing"] == 3
+    clean = (await upload(client, account, b"date,value\n2026-01-01,1\n2026-01-02,2\n")).json()
+    assert clean["warnings"] == []
+
+
 async def test_formula_cells_are_stored_as_text(client: httpx.AsyncClient, account: Account) -> None:
     content = b"date,value,cmd\n2026-01-01,1,=cmd|' /C calc'!A0\n2026-01-02,2,@SUM(1+1)\n2026-01-03,3,+1\n"
     dataset = (await upload(client, account, content)).json()["dataset_id"]

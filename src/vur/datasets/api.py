@@ -63,6 +63,7 @@ def upload_dataset(
         suggestions=dataset.suggestions,
         frequency=dataset.frequency,
         kind=dataset.kind,
+        warnings=dataset.ingest_warnings,
     )
 
 

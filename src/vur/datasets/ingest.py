@@ -177,6 +177,8 @@ DATETIME_FORMATS = (
     "%Y%m%d",
 )
 SAMPLE_ROWS = 1000
+# Unreadable cells listed per column (all are counted).
+UNREAD_SHOWN = 20
 
 
 def datetime_format(values: pl.Series) -> str | None:
@@ -191,18 +193,59 @@ def datetime_format(values: pl.Series) -> str | None:
     return None
 
 
+def _sink_typed(source: pl.LazyFrame, sample: pl.DataFrame, out: Path, message: str) -> list[dict[str, Any]]:
+    """Write `source` at `out` with its timestamps parsed, only in the columns that hold
+    them, with the format `sample` shows (Polars' try_parse_dates tries every text column
+    and costs more)."""
+    formats = _formats(sample)
+    sink_parquet(_typed(source, formats), out, message)
+    return _unread_timestamps(source, formats, out)
+
+
+def _unread_timestamps(source: pl.LazyFrame, formats: dict[str, str], out: Path) -> list[dict[str, Any]]:
+    """Per timestamp column, the cells that held text but no timestamp in the column's
+    format: stored as missing, so they are reported with their rows (1-based data rows)
+    and values. The source is read again only for a column with missing timestamps."""
+    if not formats:
+        return []
+    missing = pl.scan_parquet(out).select(pl.col(c).null_count() for c in formats).collect().row(0)
+    warnings = []
+    for (column, fmt), count in zip(formats.items(), missing, strict=True):
+        if not count:
+            continue
+        unread = source.with_row_index("row", offset=1).filter(pl.col(column).is_not_null() & _parsed(column, fmt).is_null())
+        shown = pl.col("row", column).head(UNREAD_SHOWN).implode()
+        found = unread.select(pl.len().alias("count"), shown).collect().row(0, named=True)
+        if found["count"]:
+            warnings.append(
+                {
+                    "column": column,
+                    "problem": f"{found['count']} values are not timestamps in the column's format {fmt}: they are stored as missing",
+                    "count": found["count"],
+                    "rows": found["row"],
+                    "values": [value[:100] for value in found[column]],
+                }
+            )
+    return warnings
+
+
+def _parsed(column: str, fmt: str) -> pl.Expr:
+    return pl.col(column).str.to_datetime(format=fmt, strict=False, exact=True)
+
+
 def _typed(frame: pl.LazyFrame, formats: dict[str, str]) -> pl.LazyFrame:
     """Text columns that hold timestamps become timestamps (UTC when they carry a zone)."""
     casts = []
     for column, fmt in formats.items():
-        parsed = pl.col(column).str.to_datetime(format=fmt, strict=False, exact=True)
+        parsed = _parsed(column, fmt)
         casts.append((parsed.dt.convert_time_zone("UTC") if "%z" in fmt else parsed).alias(column))
     return frame.with_columns(casts) if casts else frame
 
 
-def write_typed_parquet(path: Path, file_format: str, out: Path, max_uncompressed: int) -> None:
-    """Parse an upload once and write it as typed Parquet at `out`. CSVs stream through
-    Polars without being held whole in memory."""
+def write_typed_parquet(path: Path, file_format: str, out: Path, max_uncompressed: int) -> list[dict[str, Any]]:
+    """Parse an upload once and write it as typed Parquet at `out`; the warnings about
+    cells it could not read (see `_unread_timestamps`). CSVs stream through Polars
+    without being held whole in memory."""
     if file_format == "parquet":
         try:
             source = pl.scan_parquet(path)
@@ -210,8 +253,7 @@ def write_typed_parquet(path: Path, file_format: str, out: Path, max_uncompresse
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise UnreadableFile("Could not read the Parquet file", {"file": _first_line(exc)}) from exc
         check_header(sample.columns)
-        sink_parquet(_typed(source, _formats(sample)), out, "Could not read the Parquet file")
-        return
+        return _sink_typed(source, sample, out, "Could not read the Parquet file")
     if file_format == "xlsx":
         check_workbook(path, max_uncompressed)
         try:
@@ -219,8 +261,7 @@ def write_typed_parquet(path: Path, file_format: str, out: Path, max_uncompresse
         except Exception as exc:  # calamine raises its own types for damaged workbooks
             raise UnreadableFile("Could not read the Excel workbook", {"file": _first_line(exc)}) from exc
         check_header(frame.columns)
-        _typed(frame.lazy(), _formats(frame.head(SAMPLE_ROWS))).collect().write_parquet(out, compression="lz4", row_group_size=ROW_GROUP_ROWS)
-        return
+        return _sink_typed(frame.lazy(), frame.head(SAMPLE_ROWS), out, "Could not read the Excel workbook")
     with path.open("rb") as handle:
         dialect = sniff_csv(handle.read(SAMPLE_BYTES))
     header = read_header(path, dialect)
@@ -236,10 +277,7 @@ def write_typed_parquet(path: Path, file_format: str, out: Path, max_uncompresse
             table = pl.scan_csv(files, schema=schema, **options)
             sample = table.head(SAMPLE_ROWS).collect()
             try:
-                # Timestamps are parsed only in the columns that hold them, with the format the
-                # sample shows: Polars' try_parse_dates tries every text column and costs more.
-                sink_parquet(_typed(table, _formats(sample)), out, "Could not parse the file as CSV")
-                break
+                return _sink_typed(table, sample, out, "Could not parse the file as CSV")
             except UnreadableFile as exc:
                 if (schema := _widened(schema, exc.details.get("file", ""))) is None:
                     raise

@@ -34,6 +34,8 @@ class Dataset(RecordMixin, Base):
     detected_types: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     suggestions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     frequency: Mapped[str | None] = mapped_column(String(20), default=None)
+    # What the parse could not read and stored as missing (see ingest._unread_timestamps).
+    ingest_warnings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     original_key: Mapped[str | None] = mapped_column(String(300), default=None)
     parquet_key: Mapped[str | None] = mapped_column(String(300), default=None)

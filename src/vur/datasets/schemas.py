@@ -8,6 +8,16 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
 
+class IngestWarning(BaseModel):
+    """Cells of one column that the parse could not read, stored as missing."""
+
+    column: str
+    problem: str
+    count: int
+    rows: list[int] = Field(description="The first of them, as 1-based data rows (the header is not counted)")
+    values: list[str] = Field(description="What those cells held")
+
+
 class UploadResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -22,6 +32,15 @@ class UploadResponse(BaseModel):
                     "suggestions": {"date_column": "date", "target_column": "sales", "numeric_columns": ["sales"], "series_id_column": "region"},
                     "frequency": "D",
                     "kind": "tabular",
+                    "warnings": [
+                        {
+                            "column": "date",
+                            "problem": "2 values are not timestamps in the column's format %Y-%m-%d: they are stored as missing",
+                            "count": 2,
+                            "rows": [4812, 9120],
+                            "values": ["2026-02-30", "soon"],
+                        }
+                    ],
                 }
             ]
         }
@@ -36,6 +55,7 @@ class UploadResponse(BaseModel):
     suggestions: dict[str, Any]
     frequency: str | None
     kind: str = "tabular"
+    warnings: list[IngestWarning] = []
 
 
 class AppliedStep(BaseModel):
@@ -64,6 +84,7 @@ class DatasetRead(BaseModel):
     detected_types: dict[str, str]
     suggestions: dict[str, Any]
     frequency: str | None
+    warnings: list[IngestWarning] = Field(default=[], validation_alias="ingest_warnings")
     config: dict[str, Any]
     parent_id: uuid.UUID | None
     steps: list[AppliedStep]

@@ -57,7 +57,8 @@ def create_from_upload(
     with discarded_on_failure(session, store, folder):
         stored = store.write_stream(original_key, chunks_after(head, handle), max_bytes=max_bytes)
         original = store.local_path(original_key)
-        parquet = store.write_from(parquet_key, lambda out: ingest.write_typed_parquet(original, file_format, out, max_uncompressed=4 * max_bytes))
+        warnings: list[dict[str, Any]] = []
+        parquet = store.write_from(parquet_key, lambda out: warnings.extend(ingest.write_typed_parquet(original, file_format, out, max_uncompressed=4 * max_bytes)))
         table = ingest.profile_table(scan_parquet(store, parquet_key))
         if not table.columns or table.rows == 0:
             raise UnreadableFile("The file has no data rows", {"rows": 0})
@@ -80,6 +81,7 @@ def create_from_upload(
         detected_types=table.types,
         suggestions=table.suggestions,
         frequency=table.frequency,
+        ingest_warnings=warnings,
         config={k: table.suggestions[k] for k in ("date_column", "target_column", "series_id_column")},
         original_key=original_key,
         parquet_key=parquet_key,
