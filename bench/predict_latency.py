@@ -18,6 +18,12 @@ Each mode is timed at concurrency 1 (p50, p99 of sequential requests) and 32 (re
 per second over a burst). Every request is a full one: authentication, validation, the
 forecast, a row in the predictions table, the JSON answer.
 
+The burst at 32 is driven by httpx (an AsyncClient in this process) and, when `wrk` is on
+PATH, by wrk too: both figures are printed. On a 2-core machine the load generator shares
+the cores with the server, and httpx spends several times wrk's CPU per request, so the
+wrk figure is the one the throughput target is judged by when it is there
+(`--generator` chooses).
+
 The baseline, in the same process as this script and the same run: the library's own
 predict call on the same fitted object, unpickled from the model's version folder
 (`predict(24, level=[80])`; with new data, `predict(new_df=...)` / `forward(...)`).
@@ -30,8 +36,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import pickle
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +64,16 @@ MODELS = {
 }
 TARGET_ADDED_MS = 5.0
 TARGET_RPS = 200.0
+CONCURRENCY = 32
+# wrk's request: the POST, its JSON body (read from a file) and the bearer token.
+WRK_SCRIPT = """
+local file = assert(io.open(os.getenv("WRK_BODY_FILE"), "rb"))
+wrk.method = "POST"
+wrk.body = file:read("*a")
+file:close()
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("WRK_TOKEN")
+"""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -88,6 +109,30 @@ async def burst(base_url: str, token: str, path: str, body: dict, count: int, co
         return count / (time.perf_counter() - started)
 
 
+def wrk_burst(base_url: str, token: str, path: str, body: dict, seconds: float, concurrency: int, scratch: str) -> float:
+    """Requests per second from wrk (one thread, `concurrency` connections) over `seconds`;
+    any answer but a 2xx fails the run, as with httpx."""
+    script, body_file = Path(scratch, "post.lua"), Path(scratch, "body.json")
+    script.write_text(WRK_SCRIPT)
+    body_file.write_text(json.dumps(body))
+    env = {**os.environ, "WRK_BODY_FILE": str(body_file), "WRK_TOKEN": token}
+    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:.0f}s", "--timeout", "120s", "-s", str(script), f"{base_url}{path}"]
+    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    if failures := re.search(r"Non-2xx or 3xx responses: \d+|Socket errors: .*", output):
+        raise RuntimeError(f"wrk saw failed requests ({failures.group(0)}):\n{output}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+
+
+def generators(choice: str) -> list[str]:
+    """The load generators to run the burst with; the first is the one judged."""
+    on_path = shutil.which("wrk") is not None
+    if choice == "wrk" and not on_path:
+        raise SystemExit("--generator wrk: wrk is not on PATH (apt-get install wrk)")
+    if choice == "auto":
+        return ["wrk", "httpx"] if on_path else ["httpx"]
+    return [choice]
+
+
 def forecaster_of(scratch: str, model_id: str) -> object:
     path = next(Path(scratch).rglob(f"{model_id.replace('-', '')}/versions/*/forecaster.pkl"))
     with path.open("rb") as handle:
@@ -99,7 +144,10 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--requests", type=int, default=300, help="sequential requests per measurement (a tenth with new data)")
     parser.add_argument("--workers", type=int, default=1, help="API processes of the server (vur serve --workers)")
+    parser.add_argument("--generator", choices=("auto", "httpx", "wrk"), default="auto", help="load generator of the burst at 32 (auto: wrk and httpx when wrk is on PATH)")
+    parser.add_argument("--wrk-seconds", type=float, default=5, help="length of each wrk burst")
     args = parser.parse_args()
+    used = generators(args.generator)
 
     import pandas as pd
 
@@ -111,6 +159,7 @@ def main() -> int:
     observations = [{"series_id": uid, "timestamp": t.isoformat(), "value": float(v)} for t, v in zip(stamps[POINTS - HORIZON :], newer, strict=True)]
     new_df = pd.DataFrame({"unique_id": uid, "ds": stamps, "y": values})
     print(f"Series {uid}: {len(history)} points to train on, then {HORIZON} newer observations; {args.requests} sequential requests per mode; {args.workers} API process(es)")
+    print(f"Burst at {CONCURRENCY} driven by: {', '.join(used)} (the target is judged by {used[0]})")
 
     rows = []
     with tempfile.TemporaryDirectory() as scratch, running_platform({uid: history}, scratch, args.workers) as (client, dataset_id):
@@ -136,22 +185,30 @@ def main() -> int:
 
                 platform = time_calls(call, count)
                 library = time_calls(bare, count)
-                rps = asyncio.run(burst(str(client.base_url), token, path, body, count=max(64, count), concurrency=32))
+                rps = {
+                    generator: asyncio.run(burst(str(client.base_url), token, path, body, count=max(64, count), concurrency=CONCURRENCY))
+                    if generator == "httpx"
+                    else wrk_burst(str(client.base_url), token, path, body, args.wrk_seconds, CONCURRENCY, scratch)
+                    for generator in used
+                }
                 rows.append((algorithm, mode, statistics.median(library), percentile(library, 99), statistics.median(platform), percentile(platform, 99), rps))
             print(f"  trained {algorithm} in {seconds:.1f} s")
 
     print()
-    print(f"{'model':<10}{'mode':<10}{'bare p50':>10}{'bare p99':>10}{'HTTP p50':>10}{'HTTP p99':>10}{'added p50':>11}{'req/s @32':>11}   (ms)")
+    rps_headers = "".join(f"{f'req/s {generator}':>13}" for generator in used)
+    print(f"{'model':<10}{'mode':<10}{'bare p50':>10}{'bare p99':>10}{'HTTP p50':>10}{'HTTP p99':>10}{'added p50':>11}{rps_headers}   (ms; req/s at concurrency {CONCURRENCY})")
     for algorithm, mode, bare50, bare99, http50, http99, rps in rows:
-        print(f"{algorithm:<10}{mode:<10}{bare50:>10.2f}{bare99:>10.2f}{http50:>10.2f}{http99:>10.2f}{http50 - bare50:>+11.2f}{rps:>11.1f}")
+        rps_cells = "".join(f"{rps[generator]:>13.1f}" for generator in used)
+        print(f"{algorithm:<10}{mode:<10}{bare50:>10.2f}{bare99:>10.2f}{http50:>10.2f}{http99:>10.2f}{http50 - bare50:>+11.2f}{rps_cells}")
     print()
     for algorithm, mode, bare50, _, http50, _, rps in rows:
         added = http50 - bare50
         verdict = "PASS" if added <= TARGET_ADDED_MS else "MISS"
         print(f"{verdict}  {algorithm}/{mode}: adds {added:+.2f} ms to the bare p50 (target <= {TARGET_ADDED_MS} ms)")
         if algorithm == "lightgbm":
-            verdict = "PASS" if rps >= TARGET_RPS else "MISS"
-            print(f"{verdict}  {algorithm}/{mode}: {rps:.0f} predictions/s at concurrency 32 (target >= {TARGET_RPS:.0f})")
+            judged = rps[used[0]]
+            verdict = "PASS" if judged >= TARGET_RPS else "MISS"
+            print(f"{verdict}  {algorithm}/{mode}: {judged:.0f} predictions/s at concurrency {CONCURRENCY} with {used[0]} (target >= {TARGET_RPS:.0f})")
     return 0
 
 

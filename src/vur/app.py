@@ -17,7 +17,7 @@ from vur.core.errors import error_response, install_error_handlers
 from vur.core.events import bus
 from vur.core.logging import configure_logging
 from vur.core.metrics import register_job_collector
-from vur.core.middleware import RequestContextMiddleware
+from vur.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from vur.core.migrations import ensure_up_to_date
 from vur.core.outbox import OutboxRelay
 from vur.core.redis_events import RedisPublisher, RedisRelay
@@ -136,6 +136,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _integrity_error(_: Request, __: IntegrityError) -> JSONResponse:
         return error_response(409, "The change conflicts with existing data", {})
 
+    # Routers of file uploads: their routes get the upload body limit, all others the JSON one.
+    upload_routers = (
+        datasets_api.upload_router,
+        registry_api.upload_router,
+        predictions_api.upload_router,
+        forge_api.upload_router,
+        insights_api.upload_router,
+        insights_compat_api.upload_router,
+    )
+    # Innermost of ours: its 413 gets the CORS headers and, outside it, the request id.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_body_bytes,
+        # The multipart framing around a file of max_upload_bytes needs room too.
+        upload_limit=settings.max_upload_bytes + 1_048_576,
+        upload_paths=[route.path for router in upload_routers for route in router.routes],
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -149,11 +166,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     hub.set_authenticator(principal_from_token)
     hub.register_topic("job", job_in_workspace)
     app.include_router(hub.router)
-    # Body limits per router, not app-wide: the app-wide limiter sits outside every
-    # middleware and would answer in plain text, without the envelope or request id.
-    for upload_router in (datasets_api.upload_router, registry_api.upload_router, predictions_api.upload_router, forge_api.upload_router, insights_api.upload_router, insights_compat_api.upload_router):
-        app.include_router(upload_router, max_body_size=settings.max_upload_bytes + 1_048_576)
     for router in (
+        *upload_routers,
         health.router,
         identity_api.router,
         identity_api.members_router,
@@ -175,5 +189,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         insights_api.router,
         insights_compat_api.router,
     ):
-        app.include_router(router, max_body_size=settings.max_body_bytes)
+        app.include_router(router)
     return app

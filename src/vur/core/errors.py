@@ -127,6 +127,24 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     return error_response(exc.status_code, message, {}, dict(exc.headers or {}))
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from `receive` once a body passes its limit. A Starlette HTTPException on
+    purpose: FastAPI lets those through while it reads a body (anything else there
+    becomes a 400 "error parsing the body")."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413)
+        self.limit = limit
+
+
+def body_too_large(limit: int) -> JSONResponse:
+    return error_response(413, STATUS_MESSAGES[413], {"max_bytes": limit})
+
+
+async def _body_too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
+    return body_too_large(exc.limit)
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", path=request.url.path, method=request.method, error=repr(exc))
     return error_response(500, "Internal server error", {})
@@ -136,4 +154,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(VurError, _vur_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(BodyTooLarge, _body_too_large)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unhandled)

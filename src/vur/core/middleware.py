@@ -1,16 +1,18 @@
-"""Per-request plumbing as one pure ASGI middleware: request id, access log, metrics, and
-the last line of defence for the error envelope."""
+"""Per-request plumbing as pure ASGI middleware: request id, access log, metrics, the
+last line of defence for the error envelope, and request body limits."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from http import HTTPStatus
 
 import structlog
+from starlette.routing import compile_path, get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vur.core.errors import STATUS_MESSAGES
+from vur.core.errors import STATUS_MESSAGES, BodyTooLarge, body_too_large
 from vur.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from vur.core.request_context import REQUEST_ID_HEADER, accept_request_id
 
@@ -120,3 +122,50 @@ async def _send_envelope(send: Send, start: Message, body: bytes, request_id: st
     headers += [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     await send({**start, "headers": headers})
     await send({"type": "http.response.body", "body": payload, "more_body": False})
+
+
+class BodyLimitMiddleware:
+    """Request body limits by path: `upload_limit` on the upload routes (`upload_paths`
+    are their templates, "/api/v1/machines/{machine_id}/train"), `limit` on every other.
+
+    Placed inside RequestContextMiddleware so that a refusal is the envelope with the
+    request id. A declared Content-Length over the limit is refused before the app runs;
+    any other body is counted as `receive` yields it (chunked ones too) and never held
+    here: an upload streams on to its route."""
+
+    def __init__(self, app: ASGIApp, limit: int, upload_limit: int, upload_paths: Iterable[str]) -> None:
+        self.app = app
+        self.limit, self.upload_limit = limit, upload_limit
+        self.upload_patterns = [compile_path(path)[0] for path in upload_paths]
+
+    def limit_for(self, scope: Scope) -> int:
+        path = get_route_path(scope)
+        return self.upload_limit if any(pattern.match(path) for pattern in self.upload_patterns) else self.limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope)
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await body_too_large(limit)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # Raised where the body is read; the exception handlers answer the envelope.
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, counted_receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    value = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+    return int(value) if value is not None and value.isdigit() else None

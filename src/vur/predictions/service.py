@@ -14,13 +14,14 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, bindparam, func, insert, select
+from sqlalchemy.orm import Session, aliased
 
 from vur.core.db import utcnow
 from vur.core.events import Event, publish_after_commit
@@ -30,6 +31,7 @@ from vur.core.storage import ArtifactStore
 from vur.predictions.exceptions import InvalidPredictionRequest, ModelNotServable, PredictionNotFound
 from vur.predictions.models import Prediction
 from vur.predictions.schemas import MAX_OBSERVATIONS, FutureValues, Observation, PredictionPoint, PredictionResponse, PredictRequest
+from vur.registry.exceptions import ModelNotFound
 from vur.registry.models import ModelStatus, ModelVersion, RegisteredModel
 from vur.registry.service import FORECASTER_FILE
 
@@ -65,13 +67,46 @@ def get_prediction(session: Session, prediction_id: uuid.UUID, workspace_id: uui
 
 
 def servable_version(session: Session, model: RegisteredModel, number: int | None) -> ModelVersion:
+    _check_forecaster(model)
+    stmt = select(ModelVersion).where(ModelVersion.model_id == model.id)
+    stmt = stmt.where(ModelVersion.number == number) if number is not None else stmt.order_by(ModelVersion.number.desc()).limit(1)
+    return _servable(model, session.scalar(stmt), number)
+
+
+def servable_model(session: Session, model_id: uuid.UUID, workspace_id: uuid.UUID, number: int | None) -> tuple[RegisteredModel, ModelVersion]:
+    """The workspace's model and its version `number` (default the latest), read in one
+    query: a single forecast's lookups are a good part of its cost."""
+    params = {"model_id": model_id, "workspace_id": workspace_id} | ({"number": number} if number is not None else {})
+    row = session.execute(_model_with_version(latest=number is None), params).first()
+    if row is None:
+        raise ModelNotFound.for_id(RegisteredModel.__resource__, model_id)
+    model, version = row
+    _check_forecaster(model)
+    return model, _servable(model, version, number)
+
+
+@cache
+def _model_with_version(latest: bool) -> Select[tuple[RegisteredModel, ModelVersion]]:
+    """Built once, with bound parameters: SQLAlchemy then reuses its cache key and compiled
+    SQL instead of working them out again for every forecast."""
+    numbered = aliased(ModelVersion)  # the versions the latest is chosen among, apart from the one joined
+    wanted = select(func.max(numbered.number)).where(numbered.model_id == RegisteredModel.id).scalar_subquery() if latest else bindparam("number")
+    return (
+        select(RegisteredModel, ModelVersion)
+        .outerjoin(ModelVersion, and_(ModelVersion.model_id == RegisteredModel.id, ModelVersion.number == wanted))
+        .where(RegisteredModel.id == bindparam("model_id"), RegisteredModel.workspace_id == bindparam("workspace_id"))
+    )
+
+
+def _check_forecaster(model: RegisteredModel) -> None:
+    """422 for a model of another kind, 409 for an archived one."""
     if model.kind != "forecaster":
         raise InvalidPredictionRequest(f"Model '{model.id}' is a {model.kind} model; this endpoint forecasts", {"model_id": "must be a forecaster"})
     if model.status == ModelStatus.archived:
         raise ModelNotServable(f"Model '{model.id}' is archived; restore it to predict with it", {"model_id": "archived"})
-    stmt = select(ModelVersion).where(ModelVersion.model_id == model.id)
-    stmt = stmt.where(ModelVersion.number == number) if number is not None else stmt.order_by(ModelVersion.number.desc()).limit(1)
-    version = session.scalar(stmt)
+
+
+def _servable(model: RegisteredModel, version: ModelVersion | None, number: int | None) -> ModelVersion:
     if version is None and number is None:
         raise ModelNotServable(f"Model '{model.id}' has no trained version yet (status {model.status.value})", {"model_id": "train the model first"})
     if version is None:
@@ -81,60 +116,83 @@ def servable_version(session: Session, model: RegisteredModel, number: int | Non
 
 def fitted_model(store: ArtifactStore, model: RegisteredModel, version: ModelVersion) -> tuple[str, Forecaster]:
     """The version's forecaster and its key; 409 when it cannot be had (a version from
-    before fitted models were kept, or a file that no longer reads)."""
+    before fitted models were kept, or a file that no longer reads). The store is asked
+    only when loading fails: a loaded forecaster is answered from memory."""
     key = f"{version.artifact_prefix}/{FORECASTER_FILE}"
-    if not store.exists(key):
-        raise ModelNotServable(f"Version {version.number} of model '{model.id}' was trained before fitted models were kept; train it again", {"version": "retrain"})
     try:
         return key, load_forecaster(store, key)
     except Exception as exc:  # a damaged file, or a library that cannot read it: the model needs retraining, the server is fine
+        if not store.exists(key):
+            raise ModelNotServable(f"Version {version.number} of model '{model.id}' was trained before fitted models were kept; train it again", {"version": "retrain"}) from exc
         raise ModelNotServable(f"Version {version.number} of model '{model.id}' cannot be loaded ({type(exc).__name__}); train it again", {"version": "retrain"}) from exc
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A forecast's points, and what its record keeps of them."""
+
+    points: tuple[PredictionPoint, ...]
+    outputs: tuple[dict[str, Any], ...]  # the points as JSON
+    series_count: int
+    first_ts: datetime | None
+    last_ts: datetime | None
+
+    @classmethod
+    def of(cls, points: list[PredictionPoint]) -> Answer:
+        stamps = [_naive_utc(p.timestamp) for p in points]
+        return cls(tuple(points), tuple(p.model_dump(mode="json") for p in points), len({p.series_id for p in points}), min(stamps, default=None), max(stamps, default=None))
+
+
 def predict(session: Session, store: ArtifactStore, model: RegisteredModel, body: PredictRequest, source: str) -> PredictionResponse:
-    version = servable_version(session, model, body.version)
+    return predict_with(session, store, model, servable_version(session, model, body.version), body, source)
+
+
+def predict_with(session: Session, store: ArtifactStore, model: RegisteredModel, version: ModelVersion, body: PredictRequest, source: str) -> PredictionResponse:
+    """Forecast with `version` of `model` and record the answer (flushed, not committed)."""
     key, forecaster = fitted_model(store, model, version)
     levels = _check(forecaster, model, body)
     started = time.perf_counter()
     if body.observations or body.exogenous:
-        points = _points(_forecast(forecaster, model, body, levels, key), levels)
+        answer = Answer.of(_points(_forecast(forecaster, model, body, levels, key), levels))
     else:
-        points = list(_served(store, key, body.horizon, tuple(levels), tuple(body.series_ids or ()), _restoration(model)))
+        answer = _served(store, key, body.horizon, tuple(levels), tuple(body.series_ids or ()), _restoration(model))
     seconds = time.perf_counter() - started
     summary: dict[str, Any] = {"levels": levels, "series_ids": body.series_ids[:20] if body.series_ids else None, "observations": len(body.observations or [])}
     if body.observations:
         stamps = [o.timestamp for o in body.observations]
         summary.update(observed_from=min(stamps).isoformat(), observed_to=max(stamps).isoformat())
-    record = Prediction(
-        workspace_id=model.workspace_id,
-        model_id=model.id,
-        model_version=version.number,
-        source=source,
-        horizon=body.horizon,
-        series_count=len({p.series_id for p in points}),
-        input_summary=summary,
-        outputs=[p.model_dump(mode="json") for p in points],
-        first_ts=min((_naive_utc(p.timestamp) for p in points), default=None),
-        last_ts=max((_naive_utc(p.timestamp) for p in points), default=None),
-        latency_ms=round(seconds * 1000, 3),
-        created_at=utcnow(),
-    )
+    record = {
+        "id": uuid.uuid4(),
+        "workspace_id": model.workspace_id,
+        "model_id": model.id,
+        "model_version": version.number,
+        "source": source,
+        "horizon": body.horizon,
+        "series_count": answer.series_count,
+        "input_summary": summary,
+        "outputs": list(answer.outputs),
+        "first_ts": answer.first_ts,
+        "last_ts": answer.last_ts,
+        "latency_ms": round(seconds * 1000, 3),
+        "created_at": utcnow(),
+    }
     if body.observations:
         _score_earlier(session, model, body.observations)
-    session.add(record)
-    session.flush()
+    # A Core insert (the columns' defaults still apply): the ORM's unit of work for one new
+    # row costs more than the rest of a served forecast.
+    session.execute(insert(Prediction.__table__), record)
     PREDICTIONS.labels(source).inc()
     PREDICTION_SECONDS.labels(source).observe(seconds)
     response = PredictionResponse(
-        prediction_id=record.id,
+        prediction_id=record["id"],
         model_id=model.id,
         model_version=version.number,
         source=source,
         horizon=body.horizon,
         levels=levels,
-        predictions=points,
-        latency_ms=record.latency_ms,
-        created_at=record.created_at,
+        predictions=list(answer.points),
+        latency_ms=record["latency_ms"],
+        created_at=record["created_at"],
     )
     if source == "real_time":
         publish_after_commit(session, Event("predictions", "prediction", response.model_dump(mode="json"), str(model.workspace_id)))
@@ -181,7 +239,7 @@ def _series_of(observation: Observation | FutureValues, model: RegisteredModel) 
 
 
 @lru_cache(maxsize=1024)
-def _served(store: ArtifactStore, key: str, horizon: int, levels: tuple[int, ...], series_ids: tuple[str, ...], restoration: str) -> tuple[PredictionPoint, ...]:
+def _served(store: ArtifactStore, key: str, horizon: int, levels: tuple[int, ...], series_ids: tuple[str, ...], restoration: str) -> Answer:
     """The forecast from the end of the training history, as answered: it depends on
     nothing but the (immutable) version and the request, so each shape is computed once."""
     import json
@@ -191,7 +249,7 @@ def _served(store: ArtifactStore, key: str, horizon: int, levels: tuple[int, ...
     frame = load_forecaster(store, key).predict(horizon, list(levels))
     if series_ids:
         frame = frame[frame["unique_id"].astype(str).isin(series_ids)]
-    return tuple(_points(original_units({"target_restoration": json.loads(restoration)})(frame), list(levels)))
+    return Answer.of(_points(original_units({"target_restoration": json.loads(restoration)})(frame), list(levels)))
 
 
 def _restoration(model: RegisteredModel) -> str:
