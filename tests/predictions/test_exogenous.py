@@ -4,8 +4,6 @@ naming what is missing) a request without them."""
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
 
@@ -54,10 +52,6 @@ async def test_missing_or_unknown_future_values_are_422(client: httpx.AsyncClien
     for body, says in refused:
         details = assert_envelope(await client.post(f"/api/v1/models/{model_id}/predict", headers=account.headers, json=body), 422)["details"]
         assert says in details["exogenous"], (body, details)
-    # A stream's source gives the target only: such a model cannot be streamed.
-    start = {"model_id": model_id, "database_id": str(uuid.uuid4()), "interval_seconds": 5}
-    streamed = assert_envelope(await client.post("/api/v1/monitoring/predictions/start", headers=account.headers, json=start), 409)
-    assert "future values of ['x']" in streamed["error"]
 
     # A model without exogenous columns takes none, and needs none.
     naive = await trained(client, account, {"dataset_id": dataset, "algorithm": "naive", "horizon": 6, "validation": {"method": "holdout"}})

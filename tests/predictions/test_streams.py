@@ -21,6 +21,8 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import Account, assert_envelope, register, scratch_database
 from tests.core.test_websocket import authed, receive_until, subscribe
+from tests.forecasting.test_exogenous import LEVEL, POINTS, START, driven, driven_dataset, stamp
+from tests.forecasting.test_test_split import trained
 from tests.predictions.test_predictions import LAST, predict, train
 from vur.core.db import Database, get_database
 from vur.core.storage import LocalArtifactStore
@@ -180,6 +182,52 @@ async def test_a_stream_resumes_from_its_cursor(client: httpx.AsyncClient, accou
         assert stream is not None and (stream.rows_read, stream.predictions_made) == (3, 2)
     latest = (await client.get("/api/v1/predictions/history", headers=account.headers, params={"source": "stream", "limit": 1})).json()[0]
     assert latest["predictions"][0]["value"] == 12.0
+
+
+async def test_a_stream_forecasts_from_the_future_values_in_rows_ahead(
+    client: httpx.AsyncClient, account: Account, source: SourceTable, database: Database, settings: Settings
+) -> None:
+    """A model fitted with an exogenous column x reads x's future values from the source's
+    rows whose reading is still empty; until they cover the horizon, the stream waits
+    (no prediction, no failure) and keeps its cursor."""
+    model_id = await trained(client, account, {"dataset_id": await driven_dataset(client, account), "algorithm": "linear", "hyperparameters": LEVEL, "horizon": 3})
+    with source.engine.begin() as connection:
+        connection.execute(sa.text(f"ALTER TABLE {source.name} ADD COLUMN x FLOAT"))
+
+    def add(hour: int, reading: float | None, x: float) -> None:
+        with source.engine.begin() as connection:
+            connection.execute(sa.text(f"INSERT INTO {source.name} (measured_at, reading, x) VALUES (:t, :r, :x)"), {"t": START + timedelta(hours=hour), "r": reading, "x": x})
+
+    url = "/api/v1/monitoring/predictions/start"
+    plain = (await register_source(client, account, source, series_column=None)).json()["id"]
+    refused = assert_envelope(await client.post(url, headers=account.headers, json={"model_id": model_id, "database_id": plain, "interval_seconds": 1}), 409)
+    assert "['x']" in refused["error"] and "exogenous_columns" in refused["details"]["database_id"]
+    created = await register_source(client, account, source, series_column=None, exogenous_columns=["x"])
+    assert created.status_code == 201 and created.json()["exogenous_columns"] == ["x"], created.text
+    database_id = created.json()["id"]
+    assert (await client.post(f"/api/v1/monitoring/databases/{database_id}/test", headers=account.headers)).json()["status"] == "connected"
+
+    add(POINTS, driven(POINTS, 2.0), 2.0)
+    add(POINTS + 1, None, 9.5)  # one step ahead of the three the horizon needs
+    start = {"model_id": model_id, "database_id": database_id, "interval_seconds": 3600}
+    stream_id = (await client.post(url, headers=account.headers, json=start)).json()["id"]
+
+    async def waiting() -> bool:
+        return ((await client.get(f"/api/v1/monitoring/predictions/{stream_id}", headers=account.headers)).json()["last_error"] or "").startswith("waiting for future values")
+
+    await wait_until(waiting)
+    status = (await client.get(f"/api/v1/monitoring/predictions/{stream_id}", headers=account.headers)).json()
+    assert (status["status"], status["predictions_made"], status["consecutive_failures"], status["last_timestamp"]) == ("running", 0, 0, None)
+    assert f"no value of 'x' for series 'series_1' at {stamp(POINTS + 2)}" in status["last_error"]
+
+    add(POINTS + 2, None, 0.5)
+    add(POINTS + 3, None, 7.25)
+    run_stream_once(database, LocalArtifactStore(settings.artifacts_dir), settings, uuid.UUID(stream_id))
+    status = (await client.get(f"/api/v1/monitoring/predictions/{stream_id}", headers=account.headers)).json()
+    assert (status["predictions_made"], status["last_error"]) == (1, None)
+    points = (await client.get("/api/v1/predictions/history", headers=account.headers, params={"source": "stream", "limit": 1})).json()[0]["predictions"]
+    assert [p["timestamp"][:19] for p in points] == [stamp(POINTS + k) for k in (1, 2, 3)]
+    assert [p["value"] for p in points] == pytest.approx([driven(POINTS + k, x) for k, x in ((1, 9.5), (2, 0.5), (3, 7.25))], abs=0.75)
 
 
 def _run_due_when_released(settings: Settings, release: Any, ran: Any) -> None:

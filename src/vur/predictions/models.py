@@ -16,7 +16,13 @@ class Prediction(RecordMixin, Base):
 
     __tablename__ = "predictions"
     __resource__ = "Prediction"
-    __table_args__ = (Index("ix_predictions_workspace_created", "workspace_id", "created_at"), Index("ix_predictions_model_last_ts", "model_id", "last_ts"))
+    __table_args__ = (
+        Index("ix_predictions_workspace_created", "workspace_id", "created_at"),
+        # Finds the newest predictions that new observations can score (service._score_earlier)
+        # from the index alone: newest first, stopping after the few it needs, however many
+        # predictions the model has made over the same span.
+        Index("ix_predictions_model_scoring", "model_id", "created_at", "last_ts", "first_ts", "scored_points", "horizon", "series_count"),
+    )
 
     workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     model_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"), index=True)
@@ -59,6 +65,8 @@ class DatabaseConnection(RecordMixin, Base):
     timestamp_column: Mapped[str] = mapped_column(String(255))
     value_column: Mapped[str] = mapped_column(String(255))
     series_column: Mapped[str | None] = mapped_column(String(255), default=None)
+    # Read for models fitted with exogenous columns: the future values in rows ahead.
+    exogenous_columns: Mapped[list[str]] = mapped_column(JSON, default=list)
     # untested | connected | failed
     status: Mapped[str] = mapped_column(String(20), default="untested")
     last_checked_at: Mapped[datetime | None] = mapped_column(default=None)

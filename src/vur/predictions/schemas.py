@@ -159,6 +159,11 @@ class DatabaseCreate(BaseModel):
     timestamp_column: str = Field(min_length=1, max_length=63)
     value_column: str = Field(min_length=1, max_length=63)
     series_column: str | None = Field(default=None, max_length=63)
+    exogenous_columns: list[str] = Field(
+        default=[],
+        max_length=50,
+        description="Columns a model fitted with exogenous variables reads: a stream takes their future values from the rows ahead whose value is still empty",
+    )
 
 
 class DatabaseRead(BaseModel):
@@ -176,6 +181,7 @@ class DatabaseRead(BaseModel):
     timestamp_column: str
     value_column: str
     series_column: str | None
+    exogenous_columns: list[str]
     status: str
     last_checked_at: datetime | None
     last_error: str | None

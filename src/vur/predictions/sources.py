@@ -1,8 +1,9 @@
 """External SQL sources: which URLs are accepted, how they are opened (read-only, always)
 and how their newest rows are read.
 
-A source is a table or a single SELECT, with a timestamp column, a value column and
-optionally a series column. PostgreSQL and MySQL must name a network host (not a
+A source is a table or a single SELECT, with a timestamp column, a value column,
+optionally a series column, and the exogenous columns a model needs (their future
+values are the rows ahead whose value is still missing). PostgreSQL and MySQL must name a network host (not a
 socket path, not a link-local or metadata address, and one of `source_allowed_hosts`
 when that list is set); SQLite files must lie in the installation's sources folder.
 """
@@ -45,6 +46,7 @@ class SourceSpec:
     timestamp_column: str
     value_column: str
     series_column: str | None
+    exogenous_columns: tuple[str, ...] = ()
 
 
 def checked_url(raw: str, settings: Settings) -> URL:
@@ -89,7 +91,9 @@ def _forbidden_address(host: str) -> bool:
     return address.is_link_local or address.is_unspecified or address.is_multicast
 
 
-def checked_spec(url: URL, table_name: str | None, query: str | None, timestamp_column: str, value_column: str, series_column: str | None) -> None:
+def checked_spec(
+    url: URL, table_name: str | None, query: str | None, timestamp_column: str, value_column: str, series_column: str | None, exogenous_columns: list[str]
+) -> None:
     problems: dict[str, str] = {}
     if (table_name is None) == (query is None):
         problems["table_name"] = "give either table_name or query"
@@ -100,6 +104,10 @@ def checked_spec(url: URL, table_name: str | None, query: str | None, timestamp_
     for field, name in (("timestamp_column", timestamp_column), ("value_column", value_column), ("series_column", series_column)):
         if name is not None and not IDENTIFIER.match(name):
             problems[field] = "a column name (letters, digits, underscores)"
+    if bad := [name for name in exogenous_columns if not IDENTIFIER.match(name)]:
+        problems["exogenous_columns"] = f"column names (letters, digits, underscores), not {bad[:3]}"
+    elif taken := sorted({timestamp_column, value_column, series_column} & set(exogenous_columns)) or len(set(exogenous_columns)) < len(exogenous_columns):
+        problems["exogenous_columns"] = f"distinct columns other than the timestamp, value and series ones ({taken or 'repeated names'})"
     if problems:
         raise SourceProblem(problems)
 
@@ -131,7 +139,7 @@ def _mysql_read_only(connection: Any, _: Any) -> None:
 
 
 def _selectable(spec: SourceSpec) -> Any:
-    columns = [sa.column(c) for c in (spec.timestamp_column, spec.value_column, spec.series_column) if c]
+    columns = [sa.column(c) for c in (spec.timestamp_column, spec.value_column, spec.series_column, *spec.exogenous_columns) if c]
     if spec.table_name:
         schema, _, name = spec.table_name.rpartition(".")
         return sa.table(name, *columns, schema=schema or None)
@@ -145,13 +153,40 @@ class SourceRow:
     series_id: str | None
 
 
+@dataclass(frozen=True)
+class FutureRow:
+    """A row ahead of the observations: its value is still missing, its exogenous
+    columns hold what is planned or forecast elsewhere (a price, a temperature)."""
+
+    timestamp: datetime
+    series_id: str | None
+    values: dict[str, float | None]
+
+
 def read_rows(engine: Engine, spec: SourceSpec, after: datetime | None, limit: int) -> list[SourceRow]:
     """The newest `limit` rows after `after` (all of them when None), oldest first.
     Rows with a missing timestamp or value are skipped."""
     source = _selectable(spec)
+    value = source.c[spec.value_column]
+    fetched = _newest(engine, spec, source, [value], value.is_not(None), after, limit)
+    return [SourceRow(timestamp, float(row[0]), series_id) for timestamp, series_id, row in fetched]
+
+
+def read_future(engine: Engine, spec: SourceSpec, after: datetime | None, limit: int) -> list[FutureRow]:
+    """The rows after `after` whose value is missing, with their exogenous columns: the
+    newest `limit`, oldest first."""
+    source = _selectable(spec)
+    exogenous = [source.c[c] for c in spec.exogenous_columns]
+    fetched = _newest(engine, spec, source, exogenous, source.c[spec.value_column].is_(None), after, limit)
+    return [FutureRow(timestamp, series_id, {c: None if v is None else float(v) for c, v in zip(spec.exogenous_columns, row, strict=True)}) for timestamp, series_id, row in fetched]
+
+
+def _newest(engine: Engine, spec: SourceSpec, source: Any, columns: list[Any], condition: Any, after: datetime | None, limit: int) -> list[tuple[datetime, str | None, Any]]:
+    """(timestamp, series id, `columns`) of the newest `limit` rows of `source` after
+    `after` meeting `condition`, oldest first; rows without a timestamp are skipped."""
     timestamp = source.c[spec.timestamp_column]
-    wanted = [timestamp, source.c[spec.value_column]] + ([source.c[spec.series_column]] if spec.series_column else [])
-    statement = sa.select(*wanted).where(timestamp.is_not(None), source.c[spec.value_column].is_not(None))
+    series = [source.c[spec.series_column]] if spec.series_column else []
+    statement = sa.select(timestamp, *series, *columns).where(timestamp.is_not(None), condition)
     # SQLite keeps times as text in whatever format the writer chose: compare them here.
     in_sql = after is not None and engine.dialect.name != "sqlite"
     if in_sql:
@@ -159,10 +194,10 @@ def read_rows(engine: Engine, spec: SourceSpec, after: datetime | None, limit: i
     statement = statement.order_by(timestamp.desc()).limit(limit)
     with engine.connect() as connection:
         fetched = connection.execute(statement).all()
-    rows = [SourceRow(_naive_utc(r[0]), float(r[1]), str(r[2]) if spec.series_column and r[2] is not None else None) for r in fetched]
+    rows = [(_naive_utc(r[0]), (None if r[1] is None else str(r[1])) if series else None, r[1 + len(series) :]) for r in fetched]
     if after is not None and not in_sql:
-        rows = [row for row in rows if row.timestamp > after]
-    return sorted(rows, key=lambda row: row.timestamp)
+        rows = [row for row in rows if row[0] > after]
+    return sorted(rows, key=lambda row: row[0])
 
 
 def _naive_utc(value: Any) -> datetime:
@@ -175,6 +210,8 @@ def probe_source(spec: SourceSpec) -> str | None:
     engine = open_engine(spec.url)
     try:
         read_rows(engine, spec, None, 1)
+        if spec.exogenous_columns:
+            read_future(engine, spec, None, 1)
         return None
     except Exception as exc:  # any driver or SQL failure is the answer, reported to the user
         return _reason(exc)

@@ -4,13 +4,16 @@ A stream is a row in `prediction_streams`; the stream scheduler thread of each A
 process runs the due ones. A run reads the source's rows newer than the model's training
 history, and when some arrived since the previous run it predicts from them (the
 prediction service records the answer and scores earlier forecasts against the new
-actual values), pushes the answer on the `predictions` topic and moves the cursor.
+actual values), pushes the answer on the `predictions` topic and moves the cursor. A
+model fitted with exogenous columns forecasts from the source's rows ahead (value still
+empty, exogenous columns filled); until they cover the horizon, the run waits.
 Taking a run is a compare-and-set on `last_run_at`, so several API processes never run
 the same tick twice, and a restarted server carries on from the stored cursor.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -25,9 +28,9 @@ from vur.core.repository import get_scoped
 from vur.core.security import decrypt_secret, encrypt_secret
 from vur.core.storage import ArtifactStore
 from vur.predictions import service, sources
-from vur.predictions.exceptions import DatabaseNotFound, InvalidSource, ModelNotServable, StreamNotFound, StreamNotRunning
+from vur.predictions.exceptions import DatabaseNotFound, InvalidPredictionRequest, InvalidSource, ModelNotServable, StreamNotFound, StreamNotRunning
 from vur.predictions.models import DatabaseConnection, PredictionStream
-from vur.predictions.schemas import MAX_OBSERVATIONS, DatabaseCreate, Observation, PredictRequest, StreamStart
+from vur.predictions.schemas import MAX_OBSERVATIONS, DatabaseCreate, FutureValues, Observation, PredictRequest, StreamStart
 from vur.registry.models import RegisteredModel
 from vur.registry.service import get_model
 from vur.settings import Settings
@@ -44,7 +47,7 @@ MAX_CONSECUTIVE_FAILURES = 5
 def create_connection(session: Session, settings: Settings, workspace_id: uuid.UUID, body: DatabaseCreate) -> DatabaseConnection:
     try:
         url = sources.checked_url(body.url, settings)
-        sources.checked_spec(url, body.table_name, body.query, body.timestamp_column, body.value_column, body.series_column)
+        sources.checked_spec(url, body.table_name, body.query, body.timestamp_column, body.value_column, body.series_column, body.exogenous_columns)
     except sources.SourceProblem as exc:
         raise InvalidSource("The source is not acceptable", exc.problems) from exc
     connection = DatabaseConnection(
@@ -59,6 +62,7 @@ def create_connection(session: Session, settings: Settings, workspace_id: uuid.U
         timestamp_column=body.timestamp_column,
         value_column=body.value_column,
         series_column=body.series_column,
+        exogenous_columns=body.exogenous_columns,
     )
     session.add(connection)
     session.flush()
@@ -75,7 +79,8 @@ def list_connections(session: Session, workspace_id: uuid.UUID) -> list[Database
 
 def spec_of(connection: DatabaseConnection, settings: Settings) -> sources.SourceSpec:
     url = decrypt_secret(settings.resolved_secret_key(), connection.url_encrypted)
-    return sources.SourceSpec(url, connection.table_name, connection.query, connection.timestamp_column, connection.value_column, connection.series_column)
+    columns = (connection.timestamp_column, connection.value_column, connection.series_column, tuple(connection.exogenous_columns))
+    return sources.SourceSpec(url, connection.table_name, connection.query, *columns)
 
 
 def check_connection(session: Session, settings: Settings, connection: DatabaseConnection) -> DatabaseConnection:
@@ -94,13 +99,13 @@ def check_connection(session: Session, settings: Settings, connection: DatabaseC
 def start_stream(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, body: StreamStart) -> PredictionStream:
     model = get_model(session, body.model_id, workspace_id)
     service.servable_version(session, model, None)  # 409 for a model with nothing to serve
-    if exogenous := model.config.get("exogenous"):
-        # A source gives the target's values only: every run would fail for want of them.
+    connection = get_connection(session, body.database_id, workspace_id)
+    if missing := sorted(set(model.config.get("exogenous") or []) - set(connection.exogenous_columns)):
+        # Every run would fail for want of them.
         raise ModelNotServable(
-            f"Model '{model.id}' forecasts from future values of {exogenous}, which a stream's source does not give",
-            {"model_id": "stream a model trained without exogenous columns, or predict with POST /api/v1/models/{id}/predict and `exogenous`"},
+            f"Model '{model.id}' forecasts from future values of {missing}, which source '{connection.id}' does not give",
+            {"database_id": f"register the source with exogenous_columns {missing}, its rows ahead holding their future values"},
         )
-    get_connection(session, body.database_id, workspace_id)
     stream = PredictionStream(
         workspace_id=workspace_id,
         model_id=model.id,
@@ -165,8 +170,7 @@ def run_stream_once(database: Database, store: ArtifactStore, settings: Settings
             stream = session.get(PredictionStream, stream_id, with_for_update=True)
             if stream is None or stream.status != "running":
                 return
-            _tick(session, store, settings, stream)
-            stream.consecutive_failures, stream.last_error = 0, None
+            stream.consecutive_failures, stream.last_error = 0, _tick(session, store, settings, stream)
     except Exception as exc:  # the source went away, the model was retrained badly...: recorded, retried next interval
         log.warning("stream_run_failed", stream_id=str(stream_id), error=repr(exc))
         with database.session() as session:
@@ -178,7 +182,8 @@ def run_stream_once(database: Database, store: ArtifactStore, settings: Settings
                     stream.status, stream.stopped_at = "failed", utcnow()
 
 
-def _tick(session: Session, store: ArtifactStore, settings: Settings, stream: PredictionStream) -> None:
+def _tick(session: Session, store: ArtifactStore, settings: Settings, stream: PredictionStream) -> str | None:
+    """One run; what the stream waits for, when it could not predict yet."""
     model = session.get(RegisteredModel, stream.model_id)
     connection = session.get(DatabaseConnection, stream.database_id)
     assert model is not None and connection is not None  # both cascade-delete the stream
@@ -189,21 +194,35 @@ def _tick(session: Session, store: ArtifactStore, settings: Settings, stream: Pr
     engine = sources.open_engine(spec.url)
     try:
         rows = sources.read_rows(engine, spec, trained_until, limit=MAX_OBSERVATIONS)
+        ahead = sources.read_future(engine, spec, rows[-1].timestamp if rows else trained_until, limit=MAX_OBSERVATIONS) if forecaster.exogenous else []
     finally:
         engine.dispose()
     # Source times are naive UTC, like the training data; the cursor is stored aware.
     cursor = stream.last_timestamp.replace(tzinfo=None) if stream.last_timestamp else None
     newest = rows[-1].timestamp if rows else None
     if newest is None or (cursor is not None and newest <= cursor):
-        return
+        return None
     arrived = sum(1 for row in rows if cursor is None or row.timestamp > cursor)
     observations = [Observation(series_id=row.series_id, timestamp=row.timestamp, value=row.value) for row in rows]
-    answer = service.predict(session, store, model, PredictRequest(horizon=stream.horizon, observations=observations), "stream")
+    future = [FutureValues(series_id=row.series_id, timestamp=row.timestamp, values=known) for row in ahead if (known := _known(row.values))] or None
+    try:
+        answer = service.predict(session, store, model, PredictRequest(horizon=stream.horizon, observations=observations, exogenous=future), "stream")
+    except InvalidPredictionRequest as exc:
+        if set(exc.details) != {"exogenous"}:
+            raise
+        # The cursor stays: the next run tries again once the rows ahead are filled in.
+        return f"waiting for future values: {exc.details['exogenous']}"[:1000]
     stream.last_timestamp, stream.last_new_rows_at = newest.replace(tzinfo=UTC), utcnow()
     stream.rows_read += arrived
     stream.predictions_made += 1
     data = {**answer.model_dump(mode="json"), "stream_id": str(stream.id), "rows_arrived": arrived}
     publish_after_commit(session, Event("predictions", "prediction", data, str(stream.workspace_id)))
+    return None
+
+
+def _known(values: dict[str, float | None]) -> dict[str, float]:
+    """The filled-in cells of a row ahead; an empty one is a value still to come."""
+    return {column: value for column, value in values.items() if value is not None and math.isfinite(value)}
 
 
 def stream_scheduler(database: Database, store: ArtifactStore, settings: Settings) -> PeriodicTask:
