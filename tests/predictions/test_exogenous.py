@@ -4,6 +4,8 @@ naming what is missing) a request without them."""
 
 from __future__ import annotations
 
+import io
+
 import httpx
 import pytest
 
@@ -73,3 +75,31 @@ async def test_future_values_are_given_in_the_units_of_the_upload(client: httpx.
     answer = await client.post(f"/api/v1/models/{model_id}/predict", headers=account.headers, json={"horizon": 6, "exogenous": future(POINTS, AHEAD)})
     assert answer.status_code == 200, answer.text
     assert [p["value"] for p in answer.json()["predictions"]] == pytest.approx([driven(POINTS + k, x) for k, x in enumerate(AHEAD)], abs=0.75)
+
+
+async def test_a_csv_batch_gives_future_values_in_rows_without_a_value(client: httpx.AsyncClient, account: Account) -> None:
+    """timestamp,value,x: rows with a value are observations, rows without one carry x's
+    future values; the forecast follows them as a JSON request's would."""
+    dataset = await driven_dataset(client, account)
+    model_id = await trained(client, account, {"dataset_id": dataset, "algorithm": "linear", "hyperparameters": LEVEL, "horizon": 3, "validation": {"method": "holdout"}})
+    rows = [f"{stamp(POINTS)},{driven(POINTS, 2.0)},2.0"] + [f"{stamp(POINTS + k)},,{x}" for k, x in zip((1, 2, 3), AHEAD[1:4], strict=True)]
+    url = "/api/v1/predictions/batch/upload"
+
+    def send(lines: list[str], header: str = "timestamp,value,x") -> object:
+        content = (header + "\n" + "\n".join(lines) + "\n").encode()
+        return client.post(url, headers=account.headers, data={"model_id": model_id, "horizon": "3"}, files={"file": ("future.csv", io.BytesIO(content), "text/csv")})
+
+    answer = await send(rows)
+    assert answer.status_code == 200, answer.text
+    [result] = answer.json()["results"]
+    assert [p["timestamp"][:19] for p in result["predictions"]] == [stamp(POINTS + k) for k in (1, 2, 3)]
+    assert [p["value"] for p in result["predictions"]] == pytest.approx([driven(POINTS + k, x) for k, x in zip((1, 2, 3), AHEAD[1:4], strict=True)], abs=0.75)
+
+    for lines, header, says in (
+        (rows[:3], "timestamp,value,x", "no value of 'x'"),
+        (rows, "timestamp,value,price", "missing columns: ['x']"),
+        ([*rows[:3], f"{stamp(POINTS + 3)},,"], "timestamp,value,x", "row 5"),
+        ([*rows[:3], f"{stamp(POINTS + 3)},,cheap"], "timestamp,value,x", "row 5"),
+    ):
+        details = assert_envelope(await send(lines, header), 422)["details"]
+        assert any(says in f"{key}: {value}" for key, value in details.items()), (lines, details)

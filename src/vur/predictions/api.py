@@ -37,6 +37,7 @@ from vur.predictions.schemas import (
     StreamRead,
     StreamStart,
 )
+from vur.registry.models import RegisteredModel
 from vur.registry.service import get_model
 
 router = APIRouter(prefix="/api/v1/predictions", tags=["predictions"])
@@ -90,13 +91,14 @@ async def predict_real_time(body: ModelPredictRequest, principal: WorkspaceWrite
     responses={202: {"model": BatchAccepted, "description": "A job runs the batch"}},
 )
 def predict_batch(body: BatchRequest, principal: WorkspaceWriter, session: DbSession, store: Store, response: Response) -> BatchResponse | BatchAccepted:
-    return _batch(session, store, principal, body.model_id, body.requests, response)
+    return _batch(session, store, principal, get_model(session, body.model_id, principal.workspace_id), body.requests, response)
 
 
 @upload_router.post(
     "/batch/upload",
     response_model=BatchResponse | BatchAccepted,
-    summary="A batch from a CSV of observations (columns timestamp, value and, for several series, series_id): one forecast per series from its newest value",
+    summary="A batch from a CSV of observations (columns timestamp, value and, for several series, series_id): one forecast per series from its newest value; "
+    "for a model trained with exogenous columns, rows with an empty value give those columns' future values",
     responses={202: {"model": BatchAccepted, "description": "A job runs the batch"}},
 )
 def predict_batch_upload(
@@ -105,18 +107,18 @@ def predict_batch_upload(
     store: Store,
     settings: AppSettings,
     response: Response,
-    file: Annotated[UploadFile, File(description="CSV: timestamp,value[,series_id]")],
+    file: Annotated[UploadFile, File(description="CSV: timestamp,value[,series_id][,one column per exogenous variable of the model]")],
     model_id: Annotated[uuid.UUID, Form()],
     horizon: Annotated[int, Form(ge=1, le=10_000)],
 ) -> BatchResponse | BatchAccepted:
     data = file.file.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
         raise PayloadTooLarge(f"File exceeds the limit of {settings.max_upload_bytes} bytes", {"max_bytes": settings.max_upload_bytes})
-    return _batch(session, store, principal, model_id, service.requests_from_csv(data, horizon), response)
-
-
-def _batch(session: DbSession, store: Store, principal: WorkspaceWriter, model_id: uuid.UUID, requests: list[PredictRequest], response: Response) -> BatchResponse | BatchAccepted:
     model = get_model(session, model_id, principal.workspace_id)
+    return _batch(session, store, principal, model, service.requests_from_csv(data, horizon, model.config.get("exogenous") or []), response)
+
+
+def _batch(session: DbSession, store: Store, principal: WorkspaceWriter, model: RegisteredModel, requests: list[PredictRequest], response: Response) -> BatchResponse | BatchAccepted:
     service.servable_version(session, model, None)  # refuse an untrained model now, not in the job
     if len(requests) <= DIRECT_BATCH:
         return BatchResponse(model_id=model.id, results=[service.predict(session, store, model, request, "batch") for request in requests])

@@ -356,9 +356,10 @@ def _score_earlier(session: Session, model: RegisteredModel, observations: list[
             prediction.outputs = outputs
 
 
-def requests_from_csv(data: bytes, horizon: int) -> list[PredictRequest]:
-    """One request per series of a CSV of observations (timestamp, value[, series_id]);
-    422 naming the column or the row that is wrong."""
+def requests_from_csv(data: bytes, horizon: int, exogenous: list[str]) -> list[PredictRequest]:
+    """One request per series of a CSV of observations (timestamp, value[, series_id]).
+    For a model fitted with `exogenous` columns, a row whose value is empty gives their
+    future values instead. 422 naming the column or the row that is wrong."""
     import polars as pl
     from pydantic import ValidationError
 
@@ -366,20 +367,30 @@ def requests_from_csv(data: bytes, horizon: int) -> list[PredictRequest]:
         frame = pl.read_csv(data, infer_schema=False)
     except (pl.exceptions.PolarsError, UnicodeDecodeError) as exc:
         raise InvalidPredictionRequest("The file is not a readable CSV", {"file": str(exc).splitlines()[0][:300]}) from exc
-    missing = [c for c in ("timestamp", "value") if c not in frame.columns]
+    missing = [c for c in ("timestamp", "value", *exogenous) if c not in frame.columns]
     if missing or frame.height == 0:
-        raise InvalidPredictionRequest("The CSV needs the columns timestamp and value, and at least one row", {"file": f"missing columns: {missing}" if missing else "no rows"})
+        needed = f"timestamp, value and the model's exogenous columns {exogenous}" if exogenous else "timestamp and value"
+        raise InvalidPredictionRequest(f"The CSV needs the columns {needed}, and at least one row", {"file": f"missing columns: {missing}" if missing else "no rows"})
     if frame.height > MAX_OBSERVATIONS:
         raise InvalidPredictionRequest(f"At most {MAX_OBSERVATIONS} rows", {"file": f"{frame.height} rows"})
-    by_series: dict[str | None, list[Observation]] = {}
+    observed: dict[str | None, list[Observation]] = {}
+    ahead: dict[str | None, list[FutureValues]] = {}
     for row_number, row in enumerate(frame.iter_rows(named=True), start=2):  # row 1 is the header
+        series_id = row.get("series_id") or None
         try:
+            if exogenous and row["value"] in (None, ""):
+                values = {c: float(row[c]) for c in exogenous if row[c] not in (None, "")}
+                ahead.setdefault(series_id, []).append(FutureValues(series_id=series_id, timestamp=row["timestamp"], values=values))  # type: ignore[arg-type]
+                continue
             value = float(row["value"]) if row["value"] not in (None, "") else None
-            observation = Observation(series_id=row.get("series_id") or None, timestamp=row["timestamp"], value=value)  # type: ignore[arg-type]
+            observed.setdefault(series_id, []).append(Observation(series_id=series_id, timestamp=row["timestamp"], value=value))  # type: ignore[arg-type]
         except (ValidationError, ValueError, TypeError) as exc:
-            raise InvalidPredictionRequest(f"Row {row_number} is not a valid observation", {f"row {row_number}": str(exc).splitlines()[0][:300]}) from exc
-        by_series.setdefault(observation.series_id, []).append(observation)
-    return [PredictRequest(horizon=horizon, observations=rows, series_ids=[sid] if sid else None) for sid, rows in by_series.items()]
+            kind = "future values" if exogenous and row["value"] in (None, "") else "observation"
+            raise InvalidPredictionRequest(f"Row {row_number} is not a valid {kind}", {f"row {row_number}": str(exc).splitlines()[0][:300]}) from exc
+    return [
+        PredictRequest(horizon=horizon, observations=observed.get(sid), exogenous=ahead.get(sid), series_ids=[sid] if sid else None)
+        for sid in dict.fromkeys([*observed, *ahead])
+    ]
 
 
 # --- reading ---------------------------------------------------------------------
