@@ -25,7 +25,7 @@ class Prediction(RecordMixin, Base):
     )
 
     workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
-    model_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"), index=True)
+    model_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"))
     model_version: Mapped[int] = mapped_column(Integer)
     # api | batch | real_time | stream
     source: Mapped[str] = mapped_column(String(20), index=True)
