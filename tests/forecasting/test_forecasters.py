@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vur.forecasting import engines
+from vur.forecasting import engines, forecasters
 from vur.forecasting.algorithms import get_algorithm
 from vur.forecasting.forecasters import InvalidFutureValues, UnknownSeriesError, original_units, training_units
 
@@ -98,3 +98,46 @@ def test_unit_conversions_are_inverse() -> None:
     values = pd.Series([0.0, 1.5, -2.0])
     frame = pd.DataFrame({"y": training_units(config["target_restoration"])(values)})
     assert original_units(config)(frame)["y"].tolist() == pytest.approx(values.tolist())
+
+
+def test_new_observations_extend_the_kept_history_as_grouping_would(monkeypatch: pytest.MonkeyPatch, history: pd.DataFrame) -> None:
+    """The integer-coded extension gives what drop_duplicates, sort_values and
+    groupby().tail() give: an observation at a kept timestamp replaces that point (the
+    later of two given for one timestamp wins), each series keeps its latest points."""
+    monkeypatch.setattr(forecasters, "HISTORY_KEPT", 50)
+    entry = get_algorithm("naive")
+    forecaster = engines.forecast(entry, entry.resolve({}), history, 6, "h", []).forecaster
+    newest = history["ds"].max()
+    observed = pd.DataFrame(
+        {
+            "unique_id": ["b", "a", "b", "a", "a"],
+            "ds": [newest + pd.Timedelta(hours=2), newest - pd.Timedelta(hours=3), newest + pd.Timedelta(hours=1), newest - pd.Timedelta(hours=3), newest + pd.Timedelta(hours=5)],
+            "y": [1.0, 2.0, 3.0, 4.0, 5.0],
+        }
+    )
+    expected = pd.concat([forecaster.history, observed], ignore_index=True).drop_duplicates(["unique_id", "ds"], keep="last").sort_values(["unique_id", "ds"], kind="stable")
+    expected = expected.groupby("unique_id", sort=False).tail(50).reset_index(drop=True)
+    pd.testing.assert_frame_equal(forecaster._extended(observed), expected)
+    assert len(forecaster.history) == 100  # kept at fit time: each series' latest 50, in order
+    pd.testing.assert_frame_equal(forecaster.history, history.groupby("unique_id").tail(50).reset_index(drop=True))
+
+
+def test_forecast_dates_follow_each_series_own_end() -> None:
+    """Series that end at different times (some together) each get the dates after their end."""
+    ends = {"x": "2026-01-31", "y": "2026-03-31", "z": "2026-01-31"}
+    history = pd.DataFrame({"unique_id": list(ends), "ds": pd.to_datetime(list(ends.values())), "y": 1.0})
+    steps = forecasters._steps_ahead(history, 3, "ME")
+    expected = pd.concat([pd.DataFrame({"unique_id": uid, "ds": pd.date_range(end, periods=4, freq="ME")[1:]}) for uid, end in ends.items()], ignore_index=True)
+    pd.testing.assert_frame_equal(steps, expected)
+
+
+def test_a_statistical_model_is_applied_to_new_observations_without_refitting(history: pd.DataFrame) -> None:
+    """Theta inherits AutoTheta's `forward`: its fitted parameters carry over to the
+    extended history; only a model without one is fitted again."""
+    entry = get_algorithm("theta")
+    forecaster = engines.forecast(entry, entry.resolve({"season_length": 24}), history, 6, "h", []).forecaster
+    observed = pd.DataFrame({"unique_id": ["a"], "ds": [history["ds"].max() + pd.Timedelta(hours=1)], "y": [10.5]})
+    model = forecaster.models["a"]
+    expected = model.forward(y=np.append(history.loc[history["unique_id"] == "a", "y"].to_numpy(), 10.5), h=6)["mean"]
+    model.forecast = None  # refitting would fail
+    np.testing.assert_allclose(forecaster.predict(6, [], observed)["mean"].to_numpy(), expected)

@@ -53,18 +53,20 @@ def forecast(
     levels: list[int],
     on_epoch: EpochCallback | None = None,
     future: pd.DataFrame | None = None,
+    keep_model: bool = True,
 ) -> Forecast:
     """`on_epoch(epoch, epochs, logs)` follows a network's training; other engines have no epochs.
-    `future`: the exogenous columns' values over the horizon (see `_regression`)."""
+    `future`: the exogenous columns' values over the horizon (see `_regression`).
+    `keep_model=False` when only the forecast is read (a backtest window): no forecaster is built."""
     if algorithm.engine == "keras":
-        return _network(algorithm, params, data, horizon, freq, levels, on_epoch)
+        return _network(algorithm, params, data, horizon, freq, levels, keep_model, on_epoch)
     if algorithm.engine == "mlforecast":
-        return _regression(algorithm, params, data, horizon, freq, levels, future)
+        return _regression(algorithm, params, data, horizon, freq, levels, keep_model, future)
     engine = {"statsforecast": _statistical, "prophet": _prophet, "auto": _auto}[algorithm.engine]
-    return engine(algorithm, params, data, horizon, freq, levels)
+    return engine(algorithm, params, data, horizon, freq, levels, keep_model)
 
 
-def _network(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int], on_epoch: EpochCallback | None) -> Forecast:
+def _network(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int], keep_model: bool, on_epoch: EpochCallback | None) -> Forecast:
     """A Keras network: a catalogue preset built from its parameters, or a custom layer
     list stored whole in the model's hyperparameters."""
     from vur.forecasting import architectures, networks
@@ -76,18 +78,18 @@ def _network(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, h
         compilation, training = architectures.catalogue_fit_settings(params)
     result = networks.forecast_with_network(data, horizon, freq, levels, layers, compilation, training, input_size=params.get("input_size"), seed=params.get("seed", 0), on_epoch=on_epoch)
     details = {"epochs_run": result.epochs_run, "input_size": result.input_size, "history": result.history}
-    return Forecast(result.frame, details, NetworkForecaster(result.model, result.input_size, result.scalers, result.frame, data, freq))
+    return Forecast(result.frame, details, NetworkForecaster(result.model, result.input_size, result.scalers, result.frame, data, freq) if keep_model else None)
 
 
-def _statistical(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int]) -> Forecast:
+def _statistical(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int], keep_model: bool) -> Forecast:
     from statsforecast import StatsForecast
 
     fitted = StatsForecast(models=[algorithm.build(params)], freq=freq, n_jobs=1).fit(df=data)
     frame = _standard(fitted.predict(h=horizon, level=levels or None), levels)
-    return Forecast(frame, forecaster=StatisticalForecaster(fitted, frame, data, freq))
+    return Forecast(frame, forecaster=StatisticalForecaster(fitted, frame, data, freq) if keep_model else None)
 
 
-def _regression(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int], future: pd.DataFrame | None) -> Forecast:
+def _regression(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int], keep_model: bool, future: pd.DataFrame | None) -> Forecast:
     """A global regressor over lag features of every series, forecasting recursively.
     Further columns of `data` are dynamic exogenous features; without their `future`
     values nothing can be forecast (the frame is empty), but the fitted model is kept."""
@@ -121,7 +123,7 @@ def _regression(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame
     frame = baseline.iloc[:0] if held else baseline
     importance = _importance(getattr(forecaster.models_[POINT], "feature_importances_", None), forecaster.ts.features_order_)
     details: dict[str, Any] = ({"feature_importance": importance} if importance else {}) | ({"exogenous": exogenous} if exogenous else {})
-    return Forecast(frame, details, RegressionForecaster(forecaster, baseline, data, freq, exogenous))
+    return Forecast(frame, details, RegressionForecaster(forecaster, baseline, data, freq, exogenous) if keep_model else None)
 
 
 def _importance(raw: Any, features: list[str]) -> dict[str, float]:
@@ -136,7 +138,7 @@ def _importance(raw: Any, features: list[str]) -> dict[str, float]:
     return {name: round(float(v), 6) for name, v in sorted(zip(features, shares, strict=True), key=lambda kv: -kv[1])}
 
 
-def _prophet(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int]) -> Forecast:
+def _prophet(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int], keep_model: bool) -> Forecast:
     """One Prophet per series; intervals are quantiles of its predictive samples."""
     import logging
 
@@ -160,7 +162,7 @@ def _prophet(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, h
                 columns[f"hi-{level}"] = np.maximum(np.percentile(samples, 50 + level / 2, axis=1), point)
         frames.append(pd.DataFrame(columns))
     frame = pd.concat(frames, ignore_index=True)
-    return Forecast(frame, forecaster=ProphetForecaster(models, frame, data, freq))
+    return Forecast(frame, forecaster=ProphetForecaster(models, frame, data, freq) if keep_model else None)
 
 
 def calendar_features(freq: str) -> list[str]:
@@ -211,7 +213,7 @@ def portfolio(params: dict[str, Any], freq: str, shortest: int, horizon: int) ->
     return candidates
 
 
-def _auto(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int]) -> Forecast:
+def _auto(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int], keep_model: bool) -> Forecast:
     """Backtest every candidate over the last `cv_windows` horizons of `data`, then
     forecast each series with the mean of the candidates that did best on it."""
     import numpy as np
@@ -225,7 +227,7 @@ def _auto(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, hori
     for window in range(params["cv_windows"], 0, -1):
         cut = size - window * horizon
         train, actual = data[position < cut], data[(position >= cut) & (position < cut + horizon)]
-        for name, result in _candidate_forecasts(candidates, train, horizon, freq, []).items():
+        for name, result in _candidate_forecasts(candidates, train, horizon, freq, [], keep_model=False).items():
             errors[name].append(_series_error(actual.merge(result.frame, on=["unique_id", "ds"]), train, params["season_length"] or default_season(freq)))
     scores = pd.DataFrame({name: pd.concat(parts, axis=1).mean(axis=1) for name, parts in errors.items()})
     # A candidate that failed on a series (no score) ranks last there.
@@ -233,7 +235,7 @@ def _auto(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, hori
     chosen = ranks.le(params["ensemble_size"])
 
     # Only the candidates some series chose are fitted on the whole history.
-    finals = _candidate_forecasts({name: c for name, c in candidates.items() if chosen[name].any()}, data, horizon, freq, levels)
+    finals = _candidate_forecasts({name: c for name, c in candidates.items() if chosen[name].any()}, data, horizon, freq, levels, keep_model)
     frames = {name: result.frame for name, result in finals.items()}
     columns = [POINT] + [c for c in next(iter(frames.values())).columns if c.startswith(("lo-", "hi-")) and all(c in f.columns for f in frames.values())]
     stacked = pd.concat([f.assign(candidate=name) for name, f in frames.items()])
@@ -246,14 +248,14 @@ def _auto(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, hori
     }
     choices = {str(uid): [name for name in finals if row[name]] for uid, row in chosen.iterrows()}
     fitted = {name: result.forecaster for name, result in finals.items() if result.forecaster is not None}
-    return Forecast(frame, details, EnsembleForecaster(fitted, choices, frame, data, freq))
+    return Forecast(frame, details, EnsembleForecaster(fitted, choices, frame, data, freq) if keep_model else None)
 
 
-def _candidate_forecasts(candidates: dict[str, tuple[str, dict[str, Any]]], data: pd.DataFrame, horizon: int, freq: str, levels: list[int]) -> dict[str, Forecast]:
+def _candidate_forecasts(candidates: dict[str, tuple[str, dict[str, Any]]], data: pd.DataFrame, horizon: int, freq: str, levels: list[int], keep_model: bool) -> dict[str, Forecast]:
     results = {}
     for name, (algorithm_id, given) in candidates.items():
         candidate = get_algorithm(algorithm_id)
-        results[name] = forecast(candidate, candidate.resolve(given), data, horizon, freq, levels)
+        results[name] = forecast(candidate, candidate.resolve(given), data, horizon, freq, levels, keep_model=keep_model)
     return results
 
 
@@ -270,7 +272,9 @@ def naive_scale(train: pd.DataFrame, season: int) -> pd.Series:
     """Per series, the in-sample mean absolute error of the seasonal naive forecast: the
     denominator of MASE (NaN where it is zero or the series too short)."""
     lag = season if season > 1 else 1
-    error = (train["y"] - train.groupby("unique_id")["y"].shift(lag)).abs().groupby(train["unique_id"]).mean()
+    by_series = train.groupby("unique_id")["y"]
+    # Grouped again by the series' numbers: grouping by the ids would hash every one again.
+    error = (train["y"] - by_series.shift(lag)).abs().groupby(by_series.ngroup()).mean().set_axis(by_series.size().index)
     return error.where(error > 0)
 
 

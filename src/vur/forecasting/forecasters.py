@@ -79,7 +79,7 @@ class Forecaster:
 
     def __init__(self, baseline: pd.DataFrame, history: pd.DataFrame, freq: str) -> None:
         self.baseline = baseline.reset_index(drop=True)
-        self.history = history.groupby("unique_id", sort=False).tail(HISTORY_KEPT).reset_index(drop=True)
+        self.history = _latest_rows(history, HISTORY_KEPT)
         self.freq = freq
         self.horizon = int(self.baseline.groupby("unique_id").size().max())
         self.levels = sorted(int(c[3:]) for c in self.baseline.columns if c.startswith("lo-"))
@@ -102,30 +102,63 @@ class Forecaster:
         return self._with_intervals(points, levels)
 
     def _extended(self, observations: pd.DataFrame) -> pd.DataFrame:
+        """The kept history of the observed series with the observations added (one
+        replaces a kept point at its timestamp), sorted, each series' latest HISTORY_KEPT."""
+        import numpy as np
         import pandas as pd
 
-        if self.per_series and (unseen := set(observations["unique_id"]) - set(self.history["unique_id"])):
+        given = observations[["unique_id", "ds", "y"]]
+        wanted = self.history[self.history["unique_id"].isin(given["unique_id"].unique())]
+        merged = pd.concat([wanted, given], ignore_index=True)
+        # Integer codes in sort order stand for the series and timestamps: sorting and
+        # deduplicating them is much cheaper than on the columns themselves.
+        series, uids = pd.factorize(merged["unique_id"], sort=True)
+        if self.per_series and (unseen := set(uids[np.bincount(series[: len(wanted)], minlength=len(uids)) == 0])):
             raise UnknownSeriesError(f"the model was not fitted on series {sorted(unseen)[:5]}")
-        wanted = self.history[self.history["unique_id"].isin(observations["unique_id"].unique())]
-        merged = pd.concat([wanted, observations[["unique_id", "ds", "y"]]], ignore_index=True)
-        merged = merged.drop_duplicates(["unique_id", "ds"], keep="last").sort_values(["unique_id", "ds"], kind="stable")
-        return merged.groupby("unique_id", sort=False).tail(HISTORY_KEPT).reset_index(drop=True)
+        stamps, _ = pd.factorize(merged["ds"], sort=True)
+        key = series.astype(np.int64) * (int(stamps.max()) + 1) + stamps
+        order = np.argsort(key, kind="stable")  # stable: at a repeated timestamp the newest row comes last
+        kept = order[np.append(key[order][1:] != key[order][:-1], True)]
+        return merged.take(kept[_positions_from_end(series[kept]) < HISTORY_KEPT]).reset_index(drop=True)
 
     def _with_intervals(self, points: pd.DataFrame, levels: list[int]) -> pd.DataFrame:
         """Each bound at the baseline's distance from its point, step by step; a series
-        the baseline lacks takes the median distance over the series that have it."""
+        the baseline lacks (or a step it has no bound at) takes the median distance over
+        the series that have it."""
+        import numpy as np
+        import pandas as pd
+
         if not levels:
             return points
-        base = self.baseline.assign(step=self.baseline.groupby("unique_id").cumcount())
-        points = points.assign(step=points.groupby("unique_id").cumcount())
         columns = [f"{side}-{level}" for level in levels for side in ("lo", "hi")]
-        offsets = base[["unique_id", "step"]].assign(**{c: base[c] - base[POINT] for c in columns})
-        typical = offsets.groupby("step")[columns].median()
-        merged = points.merge(offsets, on=["unique_id", "step"], how="left")
-        fallback = typical.reindex(merged["step"]).reset_index(drop=True)
-        for column in columns:
-            merged[column] = merged[POINT] + merged[column].fillna(fallback[column])
-        return merged.drop(columns="step")
+        uids, by_series, typical = self._interval_offsets(tuple(columns))
+        codes, seen = pd.factorize(points["unique_id"])
+        steps = _positions_from_start(codes)
+        rows = pd.Index(uids).get_indexer(seen)[codes]
+        known = by_series[np.maximum(rows, 0), steps]
+        offsets = np.where((rows >= 0)[:, None] & ~np.isnan(known), known, typical[steps])
+        bounds = points[POINT].to_numpy(np.float64)[:, None] + offsets
+        return points.assign(**dict(zip(columns, bounds.T, strict=True)))
+
+    def _interval_offsets(self, columns: tuple[str, ...]) -> tuple[Any, Any, Any]:
+        """The baseline's series; each one's distance from point to bound per step and
+        bound column (NaN where it has none); their median over series per step. Worked
+        out once per model and columns: requests with new data read them every time."""
+        import warnings
+
+        import numpy as np
+        import pandas as pd
+
+        cache = self.__dict__.setdefault("_offsets_by_columns", {})
+        if columns not in cache:
+            codes, uids = pd.factorize(self.baseline["unique_id"])
+            by_series = np.full((len(uids), self.horizon, len(columns)), np.nan)
+            distances = self.baseline[list(columns)].to_numpy(np.float64) - self.baseline[POINT].to_numpy(np.float64)[:, None]
+            by_series[codes, _positions_from_start(codes)] = distances
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a step no series has a bound at stays NaN
+                cache[columns] = uids, by_series, np.nanmedian(by_series, axis=0)
+        return cache[columns]
 
     def _points(self, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
         raise NotImplementedError
@@ -144,16 +177,16 @@ class StatisticalForecaster(Forecaster):
 
     def _points(self, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
         import numpy as np
-        import pandas as pd
 
-        parts = []
-        for uid, part in history.groupby("unique_id", sort=False):
-            model = self.models[str(uid)]
-            y = part["y"].to_numpy(np.float64)
-            step = model.forward if "forward" in type(model).__dict__ else model.forecast
-            mean = step(y=y, h=horizon)["mean"]
-            parts.append(pd.DataFrame({"unique_id": uid, "ds": self._future(part["ds"].iloc[-1], horizon), POINT: mean}))
-        return pd.concat(parts, ignore_index=True)
+        uids, values, ends = _by_series(history)
+        means = [self._step(uid)(y=y, h=horizon)["mean"] for uid, y in zip(uids, values, strict=True)]
+        return _steps_after(uids, ends, horizon, self.freq).assign(**{POINT: np.concatenate(means)})
+
+    def _step(self, uid: Any) -> Callable[..., dict[str, Any]]:
+        # statsforecast's base class has no `forward`: a model has one (perhaps inherited,
+        # as Theta from AutoTheta) only when it can be applied without refitting.
+        model = self.models[str(uid)]
+        return model.forward if hasattr(model, "forward") else model.forecast
 
 
 class RegressionForecaster(Forecaster):
@@ -233,26 +266,21 @@ class NetworkForecaster(Forecaster):
 
     def _points(self, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
         import numpy as np
-        import pandas as pd
 
         from vur.forecasting.networks import forecast_windows
 
-        windows, scales, lasts, uids = [], [], [], []
-        for uid, part in history.groupby("unique_id", sort=False):
-            values = part["y"].to_numpy(np.float64)
+        uids, series_values, ends = _by_series(history)
+        windows, scales = [], []
+        for uid, values in zip(uids, series_values, strict=True):
             if len(values) < self.input_size:
                 raise ValueError(f"series {uid!r} needs at least {self.input_size} points for this network, it has {len(values)}")
             mean, std = self.scalers.get(str(uid)) or (float(values.mean()), float(values.std()) or 1.0)
             windows.append((values[-self.input_size :] - mean) / std)
             scales.append((mean, std))
-            lasts.append(part["ds"].iloc[-1])
-            uids.append(uid)
         standardised = forecast_windows(self.network, np.stack(windows).astype(np.float32), horizon)
-        parts = [
-            pd.DataFrame({"unique_id": uid, "ds": self._future(last, horizon), POINT: row.astype(np.float64) * std + mean})
-            for uid, last, row, (mean, std) in zip(uids, lasts, standardised, scales, strict=True)
-        ]
-        return pd.concat(parts, ignore_index=True)
+        means, stds = np.array(scales).T
+        points = standardised.astype(np.float64) * stds[:, None] + means[:, None]
+        return _steps_after(uids, ends, horizon, self.freq).assign(**{POINT: points.ravel()})
 
     def __getstate__(self) -> dict[str, Any]:
         from vur.forecasting.networks import save_network
@@ -303,11 +331,61 @@ def held_future(history: pd.DataFrame, columns: list[str], horizon: int, freq: s
 
 
 def _steps_ahead(history: pd.DataFrame, horizon: int, freq: str) -> pd.DataFrame:
-    """unique_id, ds of the `horizon` steps after each series' latest point."""
+    """unique_id, ds of the `horizon` steps after each series' latest point, series in
+    the order they first appear in `history`."""
+    latest = history.groupby("unique_id", sort=False)["ds"].last()
+    return _steps_after(latest.index, latest, horizon, freq)
+
+
+def _steps_after(uids: Any, ends: Any, horizon: int, freq: str) -> pd.DataFrame:
+    """unique_id, ds of the `horizon` steps after each series' end."""
+    import numpy as np
     import pandas as pd
 
-    latest = history.groupby("unique_id", sort=False)["ds"].last()
-    return pd.concat([pd.DataFrame({"unique_id": uid, "ds": _dates_after(last, horizon, freq)}) for uid, last in latest.items()], ignore_index=True)
+    # One date range per distinct end: series usually end together.
+    codes, distinct = pd.factorize(ends)
+    ranges = [_dates_after(end, horizon, freq) for end in distinct]
+    dates = ranges[0].append(ranges[1:])[(codes[:, None] * horizon + np.arange(horizon)).ravel()]
+    return pd.DataFrame({"unique_id": np.repeat(np.asarray(uids), horizon), "ds": dates})
+
+
+def _by_series(history: pd.DataFrame) -> tuple[Any, list[Any], Any]:
+    """Each series' id, `y` (float64) and latest timestamp, series in the order they
+    first appear."""
+    import numpy as np
+    import pandas as pd
+
+    codes, uids = pd.factorize(history["unique_id"])
+    order = np.argsort(codes, kind="stable")
+    bounds = np.cumsum(np.bincount(codes))
+    values = np.split(history["y"].to_numpy(np.float64)[order], bounds[:-1])
+    return uids, values, history["ds"].iloc[order[bounds - 1]]
+
+
+def _latest_rows(frame: pd.DataFrame, count: int) -> pd.DataFrame:
+    """Each series' latest `count` rows, in the frame's order, on a fresh index (what
+    groupby("unique_id").tail(count) selects, for a fraction of its cost)."""
+    import pandas as pd
+
+    series, _ = pd.factorize(frame["unique_id"])
+    return frame[_positions_from_end(series) < count].reset_index(drop=True)
+
+
+def _positions_from_start(series: Any) -> Any:
+    """For each row, how many earlier rows belong to its series (0 for a series' first)."""
+    import numpy as np
+
+    return np.bincount(series)[series] - 1 - _positions_from_end(series)
+
+
+def _positions_from_end(series: Any) -> Any:
+    """For each row, how many later rows belong to its series (0 for a series' last)."""
+    import numpy as np
+
+    order = np.argsort(series, kind="stable")
+    from_end = np.empty(len(series), dtype=np.int64)
+    from_end[order] = np.cumsum(np.bincount(series))[series[order]] - np.arange(1, len(series) + 1)
+    return from_end
 
 
 def _dates_after(last: Any, horizon: int, freq: str) -> Any:

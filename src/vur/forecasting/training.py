@@ -7,12 +7,15 @@ Runs in a worker process. Model libraries are imported here, inside the job.
 
 from __future__ import annotations
 
+import functools
+import gc
 import json
 import math
 import pickle
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -33,6 +36,8 @@ from vur.registry.service import FORECASTER_FILE, record_version, version_folder
 # Points of forecast-against-actual kept from the latest validation window (and the test part).
 VALIDATION_POINTS = 5000
 DEFAULT_METRICS = ["rmse", "mae", "mape", "smape"]
+# Series forecast from new data to time a prediction (results' predict_seconds).
+PREDICT_TIMED_SERIES = 10
 
 
 def forecast_metrics(fold: Any, alias: str, train: Any, season_length: int) -> dict[str, float]:
@@ -62,13 +67,14 @@ def _long_frame(frame: Any, config: dict[str, Any]) -> Any:
     import pandas as pd
 
     data = frame.to_pandas()
-    series = config.get("series_id_column")
+    series, dates, exogenous = config.get("series_id_column"), data[config["date_column"]], config.get("exogenous") or []
     long = pd.DataFrame(
         {
             "unique_id": data[series].astype(str) if series else "series_1",
-            "ds": pd.to_datetime(data[config["date_column"]]),
+            # Parsing what is already a datetime column would copy it for nothing.
+            "ds": dates if pd.api.types.is_datetime64_any_dtype(dates) else pd.to_datetime(dates),
             "y": pd.to_numeric(data[config["target_column"]], errors="coerce"),
-            **{column: pd.to_numeric(data[column], errors="coerce") for column in config.get("exogenous") or []},
+            **{column: pd.to_numeric(data[column], errors="coerce") for column in exogenous},
         }
     )
     long = long.dropna(subset=["ds"]).sort_values(["unique_id", "ds"], kind="stable")
@@ -77,7 +83,8 @@ def _long_frame(frame: Any, config: dict[str, Any]) -> Any:
         # series' test part is the rows at or after train_size + validation_size of its length.
         by_series = long.groupby("unique_id")
         long["held_out"] = by_series.cumcount() / by_series["ds"].transform("size") >= split["train_size"] + split["validation_size"]
-    return long.dropna().reset_index(drop=True)
+    # unique_id is text (never missing) and rows without a timestamp are gone: only values can be missing.
+    return long.dropna(subset=["y", *exogenous]).reset_index(drop=True)
 
 
 def _training_ended_without_model(session: Session, job: Job) -> None:
@@ -175,17 +182,7 @@ def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any]
     fit_seconds = time.perf_counter() - started
     predict_seconds = _predict_seconds(future.forecaster, data, horizon, freq)
     future.frame = original_units(config)(future.frame)
-    shown_levels = [level for level in levels if f"lo-{level}" in future.frame.columns]
-    points = [
-        {
-            "series_id": str(row["unique_id"]),
-            "timestamp": row["ds"].isoformat(),
-            "value": float(row[engines.POINT]),
-            "lower": {str(level): float(row[f"lo-{level}"]) for level in shown_levels},
-            "upper": {str(level): float(row[f"hi-{level}"]) for level in shown_levels},
-        }
-        for row in future.frame.to_dict("records")
-    ]
+    points = _forecast_points(future.frame, [level for level in levels if f"lo-{level}" in future.frame.columns])
     exogenous = future.forecaster.exogenous
     ctx.progress(95, f"Forecast {horizon} steps for {len(lengths)} series" if not exogenous else f"Fitted; forecasts beyond the data need future values of {exogenous}")
     return {
@@ -207,23 +204,65 @@ def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any]
     }
 
 
+def _forecast_points(frame: Any, levels: list[int]) -> list[dict[str, Any]]:
+    """The stored forecast: a point per series and step, with its bounds at `levels`."""
+    names = [str(level) for level in levels]
+    lower, upper = (_floats(frame, [f"{side}-{level}" for level in levels]) for side in ("lo", "hi"))
+    with _cycle_collection_paused():
+        return [
+            {"series_id": uid, "timestamp": stamp, "value": value, "lower": dict(zip(names, low, strict=True)), "upper": dict(zip(names, high, strict=True))}
+            for uid, stamp, value, low, high in zip(frame["unique_id"].astype(str).tolist(), _isoformat(frame["ds"]), frame[engines.POINT].to_numpy(float).tolist(), lower, upper, strict=True)
+        ]
+
+
 def _against_actual(merged: Any) -> list[dict[str, Any]]:
-    return [
-        {
-            "series_id": str(r["unique_id"]),
-            "timestamp": r["ds"].isoformat(),
-            "actual": float(r["y"]),
-            "forecast": float(r[engines.POINT]),
-            "residual": float(r["y"] - r[engines.POINT]),
-        }
-        for r in merged.head(VALIDATION_POINTS).to_dict("records")
-    ]
+    kept = merged.head(VALIDATION_POINTS)
+    actual, forecast = kept["y"].to_numpy(float), kept[engines.POINT].to_numpy(float)
+    with _cycle_collection_paused():
+        return [
+            {"series_id": uid, "timestamp": stamp, "actual": a, "forecast": f, "residual": r}
+            for uid, stamp, a, f, r in zip(kept["unique_id"].astype(str).tolist(), _isoformat(kept["ds"]), actual.tolist(), forecast.tolist(), (actual - forecast).tolist(), strict=True)
+        ]
+
+
+@contextmanager
+def _cycle_collection_paused() -> Iterator[None]:
+    """While building many small records, which hold no reference cycles: their
+    allocations would otherwise set off collections that traverse the worker's whole
+    heap (every library it imported) and free nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _floats(frame: Any, columns: list[str]) -> list[tuple[float, ...]]:
+    """Each row's values of `columns`, as Python floats (an empty tuple per row for none)."""
+    if not columns:
+        return [()] * len(frame)
+    return list(zip(*(frame[column].to_numpy(float).tolist() for column in columns), strict=True))
+
+
+def _isoformat(stamps: Any) -> list[str]:
+    """Timestamps as ISO 8601 text; each distinct one formatted once (series share them)."""
+    import numpy as np
+    import pandas as pd
+
+    codes, distinct = pd.factorize(stamps, use_na_sentinel=False)
+    return np.array([stamp.isoformat() for stamp in distinct], dtype=object)[codes].tolist()
 
 
 def _predict_seconds(forecaster: Any, data: Any, horizon: int, freq: str) -> float:
-    """What forecasting every series again costs the fitted model: it is run on its own
-    history (each series' last point given as a new observation), not read from cache."""
-    latest = data.groupby("unique_id", sort=False).tail(1)
+    """What one prediction request costs the fitted model: it forecasts the first
+    PREDICT_TIMED_SERIES series from new data (each one's last point given as a new
+    observation), as the predict endpoint does, not from cache. A sample, because for
+    some models (MSTL decomposes each series again) forecasting every series takes
+    longer than the fit."""
+    latest = data.drop_duplicates("unique_id", keep="last").head(PREDICT_TIMED_SERIES)
+    data = data[data["unique_id"].isin(latest["unique_id"])]
     exogenous = forecaster.exogenous
     future = held_future(data, exogenous, horizon, freq) if exogenous else None
     started = time.perf_counter()
@@ -278,8 +317,8 @@ def backtest(
     wanted = config.get("metrics") or DEFAULT_METRICS
     exogenous = config.get("exogenous") or []
     restore = original_units(config)
-    position = data.groupby("unique_id").cumcount()
-    size = data.groupby("unique_id")["y"].transform("size")
+    by_series = data.groupby("unique_id")
+    position, size = by_series.cumcount(), by_series["y"].transform("size")
     folds = []
     for fold in range(splits):
         cut = size - (splits - fold) * horizon
@@ -288,7 +327,7 @@ def backtest(
         on_epoch = (lambda epoch, epochs, _, fold=fold: on_fold_epoch(fold + 1, epoch, epochs)) if on_fold_epoch else None
         # The exogenous values of the window are known: they are in the data.
         future = window[["unique_id", "ds", *exogenous]] if exogenous else None
-        forecast = engines.forecast(algorithm, params, train, horizon, freq, [], on_epoch=on_epoch, future=future).frame
+        forecast = engines.forecast(algorithm, params, train, horizon, freq, [], on_epoch=on_epoch, future=future, keep_model=False).frame
         seconds = time.perf_counter() - started
         merged = restore(window.merge(forecast, on=["unique_id", "ds"], how="inner"))
         if merged.empty:
@@ -371,7 +410,10 @@ def _grid(dimension: dict[str, Any]) -> list[Any]:
     return list(dimension["choices"]) if "choices" in dimension else list(range(dimension["min"], dimension["max"] + 1))
 
 
+@functools.cache
 def _library_versions() -> dict[str, str]:
+    """The versions a worker process loaded, looked up once (reading package metadata
+    costs a noticeable share of a short job)."""
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
