@@ -20,7 +20,7 @@ from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Select, and_, bindparam, func, insert, select
+from sqlalchemy import Select, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from vur.core.db import utcnow
@@ -331,29 +331,32 @@ def _score_earlier(session: Session, model: RegisteredModel, observations: list[
     """Newly observed values are the actuals of earlier forecasts: each forecast point
     that meets its actual records it, once, and its prediction's error sums grow. Read:
     the model's latest predictions whose forecast span the observations reach and that
-    still have points without an actual (each series forecasts `horizon` points)."""
+    still have points without an actual (each series forecasts `horizon` points). Read
+    and written as plain rows, in one UPDATE for all: the ORM's per-attribute tracking
+    cost more than the forecast."""
     actual = {(_series_of(o, model), _naive_utc(o.timestamp).isoformat()): float(o.value) for o in observations}
     moments = [_naive_utc(o.timestamp) for o in observations]
-    earlier = session.scalars(
-        select(Prediction)
+    earlier = session.execute(
+        select(Prediction.id, Prediction.outputs, Prediction.scored_points, Prediction.absolute_error_sum, Prediction.squared_error_sum)
         .where(Prediction.model_id == model.id, Prediction.last_ts >= min(moments), Prediction.first_ts <= max(moments))
         .where(Prediction.scored_points < Prediction.horizon * Prediction.series_count)
         .order_by(Prediction.created_at.desc())
         .limit(SCORED_RECENT)
     )
-    for prediction in earlier:
-        outputs, changed = [dict(p) for p in prediction.outputs], False
+    scored = []
+    for prediction_id, stored, points, absolute, squared in earlier:
+        outputs, changed = [dict(p) for p in stored], False
         for point in outputs:
             value = actual.get((point["series_id"], _naive_utc(datetime.fromisoformat(point["timestamp"])).isoformat()))
             if value is None or "actual" in point:
                 continue
             point["actual"], changed = value, True
             error = value - point["value"]
-            prediction.scored_points += 1
-            prediction.absolute_error_sum += abs(error)
-            prediction.squared_error_sum += error * error
+            points, absolute, squared = points + 1, absolute + abs(error), squared + error * error
         if changed:
-            prediction.outputs = outputs
+            scored.append({"id": prediction_id, "outputs": outputs, "scored_points": points, "absolute_error_sum": absolute, "squared_error_sum": squared})
+    if scored:
+        session.execute(update(Prediction), scored)
 
 
 def requests_from_csv(data: bytes, horizon: int, exogenous: list[str]) -> list[PredictRequest]:
