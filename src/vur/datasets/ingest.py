@@ -20,8 +20,9 @@ from vur.datasets.exceptions import UnreadableFile
 from vur.datasets.profile import series_batches
 
 SAMPLE_BYTES = 64 * 1024
-# Cells read as missing, as pandas reads them by default (spreadsheets and R write these).
-MISSING_MARKERS = ["", "#N/A", "#N/A N/A", "#NA", "-NaN", "-nan", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+# Cells read as missing, as pandas reads them by default (spreadsheets and R write these);
+# an empty cell always is.
+MISSING_MARKERS = ["#N/A", "#N/A N/A", "#NA", "-NaN", "-nan", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 CHUNK = 1 << 20
 # Small row groups keep every later streaming read of the table (profile, statistics,
 # preview pages) to a few MB at a time, whatever the size of the dataset.
@@ -268,8 +269,9 @@ def write_typed_parquet(path: Path, file_format: str, out: Path, max_uncompresse
     check_header(header)
     source_path = _utf8_copy(path, out) if dialect.encoding == "latin-1" else path
     parts = out.with_name(f".{out.name}.parts")
-    options: dict[str, Any] = {"separator": dialect.delimiter, "decimal_comma": dialect.decimal_comma, "infer_schema_length": 10_000, "null_values": MISSING_MARKERS}
+    options: dict[str, Any] = {"separator": dialect.delimiter, "decimal_comma": dialect.decimal_comma, "infer_schema_length": 10_000}
     try:
+        options["null_values"] = _markers_at_start(source_path, dialect.delimiter, options["infer_schema_length"])
         # The types Polars infers from the start of the whole file, for every part.
         schema = pl.scan_csv(source_path, **options).collect_schema()
         files = _split_csv(source_path, parts)
@@ -279,7 +281,10 @@ def write_typed_parquet(path: Path, file_format: str, out: Path, max_uncompresse
             try:
                 return _sink_typed(table, sample, out, "Could not parse the file as CSV")
             except UnreadableFile as exc:
-                if (schema := _widened(schema, exc.details.get("file", ""))) is None:
+                message = exc.details.get("file", "")
+                if (marker := _missing_marker(message)) and marker not in options["null_values"]:
+                    options["null_values"] = [*options["null_values"], marker]
+                elif (schema := _widened(schema, message)) is None:
                     raise
     except UnreadableFile as exc:
         exc.details.update(locate_csv_problem(path, dialect, len(header), exc.details.get("file", "")))
@@ -290,6 +295,21 @@ def write_typed_parquet(path: Path, file_format: str, out: Path, max_uncompresse
         shutil.rmtree(parts, ignore_errors=True)
         if source_path != path:
             source_path.unlink(missing_ok=True)
+
+
+def _markers_at_start(path: Path, delimiter: str, rows: int) -> list[str]:
+    """The missing-value markers among the first `rows` rows: comparing every cell with
+    all of them costs a third of the parse. One that first appears later stops the
+    parse, and is then added (see `_missing_marker`)."""
+    start = pl.read_csv(path, n_rows=rows, infer_schema=False, separator=delimiter)
+    return sorted({value for column in start.iter_columns() for value in column.filter(column.is_in(MISSING_MARKERS)).unique()})
+
+
+def _missing_marker(message: str) -> str | None:
+    """The missing-value marker that Polars' `message` says fits no type, if it is one."""
+    unparsed = _UNPARSED_VALUE.search(message)
+    value = _unquoted(unparsed[1]) if unparsed else None
+    return value if value in MISSING_MARKERS else None
 
 
 def _widened(schema: pl.Schema, message: str) -> pl.Schema | None:
