@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import re
 import shutil
 import zipfile
@@ -298,10 +299,12 @@ def write_typed_parquet(path: Path, file_format: str, out: Path, max_uncompresse
 
 
 def _markers_at_start(path: Path, delimiter: str, rows: int) -> list[str]:
-    """The missing-value markers among the first `rows` rows: comparing every cell with
-    all of them costs a third of the parse. One that first appears later stops the
-    parse, and is then added (see `_missing_marker`)."""
-    start = pl.read_csv(path, n_rows=rows, infer_schema=False, separator=delimiter)
+    """The missing-value markers among the first `rows` rows (within the first part):
+    comparing every cell with all of them costs a third of the parse. One that first
+    appears later stops the parse, and is then added (see `_missing_marker`)."""
+    # From the first block only: Polars would load the whole file to read a few rows of it.
+    first = next(_record_blocks(path), b"")
+    start = pl.read_csv(io.BytesIO(first), n_rows=rows, infer_schema=False, separator=delimiter)
     return sorted({value for column in start.iter_columns() for value in column.filter(column.is_in(MISSING_MARKERS)).unique()})
 
 
