@@ -147,7 +147,16 @@ class DatabaseCreate(BaseModel):
                     "timestamp_column": "measured_at",
                     "value_column": "load_kw",
                     "series_column": "meter_id",
-                }
+                },
+                {
+                    "name": "store sales with planned prices",
+                    "url": "mysql://reader:secret@db.internal:3306/retail",
+                    "query": "SELECT day, store, units, price FROM sales_plan",
+                    "timestamp_column": "day",
+                    "value_column": "units",
+                    "series_column": "store",
+                    "exogenous_columns": ["price"],
+                },
             ]
         },
     )
