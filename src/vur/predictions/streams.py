@@ -190,18 +190,19 @@ def _tick(session: Session, store: ArtifactStore, settings: Settings, stream: Pr
     version = service.servable_version(session, model, None)
     _, forecaster = service.fitted_model(store, model, version)
     trained_until = forecaster.history.groupby("unique_id")["ds"].max().min().to_pydatetime()
+    # Source times are naive UTC, like the training data; the cursor is stored aware.
+    cursor = stream.last_timestamp.replace(tzinfo=None) if stream.last_timestamp else None
     spec = spec_of(connection, settings)  # decrypts the URL: once per run
     engine = sources.open_engine(spec.url)
     try:
         rows = sources.read_rows(engine, spec, trained_until, limit=MAX_OBSERVATIONS)
-        ahead = sources.read_future(engine, spec, rows[-1].timestamp if rows else trained_until, limit=MAX_OBSERVATIONS) if forecaster.exogenous else []
+        newest = rows[-1].timestamp if rows else None
+        if newest is None or (cursor is not None and newest <= cursor):
+            return None
+        # The rows ahead are read only when there is something to forecast from.
+        ahead = sources.read_future(engine, spec, newest, limit=MAX_OBSERVATIONS) if forecaster.exogenous else []
     finally:
         engine.dispose()
-    # Source times are naive UTC, like the training data; the cursor is stored aware.
-    cursor = stream.last_timestamp.replace(tzinfo=None) if stream.last_timestamp else None
-    newest = rows[-1].timestamp if rows else None
-    if newest is None or (cursor is not None and newest <= cursor):
-        return None
     arrived = sum(1 for row in rows if cursor is None or row.timestamp > cursor)
     observations = [Observation(series_id=row.series_id, timestamp=row.timestamp, value=row.value) for row in rows]
     future = [FutureValues(series_id=row.series_id, timestamp=row.timestamp, values=known) for row in ahead if (known := _known(row.values))] or None
