@@ -67,10 +67,8 @@ def get_prediction(session: Session, prediction_id: uuid.UUID, workspace_id: uui
 
 
 def servable_version(session: Session, model: RegisteredModel, number: int | None) -> ModelVersion:
-    _check_forecaster(model)
-    stmt = select(ModelVersion).where(ModelVersion.model_id == model.id)
-    stmt = stmt.where(ModelVersion.number == number) if number is not None else stmt.order_by(ModelVersion.number.desc()).limit(1)
-    return _servable(model, session.scalar(stmt), number)
+    """Version `number` (default the latest) of a model already loaded."""
+    return servable_model(session, model.id, model.workspace_id, number)[1]
 
 
 def servable_model(session: Session, model_id: uuid.UUID, workspace_id: uuid.UUID, number: int | None) -> tuple[RegisteredModel, ModelVersion]:
