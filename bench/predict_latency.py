@@ -27,6 +27,7 @@ wrk figure is the one the throughput target is judged by when it is there
 The baseline, in the same process as this script and the same run: the library's own
 predict call on the same fitted object, unpickled from the model's version folder
 (`predict(24, level=[80])`; with new data, `predict(new_df=...)` / `forward(...)`).
+Requests and baseline calls take turns, so that both meet the same machine.
 
 Targets (issue 6): the platform adds at most 5 ms to p50 at concurrency 1 over the bare
 predict call, and sustains at least 200 predictions/s at concurrency 32 for LightGBM.
@@ -80,15 +81,19 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def time_calls(call: Callable[[], object], count: int) -> list[float]:
-    """Milliseconds per call, after two warm-up calls."""
+def time_calls(calls: list[Callable[[], object]], count: int) -> list[list[float]]:
+    """Milliseconds per call of each of `calls`, after two warm-up rounds. They take turns,
+    one call each: on a shared machine whose speed drifts from one second to the next,
+    the platform and its baseline are then timed under the same conditions."""
     for _ in range(2):
-        call()
-    times = []
+        for call in calls:
+            call()
+    times: list[list[float]] = [[] for _ in calls]
     for _ in range(count):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
+        for call, taken in zip(calls, times, strict=True):
+            started = time.perf_counter()
+            call()
+            taken.append((time.perf_counter() - started) * 1000)
     return times
 
 
@@ -142,7 +147,7 @@ def forecaster_of(scratch: str, model_id: str) -> object:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    parser.add_argument("--requests", type=int, default=300, help="sequential requests per measurement (a tenth with new data)")
+    parser.add_argument("--requests", type=int, default=300, help="sequential requests per measurement (a fifth with new data)")
     parser.add_argument("--workers", type=int, default=1, help="API processes of the server (vur serve --workers)")
     parser.add_argument("--generator", choices=("auto", "httpx", "wrk"), default="auto", help="load generator of the burst at 32 (auto: wrk and httpx when wrk is on PATH)")
     parser.add_argument("--wrk-seconds", type=float, default=5, help="length of each wrk burst")
@@ -178,13 +183,12 @@ def main() -> int:
             path = f"/api/v1/models/{model_id}/predict"
             for mode, body, bare, count in (
                 ("served", {"horizon": HORIZON}, bare_served, args.requests),
-                ("new data", {"horizon": HORIZON, "observations": observations}, bare_new, max(20, args.requests // 10)),
+                ("new data", {"horizon": HORIZON, "observations": observations}, bare_new, max(20, args.requests // 5)),
             ):
                 def call(body: dict = body) -> None:
                     client.post(path, json=body).raise_for_status()
 
-                platform = time_calls(call, count)
-                library = time_calls(bare, count)
+                platform, library = time_calls([call, bare], count)
                 rps = {
                     generator: asyncio.run(burst(str(client.base_url), token, path, body, count=max(64, count), concurrency=CONCURRENCY))
                     if generator == "httpx"

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,6 +277,14 @@ def hourly_csv(path: Path, hours: int = 24 * 21, series: list[str] | None = None
             lines.append(f"{stamp},{name},{value}" if name else f"{stamp},{value}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+async def wait_until(check: Callable[[], Awaitable[object]], timeout: float = 20) -> None:
+    """Poll `check` until it answers something true; fail after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.1)
 
 
 async def wait_for_job(client: httpx.AsyncClient, account: Account, job_id: str, timeout: float = 120) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -41,6 +42,7 @@ from vur.monitoring.alerts import alert_evaluator
 from vur.monitoring.system import SystemMetricsPublisher
 from vur.pipelines import api as pipelines_api
 from vur.predictions import api as predictions_api
+from vur.predictions.scoring import scorer
 from vur.predictions.streams import stream_scheduler
 from vur.registry import api as registry_api
 from vur.settings import Settings, get_settings
@@ -111,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             for scheduler in schedulers:
                 scheduler.stop()
+            await asyncio.to_thread(scorer.wait_idle, 10)  # observations already answered still score
             await system_metrics.stop()
             relay.stop()
             if settings.redis_url:

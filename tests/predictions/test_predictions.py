@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Account, assert_envelope, hourly_csv, register
+from tests.conftest import Account, assert_envelope, hourly_csv, register, wait_until
 from tests.core.test_smoke_slice import wait_for_training
 from tests.core.test_websocket import authed, receive_until, subscribe
 from vur.predictions.schemas import DIRECT_BATCH
@@ -111,6 +111,7 @@ async def test_actual_values_score_earlier_predictions(client: httpx.AsyncClient
     # The same actual values again do not count twice.
     assert (await predict(client, account, model_id, horizon=2, series_ids=["A"], observations=observed)).status_code == 200
 
+    # Scored in the forecasts' own transactions: recorded by the time they answered.
     stats = (await client.get("/api/v1/predictions/stats", headers=account.headers, params={"model_id": model_id})).json()
     errors = [a - forecast[s] for s, a in zip(stamps, actual, strict=True)]
     assert stats["total"] == 3 and stats["by_source"] == {"api": 3}
@@ -293,3 +294,27 @@ async def test_a_damaged_fitted_model_is_a_409_not_a_500(client: httpx.AsyncClie
     assert details == {"version": "retrain"}
     assert_envelope(await client.get(f"/api/v1/monitoring/models/{model_id}/drift", headers=account.headers), 409)
     assert (await client.get(f"/api/v1/models/{model_id}/forecast", headers=account.headers)).status_code == 200
+
+
+async def test_observations_score_every_earlier_prediction_they_reach(client: httpx.AsyncClient, account: Account, model_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pages of two, one of them scored by the forecast itself: of the five earlier
+    # forecasts, the two with the latest spans are scored when it answers, and the
+    # scorer thread goes on with the other three.
+    monkeypatch.setattr("vur.predictions.scoring.PAGE", 2)
+    monkeypatch.setattr("vur.predictions.scoring.INLINE_PAGES", 1)
+    earlier = [(await predict(client, account, model_id, horizon=h, series_ids=["A"])).json() for h in (1, 2, 3, 4, 4)]
+    step = earlier[0]["predictions"][0]
+    observed = [{"series_id": "A", "timestamp": step["timestamp"], "value": step["value"] + 2.0}]
+    assert (await predict(client, account, model_id, horizon=1, series_ids=["A"], observations=observed)).status_code == 200
+
+    async def scored_points() -> int:
+        stats = (await client.get("/api/v1/predictions/stats", headers=account.headers, params={"model_id": model_id})).json()
+        return stats["error"]["scored_points"]
+
+    async def all_scored() -> bool:
+        return await scored_points() == 5
+
+    assert await scored_points() >= 2
+    await wait_until(all_scored)
+    stats = (await client.get("/api/v1/predictions/stats", headers=account.headers, params={"model_id": model_id})).json()
+    assert stats["error"]["mae"] == pytest.approx(2.0)

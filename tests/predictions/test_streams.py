@@ -8,7 +8,7 @@ import asyncio
 import multiprocessing
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from tests.conftest import Account, assert_envelope, register, scratch_database
+from tests.conftest import Account, assert_envelope, register, scratch_database, wait_until
 from tests.core.test_websocket import authed, receive_until, subscribe
 from tests.forecasting.test_exogenous import LEVEL, POINTS, START, driven, driven_dataset, stamp
 from tests.forecasting.test_test_split import trained
@@ -102,13 +102,6 @@ def hours_after_training(k: int) -> datetime:
 async def register_source(client: httpx.AsyncClient, account: Account, table: SourceTable, **overrides: object) -> httpx.Response:
     body = {"name": "meters", "url": table.url, "table_name": table.name, "timestamp_column": "measured_at", "value_column": "reading", "series_column": "meter", **overrides}
     return await client.post("/api/v1/monitoring/databases", headers=account.headers, json=body)
-
-
-async def wait_until(check: Callable[[], object], timeout: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():  # type: ignore[misc]
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.2)
 
 
 async def test_a_stream_predicts_from_new_rows_and_scores_earlier_forecasts(

@@ -18,10 +18,9 @@ class Prediction(RecordMixin, Base):
     __resource__ = "Prediction"
     __table_args__ = (
         Index("ix_predictions_workspace_created", "workspace_id", "created_at"),
-        # Finds the newest predictions that new observations can score (service._score_earlier)
-        # from the index alone: newest first, stopping after the few it needs, however many
-        # predictions the model has made over the same span.
-        Index("ix_predictions_model_scoring", "model_id", "created_at", "last_ts", "first_ts", "scored_points", "horizon", "series_count"),
+        # Finds the predictions that new observations can score (scoring.score_earlier) from
+        # the index alone: a seek to the spans that reach them, in the pages' order.
+        Index("ix_predictions_model_span", "model_id", "last_ts", "id", "first_ts", "scored_points", "horizon", "series_count"),
     )
 
     workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))

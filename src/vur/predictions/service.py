@@ -20,7 +20,7 @@ from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Select, and_, bindparam, func, insert, select, update
+from sqlalchemy import Select, and_, bindparam, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
 from vur.core.db import utcnow
@@ -31,6 +31,7 @@ from vur.core.storage import ArtifactStore
 from vur.predictions.exceptions import InvalidPredictionRequest, ModelNotServable, PredictionNotFound
 from vur.predictions.models import Prediction
 from vur.predictions.schemas import MAX_OBSERVATIONS, FutureValues, Observation, PredictionPoint, PredictionResponse, PredictRequest
+from vur.predictions.scoring import Actuals, score_from
 from vur.registry.exceptions import ModelNotFound
 from vur.registry.models import ModelStatus, ModelVersion, RegisteredModel
 from vur.registry.service import FORECASTER_FILE
@@ -44,8 +45,6 @@ PREDICTIONS = Counter("vur_predictions_total", "Predictions answered", ["source"
 PREDICTION_SECONDS = Histogram(
     "vur_prediction_seconds", "Time to compute one prediction", ["source"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5), registry=REGISTRY
 )
-# The most earlier predictions of a model one request's observed values are scored against.
-SCORED_RECENT = 50
 # The series id of a model trained without a series column (as training names it).
 SINGLE_SERIES = "series_1"
 
@@ -146,7 +145,8 @@ def predict(session: Session, store: ArtifactStore, model: RegisteredModel, body
 
 
 def predict_with(session: Session, store: ArtifactStore, model: RegisteredModel, version: ModelVersion, body: PredictRequest, source: str) -> PredictionResponse:
-    """Forecast with `version` of `model` and record the answer (flushed, not committed)."""
+    """Forecast with `version` of `model` and record the answer (flushed, not committed);
+    its observations score the model's earlier predictions (`scoring`)."""
     key, forecaster = fitted_model(store, model, version)
     levels = _check(forecaster, model, body)
     started = time.perf_counter()
@@ -175,7 +175,7 @@ def predict_with(session: Session, store: ArtifactStore, model: RegisteredModel,
         "created_at": utcnow(),
     }
     if body.observations:
-        _score_earlier(session, model, body.observations)
+        score_from(session, model.id, _actuals(body.observations, model))
     # A Core insert (the columns' defaults still apply): the ORM's unit of work for one new
     # row costs more than the rest of a served forecast.
     session.execute(insert(Prediction.__table__), record)
@@ -276,19 +276,23 @@ def _forecast(forecaster: Forecaster, model: RegisteredModel, body: PredictReque
 
 
 def _observation_frame(observations: list[Observation], model: RegisteredModel) -> pd.DataFrame:
+    """unique_id, ds, y in the request's order (the forecaster sorts them, a later
+    observation of a timestamp replacing an earlier one), y in the model's units."""
+    import numpy as np
     import pandas as pd
 
     from vur.forecasting.forecasters import training_units
 
-    frame = pd.DataFrame(
+    values = np.fromiter((o.value for o in observations), dtype=np.float64, count=len(observations))
+    if undo := model.config.get("target_restoration"):
+        values = training_units(undo)(values)
+    return pd.DataFrame(
         {
             "unique_id": [_series_of(o, model) for o in observations],
-            "ds": pd.to_datetime([_naive_utc(o.timestamp) for o in observations]),
-            "y": [float(o.value) for o in observations],
+            "ds": np.array([_naive_utc(o.timestamp) for o in observations], dtype="datetime64[ns]"),
+            "y": values,
         }
     )
-    frame["y"] = training_units(model.config.get("target_restoration") or [])(frame["y"])
-    return frame.sort_values(["unique_id", "ds"], kind="stable")
 
 
 def _future_frame(rows: list[FutureValues], model: RegisteredModel) -> pd.DataFrame:
@@ -325,36 +329,8 @@ def _points(frame: pd.DataFrame, levels: list[int]) -> list[PredictionPoint]:
     ]
 
 
-def _score_earlier(session: Session, model: RegisteredModel, observations: list[Observation]) -> None:
-    """Newly observed values are the actuals of earlier forecasts: each forecast point
-    that meets its actual records it, once, and its prediction's error sums grow. Read:
-    the model's latest predictions whose forecast span the observations reach and that
-    still have points without an actual (each series forecasts `horizon` points). Read
-    and written as plain rows, in one UPDATE for all: the ORM's per-attribute tracking
-    cost more than the forecast."""
-    actual = {(_series_of(o, model), _naive_utc(o.timestamp).isoformat()): float(o.value) for o in observations}
-    moments = [_naive_utc(o.timestamp) for o in observations]
-    earlier = session.execute(
-        select(Prediction.id, Prediction.outputs, Prediction.scored_points, Prediction.absolute_error_sum, Prediction.squared_error_sum)
-        .where(Prediction.model_id == model.id, Prediction.last_ts >= min(moments), Prediction.first_ts <= max(moments))
-        .where(Prediction.scored_points < Prediction.horizon * Prediction.series_count)
-        .order_by(Prediction.created_at.desc())
-        .limit(SCORED_RECENT)
-    )
-    scored = []
-    for prediction_id, stored, points, absolute, squared in earlier:
-        outputs, changed = [dict(p) for p in stored], False
-        for point in outputs:
-            value = actual.get((point["series_id"], _naive_utc(datetime.fromisoformat(point["timestamp"])).isoformat()))
-            if value is None or "actual" in point:
-                continue
-            point["actual"], changed = value, True
-            error = value - point["value"]
-            points, absolute, squared = points + 1, absolute + abs(error), squared + error * error
-        if changed:
-            scored.append({"id": prediction_id, "outputs": outputs, "scored_points": points, "absolute_error_sum": absolute, "squared_error_sum": squared})
-    if scored:
-        session.execute(update(Prediction), scored)
+def _actuals(observations: list[Observation], model: RegisteredModel) -> Actuals:
+    return {(_series_of(o, model), _naive_utc(o.timestamp).isoformat()): float(o.value) for o in observations}
 
 
 def requests_from_csv(data: bytes, horizon: int, exogenous: list[str]) -> list[PredictRequest]:
