@@ -119,6 +119,33 @@ def test_one_regressor_forecasts_series_of_any_scale_in_their_own_units(algorith
         assert (part["lo-90"] <= part["mean"] + 1e-9).all() and (part["mean"] <= part["hi-90"] + 1e-9).all()
 
 
+@pytest.mark.parametrize("algorithm_id", sorted(a.id for a in CATALOGUE.values() if a.engine == "statsforecast"))
+def test_a_forecast_that_keeps_no_model_is_the_same_forecast(algorithm_id: str) -> None:
+    # Backtests keep no model: statsforecast forecasts without storing the fitted ones.
+    data = _series_of_different_scales(24 * 14)
+    algorithm = get_algorithm(algorithm_id)
+    params = algorithm.resolve({})
+    kept = engines.forecast(algorithm, params, data, HORIZON, "h", [80])
+    alone = engines.forecast(algorithm, params, data, HORIZON, "h", [80], keep_model=False)
+    assert alone.forecaster is None and kept.forecaster is not None
+    pd.testing.assert_frame_equal(alone.frame, kept.frame)
+
+
+def test_naive_scale_is_each_series_in_sample_seasonal_naive_error() -> None:
+    data = _series_of_different_scales(24 * 3)
+    data.loc[5, "y"] = np.nan
+    flat = pd.DataFrame({"unique_id": "flat", "ds": data["ds"].iloc[:30], "y": 4.0})
+    short = pd.DataFrame({"unique_id": "short", "ds": data["ds"].iloc[:10], "y": np.arange(10.0)})
+    train = pd.concat([flat, data, short], ignore_index=True)
+    by_series = train.groupby("unique_id", sort=False)["y"]
+    expected = (train["y"] - by_series.shift(24)).abs().groupby(train["unique_id"], sort=False).mean()
+    scale = engines.naive_scale(train, 24)
+    assert list(scale.index) == ["flat", "small", "large", "short"]
+    # A flat series (no error) and one shorter than a season have no scale.
+    assert scale[["flat", "short"]].isna().all()
+    pd.testing.assert_series_equal(scale[["large", "small"]], expected[["large", "small"]], check_names=False, rtol=1e-12)
+
+
 def test_same_seed_same_forecast() -> None:
     data = _series_of_different_scales(24 * 12)
     forest = get_algorithm("random_forest")

@@ -1,11 +1,17 @@
-"""What a training job stores as records (the forecast's points, forecast against
-actual) is built column-wise; each record is what the row itself would give."""
+"""What a training job stores: records (the forecast's points, forecast against actual)
+built column-wise, each what the row itself would give; JSON that reads back as the
+standard library's would; files written on a thread, all there when the job goes on."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pytest
 
+from vur.core.storage import LocalArtifactStore
 from vur.forecasting import training
 from vur.forecasting.engines import POINT
 
@@ -49,3 +55,22 @@ def test_forecast_against_actual_is_the_rows_values() -> None:
         for r in frame.to_dict("records")
     ]
     assert repr(training._against_actual(frame)) == repr(expected)
+
+
+def test_stored_json_reads_back_as_the_values_json_writes() -> None:
+    record = {"series_id": "Zürich 1", "value": 0.1 + 0.2, "tiny": 5e-324, "missing": float("nan"), "infinite": float("inf"), "levels": [80, 95], "none": None}
+    assert repr(json.loads(training._json(record))) == repr(json.loads(json.dumps(record)))
+
+
+def test_files_kept_on_the_writing_thread_are_written_when_the_block_ends(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path)
+    with training._writing(store, "models/m/versions/v1") as keep:
+        keep("model.pkl", b"1" * 5_000_000)
+        keep("results.json", b"{}")
+    assert store.size("models/m/versions/v1/model.pkl") == 5_000_000 and store.exists("models/m/versions/v1/results.json")
+    # A failure inside the block surfaces once the writes already started are done, so
+    # the job's clean-up finds every file of the version to delete.
+    with pytest.raises(RuntimeError), training._writing(store, "models/m/versions/v2") as keep:
+        keep("model.pkl", b"1" * 5_000_000)
+        raise RuntimeError("failed after the fit")
+    assert store.size("models/m/versions/v2/model.pkl") == 5_000_000

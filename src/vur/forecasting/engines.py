@@ -21,6 +21,7 @@ from vur.forecasting.forecasters import (
     NetworkForecaster,
     ProphetForecaster,
     RegressionForecaster,
+    SeriesRuns,
     StatisticalForecaster,
     held_future,
 )
@@ -84,9 +85,28 @@ def _network(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, h
 def _statistical(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int], keep_model: bool) -> Forecast:
     from statsforecast import StatsForecast
 
-    fitted = StatsForecast(models=[algorithm.build(params)], freq=freq, n_jobs=1).fit(df=data)
+    engine = StatsForecast(models=[algorithm.build(params)], freq=freq, n_jobs=1)
+    coded = _with_coded_ids(data)
+    if not keep_model:
+        # The same forecast as fit then predict, without keeping each series' fitted model
+        # (nor its in-sample values): a quarter less time.
+        return Forecast(_standard(engine.forecast(df=coded, h=horizon, level=levels or None), levels))
+    fitted = engine.fit(df=coded)
     frame = _standard(fitted.predict(h=horizon, level=levels or None), levels)
-    return Forecast(frame, forecaster=StatisticalForecaster(fitted, frame, data, freq) if keep_model else None)
+    return Forecast(frame, forecaster=StatisticalForecaster(fitted, frame, data, freq))
+
+
+def _with_coded_ids(data: pd.DataFrame) -> pd.DataFrame:
+    """`data` with categorical ids, categories in the order statsforecast sorts text ids
+    in: it counts and orders categories by their codes, and text by hashing and comparing
+    every id, which takes it two to three times as long over M4 Hourly (350,000 rows)."""
+    import pandas as pd
+
+    runs = SeriesRuns.of(data)
+    # Each series' rows together, in text order (as the training data is): the codes are its run numbers.
+    in_order = len(runs.ids) < 2 or bool((runs.ids[1:] > runs.ids[:-1]).all())
+    ids = pd.Categorical.from_codes(runs.codes(), runs.ids) if in_order else pd.Categorical(data["unique_id"])
+    return pd.DataFrame({name: ids if name == "unique_id" else data[name] for name in data.columns}, copy=False)
 
 
 def _regression(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, horizon: int, freq: str, levels: list[int], keep_model: bool, future: pd.DataFrame | None) -> Forecast:
@@ -271,16 +291,27 @@ def _series_error(merged: pd.DataFrame, train: pd.DataFrame, season: int) -> pd.
 def naive_scale(train: pd.DataFrame, season: int) -> pd.Series:
     """Per series, the in-sample mean absolute error of the seasonal naive forecast: the
     denominator of MASE (NaN where it is zero or the series too short)."""
+    import numpy as np
+    import pandas as pd
+
     lag = season if season > 1 else 1
-    by_series = train.groupby("unique_id")["y"]
-    # Grouped again by the series' numbers: grouping by the ids would hash every one again.
-    error = (train["y"] - by_series.shift(lag)).abs().groupby(by_series.ngroup()).mean().set_axis(by_series.size().index)
-    return error.where(error > 0)
+    runs = SeriesRuns.of(train)
+    codes = runs.codes()
+    # Each point against the one `lag` steps before it in its series.
+    later = np.flatnonzero(runs.positions(codes) >= lag)
+    y = train["y"].to_numpy(np.float64)
+    error = np.abs(y[later] - y[later - lag])
+    known = ~np.isnan(error)
+    series = codes[later][known]
+    with np.errstate(invalid="ignore"):  # a series without a pair of points: 0 / 0, NaN
+        mean = np.bincount(series, error[known], len(runs.ids)) / np.bincount(series, minlength=len(runs.ids))
+    return pd.Series(mean, index=pd.Index(runs.ids, name="unique_id"), name="y").where(lambda scale: scale > 0)
 
 
 def _standard(frame: pd.DataFrame, levels: list[int]) -> pd.DataFrame:
-    """unique_id, ds, mean, lo-L, hi-L whatever the library named its model."""
+    """unique_id, ds, mean, lo-L, hi-L whatever the library named its model (and the ids
+    as the data had them, not categorical: see _with_coded_ids)."""
     frame = frame.reset_index() if "unique_id" not in frame.columns else frame
     alias = next(c for c in frame.columns if c not in ("unique_id", "ds") and "-lo-" not in c and "-hi-" not in c)
     renamed = {alias: POINT} | {f"{alias}-{side}-{level}": f"{side}-{level}" for level in levels for side in ("lo", "hi")}
-    return frame.rename(columns=renamed)[["unique_id", "ds", *renamed.values()]]
+    return frame.rename(columns=renamed)[["unique_id", "ds", *renamed.values()]].astype({"unique_id": object})

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,23 +104,37 @@ class Forecaster:
 
     def _extended(self, observations: pd.DataFrame) -> pd.DataFrame:
         """The kept history of the observed series with the observations added (one
-        replaces a kept point at its timestamp), sorted, each series' latest HISTORY_KEPT."""
+        replaces a kept point at its timestamp), sorted, each series' latest HISTORY_KEPT.
+        Worked on the columns' arrays, one frame built at the end: a request pays pandas'
+        fixed cost per operation once, not a dozen times."""
         import numpy as np
         import pandas as pd
 
-        given = observations[["unique_id", "ds", "y"]]
-        wanted = self.history[self.history["unique_id"].isin(given["unique_id"].unique())]
-        merged = pd.concat([wanted, given], ignore_index=True)
-        # Integer codes in sort order stand for the series and timestamps: sorting and
-        # deduplicating them is much cheaper than on the columns themselves.
-        series, uids = pd.factorize(merged["unique_id"], sort=True)
-        if self.per_series and (unseen := set(uids[np.bincount(series[: len(wanted)], minlength=len(uids)) == 0])):
+        spans = self._history_spans()
+        observed = [spans[uid] for uid in pd.unique(observations["unique_id"]) if uid in spans]
+        rows = np.concatenate([np.arange(start, stop) for start, stop in observed]) if observed else np.arange(0)
+        columns = {}
+        for name in self.history.columns:
+            kept = self.history[name].to_numpy()[rows]
+            given = observations[name].to_numpy() if name in ("unique_id", "ds", "y") else np.full(len(observations), np.nan)
+            columns[name] = np.concatenate([kept, given.astype(kept.dtype) if name == "ds" else given])
+        series, uids = pd.factorize(columns["unique_id"], sort=True)
+        if self.per_series and (unseen := set(uids[np.bincount(series[: len(rows)], minlength=len(uids)) == 0])):
             raise UnknownSeriesError(f"the model was not fitted on series {sorted(unseen)[:5]}")
-        stamps, _ = pd.factorize(merged["ds"], sort=True)
-        key = series.astype(np.int64) * (int(stamps.max()) + 1) + stamps
-        order = np.argsort(key, kind="stable")  # stable: at a repeated timestamp the newest row comes last
-        kept = order[np.append(key[order][1:] != key[order][:-1], True)]
-        return merged.take(kept[_positions_from_end(series[kept]) < HISTORY_KEPT]).reset_index(drop=True)
+        # Stable: at a repeated timestamp the newest row comes last, and is the one kept.
+        order = np.lexsort((columns["ds"].view(np.int64), series))
+        ordered_series, ordered_stamps = series[order], columns["ds"][order]
+        latest = order[np.append((ordered_series[1:] != ordered_series[:-1]) | (ordered_stamps[1:] != ordered_stamps[:-1]), True)]
+        latest = latest[_positions_from_end(series[latest]) < HISTORY_KEPT]
+        return pd.DataFrame({name: values[latest] for name, values in columns.items()})
+
+    def _history_spans(self) -> dict[Any, tuple[int, int]]:
+        """Each kept series' rows in the history (start, stop), worked out once per model:
+        finding them by comparing every id would cost a request a scan of the history."""
+        if "_spans" not in self.__dict__:
+            runs = SeriesRuns.of(self.history)
+            self.__dict__["_spans"] = {uid: (int(start), int(start + length)) for uid, start, length in zip(runs.ids, runs.starts, runs.lengths, strict=True)}
+        return self.__dict__["_spans"]
 
     def _with_intervals(self, points: pd.DataFrame, levels: list[int]) -> pd.DataFrame:
         """Each bound at the baseline's distance from its point, step by step; a series
@@ -138,7 +153,7 @@ class Forecaster:
         known = by_series[np.maximum(rows, 0), steps]
         offsets = np.where((rows >= 0)[:, None] & ~np.isnan(known), known, typical[steps])
         bounds = points[POINT].to_numpy(np.float64)[:, None] + offsets
-        return points.assign(**dict(zip(columns, bounds.T, strict=True)))
+        return pd.DataFrame({**{name: points[name].to_numpy() for name in points.columns}, **dict(zip(columns, bounds.T, strict=True))})
 
     def _interval_offsets(self, columns: tuple[str, ...]) -> tuple[Any, Any, Any]:
         """The baseline's series; each one's distance from point to bound per step and
@@ -180,7 +195,7 @@ class StatisticalForecaster(Forecaster):
 
         uids, values, ends = _by_series(history)
         means = [self._step(uid)(y=y, h=horizon)["mean"] for uid, y in zip(uids, values, strict=True)]
-        return _steps_after(uids, ends, horizon, self.freq).assign(**{POINT: np.concatenate(means)})
+        return _steps_after(uids, ends, horizon, self.freq, **{POINT: np.concatenate(means)})
 
     def _step(self, uid: Any) -> Callable[..., dict[str, Any]]:
         # statsforecast's base class has no `forward`: a model has one (perhaps inherited,
@@ -280,7 +295,7 @@ class NetworkForecaster(Forecaster):
         standardised = forecast_windows(self.network, np.stack(windows).astype(np.float32), horizon)
         means, stds = np.array(scales).T
         points = standardised.astype(np.float64) * stds[:, None] + means[:, None]
-        return _steps_after(uids, ends, horizon, self.freq).assign(**{POINT: points.ravel()})
+        return _steps_after(uids, ends, horizon, self.freq, **{POINT: points.ravel()})
 
     def __getstate__(self) -> dict[str, Any]:
         from vur.forecasting.networks import save_network
@@ -337,38 +352,75 @@ def _steps_ahead(history: pd.DataFrame, horizon: int, freq: str) -> pd.DataFrame
     return _steps_after(latest.index, latest, horizon, freq)
 
 
-def _steps_after(uids: Any, ends: Any, horizon: int, freq: str) -> pd.DataFrame:
-    """unique_id, ds of the `horizon` steps after each series' end."""
+def _steps_after(uids: Any, ends: Any, horizon: int, freq: str, **columns: Any) -> pd.DataFrame:
+    """unique_id, ds of the `horizon` steps after each series' end, and `columns` (a
+    value per step) built with them: adding them later costs a copy of the frame."""
     import numpy as np
     import pandas as pd
 
     # One date range per distinct end: series usually end together.
     codes, distinct = pd.factorize(ends)
     ranges = [_dates_after(end, horizon, freq) for end in distinct]
-    dates = ranges[0].append(ranges[1:])[(codes[:, None] * horizon + np.arange(horizon)).ravel()]
-    return pd.DataFrame({"unique_id": np.repeat(np.asarray(uids), horizon), "ds": dates})
+    dates = ranges[0].append(ranges[1:]) if len(ranges) > 1 else ranges[0]
+    if len(codes) > 1:
+        dates = dates[(codes[:, None] * horizon + np.arange(horizon)).ravel()]
+    return pd.DataFrame({"unique_id": np.repeat(np.asarray(uids), horizon), "ds": dates, **columns})
 
 
 def _by_series(history: pd.DataFrame) -> tuple[Any, list[Any], Any]:
-    """Each series' id, `y` (float64) and latest timestamp, series in the order they
-    first appear."""
+    """Each series' id, `y` (float64) and latest timestamp, from a history in the
+    statsforecast layout (`_extended`'s), series in their order there."""
     import numpy as np
-    import pandas as pd
 
-    codes, uids = pd.factorize(history["unique_id"])
-    order = np.argsort(codes, kind="stable")
-    bounds = np.cumsum(np.bincount(codes))
-    values = np.split(history["y"].to_numpy(np.float64)[order], bounds[:-1])
-    return uids, values, history["ds"].iloc[order[bounds - 1]]
+    runs = SeriesRuns.of(history)
+    values = np.split(history["y"].to_numpy(np.float64), runs.starts[1:])
+    return runs.ids, values, history["ds"].iloc[runs.starts + runs.lengths - 1]
 
 
 def _latest_rows(frame: pd.DataFrame, count: int) -> pd.DataFrame:
-    """Each series' latest `count` rows, in the frame's order, on a fresh index (what
-    groupby("unique_id").tail(count) selects, for a fraction of its cost)."""
+    """Each series' latest `count` rows of a frame in the statsforecast layout, on a fresh
+    index (what groupby("unique_id").tail(count) selects, for a fraction of its cost).
+    When every row is kept the columns are the frame's own, not copied: nothing writes to
+    a fitted model's data."""
     import pandas as pd
 
-    series, _ = pd.factorize(frame["unique_id"])
-    return frame[_positions_from_end(series) < count].reset_index(drop=True)
+    runs = SeriesRuns.of(frame)
+    if runs.lengths.max(initial=0) > count:
+        codes = runs.codes()
+        frame = frame[runs.positions(codes) >= runs.lengths[codes] - count]
+    return frame.set_axis(pd.RangeIndex(len(frame)), copy=False)
+
+
+@dataclass(frozen=True)
+class SeriesRuns:
+    """The series of a frame in the statsforecast layout (each series' rows together),
+    found where the id changes: a fraction of the cost of grouping, which hashes every id."""
+
+    ids: Any  # each series' id, in the frame's order
+    starts: Any  # the row where it starts
+    lengths: Any  # its number of rows
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> SeriesRuns:
+        import numpy as np
+
+        ids = frame["unique_id"].to_numpy()
+        first = np.ones(len(ids), dtype=bool)
+        first[1:] = ids[1:] != ids[:-1]
+        starts = np.flatnonzero(first)
+        return cls(ids[starts], starts, np.diff(np.append(starts, len(ids))))
+
+    def codes(self) -> Any:
+        """Each row's series number (0 for the first series)."""
+        import numpy as np
+
+        return np.repeat(np.arange(len(self.starts)), self.lengths)
+
+    def positions(self, codes: Any) -> Any:
+        """Each row's position in its series (0 for its first row), from `codes()`."""
+        import numpy as np
+
+        return np.arange(len(codes)) - self.starts[codes]
 
 
 def _positions_from_start(series: Any) -> Any:

@@ -10,10 +10,12 @@ worker calls at start and then periodically.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import queue
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -141,6 +143,7 @@ def execute_job(job_id: uuid.UUID) -> None:
         payload = dict(job.payload)
         context = JobContext(job, settings, _child_parent_pid)
         cancel_before_start = job.cancel_requested
+    modules = len(sys.modules)
     structlog.contextvars.bind_contextvars(job_id=str(job_id), job_type=job.type)
     try:
         if cancel_before_start:  # asked to stop while it was being claimed
@@ -162,6 +165,18 @@ def execute_job(job_id: uuid.UUID) -> None:
         job = session.get(Job, job_id, with_for_update=True)
         if job is not None and job.status == JobStatus.running and job.attempts == context.attempt:
             service.transition(session, job, final, **fields)
+    if len(sys.modules) > modules:
+        _freeze_imported()
+
+
+def _freeze_imported() -> None:
+    """After a job that imported libraries (a forecasting job: pandas, statsforecast,
+    numba… millions of objects): collect its garbage, then leave everything the process
+    holds out of later collections. A full collection traverses every tracked object
+    (0.2 s here once those libraries are loaded) and would otherwise strike at random
+    inside later jobs, a whole short job's worth of time. Only after jobs that imported."""
+    gc.collect()
+    gc.freeze()
 
 
 # --- the parent side --------------------------------------------------------

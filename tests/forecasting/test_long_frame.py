@@ -1,0 +1,69 @@
+"""The training job's long frame (statsforecast's layout) is the same whether Polars or
+pandas sorts it: Polars sorts uploads whose ids are text and timestamps dates, pandas the
+rest, in the order of the ids as text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+from vur.forecasting import training
+
+CONFIG = {"date_column": "timestamp", "target_column": "value", "series_id_column": "series"}
+
+
+def _upload() -> pl.DataFrame:
+    """Rows in no order, ids whose text order is not their natural one, repeated
+    timestamps, missing timestamps and values."""
+    rng = np.random.default_rng(1)
+    rows = 3000
+    stamps = pd.date_range("2026-01-01", periods=rows, freq="h").to_numpy()[rng.permutation(rows)]
+    frame = pl.DataFrame({"timestamp": stamps, "value": rng.normal(size=rows), "series": rng.choice(["b", "a", "é", "Z", "a10", "a9"], rows), "x": rng.normal(size=rows)})
+    frame = frame.with_columns(
+        value=pl.when(pl.int_range(rows) % 97 == 0).then(None).otherwise(pl.col("value")),
+        timestamp=pl.when(pl.int_range(rows) % 101 == 0).then(None).otherwise(pl.col("timestamp")),
+    )
+    return pl.concat([frame, frame.head(50)])
+
+
+def _by_pandas(frame: pl.DataFrame, config: dict) -> pd.DataFrame:
+    """What the long frame is: every step in pandas."""
+    data = frame.to_pandas()
+    series, exogenous = config.get("series_id_column"), config.get("exogenous") or []
+    long = pd.DataFrame(
+        {
+            "unique_id": data[series].astype(str) if series else "series_1",
+            "ds": pd.to_datetime(data[config["date_column"]]),
+            "y": data[config["target_column"]],
+            **{column: data[column] for column in exogenous},
+        }
+    )
+    long = long.dropna(subset=["ds"]).sort_values(["unique_id", "ds"], kind="stable")
+    if split := config.get("split"):
+        by_series = long.groupby("unique_id")
+        long["held_out"] = by_series.cumcount() / by_series["ds"].transform("size") >= split["train_size"] + split["validation_size"]
+    return long.dropna(subset=["y", *exogenous]).reset_index(drop=True)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [CONFIG, {**CONFIG, "series_id_column": None}, {**CONFIG, "exogenous": ["x"]}, {**CONFIG, "split": {"train_size": 0.6, "validation_size": 0.2}}],
+    ids=["series", "one series", "exogenous", "split"],
+)
+@pytest.mark.parametrize(
+    "change",
+    [
+        pl.col("series"),  # sorted by Polars
+        pl.col("series").cast(pl.Categorical),  # by pandas: ids that are not text
+        pl.when(pl.int_range(pl.len()) == 5).then(None).otherwise(pl.col("series")).alias("series"),  # by pandas: a missing id is the text "None"
+        pl.col("timestamp").dt.date(),  # by Polars: dates
+        pl.col("timestamp").dt.strftime("%Y-%m-%d %H:%M"),  # by pandas: timestamps to parse
+    ],
+    ids=["text ids", "categorical ids", "missing id", "dates", "text timestamps"],
+)
+def test_the_long_frame_is_sorted_by_text_id_then_time_without_missing_values(config: dict, change: pl.Expr) -> None:
+    upload = _upload().with_columns(change)
+    long = training._long_frame(upload, config)
+    pd.testing.assert_frame_equal(long, _by_pandas(upload, config), check_index_type=True)
