@@ -19,7 +19,9 @@ and the fitted model.
 
 The baseline is statsforecast called directly on the same model, on a frame built
 before its clock starts: one cross-validation window of 48, then the forecast from
-the whole training part (`forecast`, which keeps no fitted model). Only the test part
+the whole training part (`forecast`, which keeps no fitted model). A model that takes
+under 5 s either way is timed five times on both sides, in turns, and the medians are
+compared (its first direct call is the first of the process). Only the test part
 scores anything; `auto` chooses by backtests on the training part alone.
 
 Targets (issue 5): `auto` OWA <= 0.50, better than every M4 benchmark and each
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +50,9 @@ from m4_metrics import DEFAULT_DATA_DIR, HORIZON, PERIOD, PUBLISHED, evaluate, l
 from startup import clean_env, free_port  # noqa: E402
 
 BIN = Path(sys.executable).parent
+# Algorithms whose run takes less than this (on either side) are timed REPEATS times.
+QUICK_SECONDS = 5.0
+REPEATS = 5
 START = "2000-01-01 00:00"
 ALGORITHMS = {
     # id: hyperparameters given to the platform
@@ -202,6 +208,12 @@ def main() -> int:
             direct_time = ""
             if algorithm in DIRECT:
                 direct, direct_seconds = run_direct(train, algorithm)
+                if max(seconds, direct_seconds) < QUICK_SECONDS:
+                    # A fraction of a second is at the mercy of the shared machine: both sides
+                    # again, taking turns, and the medians.
+                    taken = [(seconds, direct_seconds)] + [(run_platform(client, dataset_id, algorithm, ALGORITHMS.get(algorithm, {}))[1], run_direct(train, algorithm)[1]) for _ in range(REPEATS - 1)]
+                    seconds, direct_seconds = (statistics.median(side) for side in zip(*taken, strict=True))
+                    print(f"  {algorithm}: VUR {', '.join(f'{v:.2f}' for v, _ in taken)} s; direct {', '.join(f'{d:.2f}' for _, d in taken)} s (medians used)", flush=True)
                 rows.append((f"{algorithm} (statsforecast direct)", "", scored(direct), f"{direct_seconds:.2f}", ""))
                 direct_time = f"{seconds / direct_seconds:.2f}x"
             rows.append((f"{algorithm} (VUR)", "", scored(forecasts), f"{seconds:.2f}", direct_time))
