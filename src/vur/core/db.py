@@ -29,6 +29,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def naive_utc(moment: datetime) -> datetime:
+    """A timestamp as forecasts hold them, naive in UTC: an aware one is converted."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timestamps stored in UTC and always read back timezone-aware (SQLite forgets the zone)."""
 

@@ -18,13 +18,13 @@ import logging
 import threading
 import uuid
 from collections import deque
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, Row, select, update
 from sqlalchemy.orm import Session
 
-from vur.core.db import on_commit
+from vur.core.db import naive_utc, on_commit
 from vur.predictions.models import Prediction
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def _scored(prediction: Row[Any], actuals: Actuals) -> dict[str, Any] | None:
     for point in outputs:
         if "actual" in point:
             continue
-        value = actuals.get((point["series_id"], _naive_iso(point["timestamp"])))
+        value = actuals.get((point["series_id"], naive_utc(datetime.fromisoformat(point["timestamp"])).isoformat()))
         if value is None:
             continue
         point["actual"], changed = value, True
@@ -89,12 +89,6 @@ def _scored(prediction: Row[Any], actuals: Actuals) -> dict[str, Any] | None:
     if not changed:
         return None
     return {"id": prediction_id, "outputs": outputs, "scored_points": points, "absolute_error_sum": absolute, "squared_error_sum": squared}
-
-
-def _naive_iso(stamp: str) -> str:
-    """A stored point's timestamp as naive UTC ISO text, the actuals' key."""
-    moment = datetime.fromisoformat(stamp)
-    return (moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment).isoformat()
 
 
 class Scorer:

@@ -23,7 +23,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import Select, and_, bindparam, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
-from vur.core.db import utcnow
+from vur.core.db import naive_utc, utcnow
 from vur.core.events import Event, publish_after_commit
 from vur.core.metrics import REGISTRY
 from vur.core.repository import get_scoped, paginate
@@ -136,7 +136,7 @@ class Answer:
 
     @classmethod
     def of(cls, points: list[PredictionPoint]) -> Answer:
-        stamps = [_naive_utc(p.timestamp) for p in points]
+        stamps = [naive_utc(p.timestamp) for p in points]
         return cls(tuple(points), tuple(p.model_dump(mode="json") for p in points), len({p.series_id for p in points}), min(stamps, default=None), max(stamps, default=None))
 
 
@@ -289,7 +289,7 @@ def _observation_frame(observations: list[Observation], model: RegisteredModel) 
     return pd.DataFrame(
         {
             "unique_id": [_series_of(o, model) for o in observations],
-            "ds": np.array([_naive_utc(o.timestamp) for o in observations], dtype="datetime64[ns]"),
+            "ds": np.array([naive_utc(o.timestamp) for o in observations], dtype="datetime64[ns]"),
             "y": values,
         }
     )
@@ -302,16 +302,11 @@ def _future_frame(rows: list[FutureValues], model: RegisteredModel) -> pd.DataFr
 
     from vur.forecasting.forecasters import training_units
 
-    frame = pd.DataFrame([{**row.values, "unique_id": _series_of(row, model), "ds": _naive_utc(row.timestamp)} for row in rows])
+    frame = pd.DataFrame([{**row.values, "unique_id": _series_of(row, model), "ds": naive_utc(row.timestamp)} for row in rows])
     for column, undo in (model.config.get("exogenous_restoration") or {}).items():
         if column in frame.columns:
             frame[column] = training_units(undo)(frame[column])
     return frame.assign(ds=pd.to_datetime(frame["ds"]))
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    """Training timestamps are naive; an aware one is read as UTC."""
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _points(frame: pd.DataFrame, levels: list[int]) -> list[PredictionPoint]:
@@ -330,7 +325,7 @@ def _points(frame: pd.DataFrame, levels: list[int]) -> list[PredictionPoint]:
 
 
 def _actuals(observations: list[Observation], model: RegisteredModel) -> Actuals:
-    return {(_series_of(o, model), _naive_utc(o.timestamp).isoformat()): float(o.value) for o in observations}
+    return {(_series_of(o, model), naive_utc(o.timestamp).isoformat()): float(o.value) for o in observations}
 
 
 def requests_from_csv(data: bytes, horizon: int, exogenous: list[str]) -> list[PredictRequest]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
+from vur.core.db import naive_utc
 from vur.settings import Settings
 
 # The driver each dialect is opened with, whatever the URL named.
@@ -201,8 +202,8 @@ def _newest(engine: Engine, spec: SourceSpec, source: Any, columns: list[Any], c
 
 
 def _naive_utc(value: Any) -> datetime:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    """A source's time value (a datetime, or text where the driver gives text) as naive UTC."""
+    return naive_utc(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
 
 
 def probe_source(spec: SourceSpec) -> str | None:
