@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import Account, assert_envelope, hourly_csv, register
 from tests.core.test_smoke_slice import wait_for_training
 from vur.core.db import Database
+from vur.forecasting import service
 from vur.registry.models import ModelStatus, RegisteredModel
 from vur.settings import Settings
 
@@ -260,6 +261,19 @@ async def test_a_training_model_cannot_be_deleted(client: httpx.AsyncClient, acc
     with database.session() as session:
         session.get(RegisteredModel, uuid.UUID(model_id)).status = ModelStatus.configured
     assert (await client.delete(f"/api/v1/models/{model_id}", headers=account.headers)).status_code == 204
+
+
+async def test_the_status_of_an_ended_job_shows_the_metrics_it_committed(client: httpx.AsyncClient, account: Account, dataset_id: str, database: Database) -> None:
+    model_id = (await client.post("/api/v1/models/train", headers=account.headers, json={"dataset_id": dataset_id, "algorithm": "naive"})).json()["model_id"]
+    assert (await wait_for_training(client, account, model_id))["status"] == "completed"
+    # The status request reads the model, then its job; a job that ends in between
+    # committed the model's metrics after the first read. Played here in that order.
+    with database.session() as reader:
+        model = reader.get(RegisteredModel, uuid.UUID(model_id))
+        trained_metrics = dict(model.metrics)
+        with database.session() as job:
+            job.get(RegisteredModel, uuid.UUID(model_id)).metrics = {**trained_metrics, "mae": 123.0}
+        assert service.training_status(reader, model).metrics == {**trained_metrics, "mae": 123.0}
 
 
 async def test_plots_of_a_trained_regressor(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:

@@ -301,6 +301,10 @@ def training_status(session: Session, model: RegisteredModel) -> TrainingStatus:
     job = session.get(Job, model.training_job_id) if model.training_job_id else None
     if job is None:
         return TrainingStatus(status=model.status.value, progress=0, current_epoch=None, total_epochs=None, logs=[], metrics=model.metrics, job_id=None, error=None)
+    if job.status == JobStatus.succeeded:
+        # The model was read before its job, each in a statement of its own: a job that
+        # ended in between committed the metrics after that read. Read them again.
+        session.refresh(model)
     epoch = next((match for line in reversed(job.log) if (match := _EPOCH_LINE.match(line))), None)
     return TrainingStatus(
         status=_STATUS_WORDS[job.status],
