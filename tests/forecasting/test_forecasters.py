@@ -117,7 +117,7 @@ def test_new_observations_extend_the_kept_history_as_grouping_would(monkeypatch:
     )
     expected = pd.concat([forecaster.history, observed], ignore_index=True).drop_duplicates(["unique_id", "ds"], keep="last").sort_values(["unique_id", "ds"], kind="stable")
     expected = expected.groupby("unique_id", sort=False).tail(50).reset_index(drop=True)
-    pd.testing.assert_frame_equal(forecaster._extended(observed), expected)
+    pd.testing.assert_frame_equal(forecaster._extended(observed).frame(), expected)
     assert len(forecaster.history) == 100  # kept at fit time: each series' latest 50, in order
     pd.testing.assert_frame_equal(forecaster.history, history.groupby("unique_id").tail(50).reset_index(drop=True))
 

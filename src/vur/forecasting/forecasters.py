@@ -19,6 +19,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,15 +99,13 @@ class Forecaster:
         if observations is None or observations.empty:
             frame = self.baseline[self.baseline.groupby("unique_id").cumcount() < horizon]
             return frame[["unique_id", "ds", POINT, *bounds]].reset_index(drop=True)
-        history = self._extended(observations)
-        points = self._points(history, horizon).reset_index(drop=True)
-        return self._with_intervals(points, levels)
+        return self._with_intervals(self._points(self._extended(observations), horizon), levels)
 
-    def _extended(self, observations: pd.DataFrame) -> pd.DataFrame:
+    def _extended(self, observations: pd.DataFrame) -> History:
         """The kept history of the observed series with the observations added (one
         replaces a kept point at its timestamp), sorted, each series' latest HISTORY_KEPT.
-        Worked on the columns' arrays, one frame built at the end: a request pays pandas'
-        fixed cost per operation once, not a dozen times."""
+        Worked on the columns' arrays, and left as arrays: a request pays pandas' fixed
+        cost per operation once (building the one frame it answers), not a dozen times."""
         import numpy as np
         import pandas as pd
 
@@ -126,7 +125,11 @@ class Forecaster:
         ordered_series, ordered_stamps = series[order], columns["ds"][order]
         latest = order[np.append((ordered_series[1:] != ordered_series[:-1]) | (ordered_stamps[1:] != ordered_stamps[:-1]), True)]
         latest = latest[_positions_from_end(series[latest]) < HISTORY_KEPT]
-        return pd.DataFrame({name: values[latest] for name, values in columns.items()})
+        # `latest` runs series by series (by code), each by time: the runs start where the code changes.
+        ordered = series[latest]
+        starts = np.flatnonzero(np.diff(ordered, prepend=-1))
+        runs = SeriesRuns(uids[ordered[starts]], starts, np.diff(np.append(starts, len(ordered))))
+        return History({name: values[latest] for name, values in columns.items()}, runs)
 
     def _history_spans(self) -> dict[Any, tuple[int, int]]:
         """Each kept series' rows in the history (start, stop), worked out once per model:
@@ -136,27 +139,27 @@ class Forecaster:
             self.__dict__["_spans"] = {uid: (int(start), int(start + length)) for uid, start, length in zip(runs.ids, runs.starts, runs.lengths, strict=True)}
         return self.__dict__["_spans"]
 
-    def _with_intervals(self, points: pd.DataFrame, levels: list[int]) -> pd.DataFrame:
-        """Each bound at the baseline's distance from its point, step by step; a series
-        the baseline lacks (or a step it has no bound at) takes the median distance over
-        the series that have it."""
+    def _with_intervals(self, points: Points, levels: list[int]) -> pd.DataFrame:
+        """The points as a frame with a bound per level and side, each at the baseline's
+        distance from its point, step by step; a series the baseline lacks (or a step it
+        has no bound at) takes the median distance over the series that have it."""
         import numpy as np
         import pandas as pd
 
-        if not levels:
-            return points
-        columns = [f"{side}-{level}" for level in levels for side in ("lo", "hi")]
-        uids, by_series, typical = self._interval_offsets(tuple(columns))
-        codes, seen = pd.factorize(points["unique_id"])
-        steps = _positions_from_start(codes)
-        rows = pd.Index(uids).get_indexer(seen)[codes]
-        known = by_series[np.maximum(rows, 0), steps]
-        offsets = np.where((rows >= 0)[:, None] & ~np.isnan(known), known, typical[steps])
-        bounds = points[POINT].to_numpy(np.float64)[:, None] + offsets
-        return pd.DataFrame({**{name: points[name].to_numpy() for name in points.columns}, **dict(zip(columns, bounds.T, strict=True))})
+        frame = {"unique_id": points.unique_id, "ds": points.ds, POINT: points.mean}
+        if levels:
+            columns = [f"{side}-{level}" for level in levels for side in ("lo", "hi")]
+            row_of, by_series, typical = self._interval_offsets(tuple(columns))
+            codes, seen = pd.factorize(points.unique_id)
+            steps = _positions_from_start(codes)
+            rows = np.array([row_of.get(uid, -1) for uid in seen], dtype=np.int64)[codes]
+            known = by_series[np.maximum(rows, 0), steps]
+            offsets = np.where((rows >= 0)[:, None] & ~np.isnan(known), known, typical[steps])
+            frame.update(zip(columns, (points.mean[:, None] + offsets).T, strict=True))
+        return pd.DataFrame(frame)
 
-    def _interval_offsets(self, columns: tuple[str, ...]) -> tuple[Any, Any, Any]:
-        """The baseline's series; each one's distance from point to bound per step and
+    def _interval_offsets(self, columns: tuple[str, ...]) -> tuple[dict[Any, int], Any, Any]:
+        """Each baseline series' row; each one's distance from point to bound per step and
         bound column (NaN where it has none); their median over series per step. Worked
         out once per model and columns: requests with new data read them every time."""
         import warnings
@@ -172,14 +175,11 @@ class Forecaster:
             by_series[codes, _positions_from_start(codes)] = distances
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # a step no series has a bound at stays NaN
-                cache[columns] = uids, by_series, np.nanmedian(by_series, axis=0)
+                cache[columns] = {uid: row for row, uid in enumerate(uids)}, by_series, np.nanmedian(by_series, axis=0)
         return cache[columns]
 
-    def _points(self, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    def _points(self, history: History, horizon: int) -> Points:
         raise NotImplementedError
-
-    def _future(self, last: Any, horizon: int) -> Any:
-        return _dates_after(last, horizon, self.freq)
 
 
 class StatisticalForecaster(Forecaster):
@@ -190,12 +190,11 @@ class StatisticalForecaster(Forecaster):
         super().__init__(baseline, history, freq)
         self.models = {str(uid): fitted.fitted_[i, 0] for i, uid in enumerate(fitted.uids)}
 
-    def _points(self, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    def _points(self, history: History, horizon: int) -> Points:
         import numpy as np
 
-        uids, values, ends = _by_series(history)
-        means = [self._step(uid)(y=y, h=horizon)["mean"] for uid, y in zip(uids, values, strict=True)]
-        return _steps_after(uids, ends, horizon, self.freq, **{POINT: np.concatenate(means)})
+        means = [self._step(uid)(y=y, h=horizon)["mean"] for uid, y in zip(history.runs.ids, history.values(), strict=True)]
+        return Points.after(history.runs.ids, history.ends(), horizon, self.freq, np.concatenate(means))
 
     def _step(self, uid: Any) -> Callable[..., dict[str, Any]]:
         # statsforecast's base class has no `forward`: a model has one (perhaps inherited,
@@ -223,13 +222,12 @@ class RegressionForecaster(Forecaster):
             return super().predict(horizon, levels, observations)
         if future is None or future.empty:
             raise InvalidFutureValues(f"this model forecasts from future values of {self.exogenous}: give them for each step to forecast")
-        history = self._extended(observations) if observations is not None and not observations.empty else self.history
+        history = self._extended(observations).frame() if observations is not None and not observations.empty else self.history
         history = history[history["unique_id"].isin(future["unique_id"].unique())]
         if history.empty:
             raise InvalidFutureValues(f"the model has no history of the series the future values are for ({sorted(map(str, future['unique_id'].unique()))[:5]}); give their observations too")
         values = self._future_values(history, horizon, future)
-        points = self.fitted.predict(horizon, new_df=history, X_df=values)[["unique_id", "ds", POINT]]
-        return self._with_intervals(points.reset_index(drop=True), levels)
+        return self._with_intervals(Points.of(self.fitted.predict(horizon, new_df=history, X_df=values)), levels)
 
     def _future_values(self, history: pd.DataFrame, horizon: int, future: pd.DataFrame) -> pd.DataFrame:
         """The exogenous values of each step ahead; a missing one is an error naming it."""
@@ -247,8 +245,8 @@ class RegressionForecaster(Forecaster):
                 )
         return steps[["unique_id", "ds", *self.exogenous]]
 
-    def _points(self, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
-        return self.fitted.predict(horizon, new_df=history)[["unique_id", "ds", POINT]]
+    def _points(self, history: History, horizon: int) -> Points:
+        return Points.of(self.fitted.predict(horizon, new_df=history.frame()))
 
 
 class ProphetForecaster(Forecaster):
@@ -259,14 +257,14 @@ class ProphetForecaster(Forecaster):
         super().__init__(baseline, history, freq)
         self.models = models
 
-    def _points(self, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    def _points(self, history: History, horizon: int) -> Points:
+        import numpy as np
         import pandas as pd
 
-        parts = []
-        for uid, part in history.groupby("unique_id", sort=False):
-            future = pd.DataFrame({"ds": self._future(part["ds"].iloc[-1], horizon)})
-            parts.append(pd.DataFrame({"unique_id": uid, "ds": future["ds"], POINT: self.models[str(uid)].predict(future)["yhat"].to_numpy()}))
-        return pd.concat(parts, ignore_index=True)
+        steps = Points.after(history.runs.ids, history.ends(), horizon, self.freq)
+        dates = steps.ds.reshape(-1, horizon)
+        means = [self.models[str(uid)].predict(pd.DataFrame({"ds": ds}))["yhat"].to_numpy() for uid, ds in zip(history.runs.ids, dates, strict=True)]
+        return Points(steps.unique_id, steps.ds, np.concatenate(means))
 
 
 class NetworkForecaster(Forecaster):
@@ -279,14 +277,13 @@ class NetworkForecaster(Forecaster):
         super().__init__(baseline, history, freq)
         self.network, self.input_size, self.scalers = network, input_size, scalers
 
-    def _points(self, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    def _points(self, history: History, horizon: int) -> Points:
         import numpy as np
 
         from vur.forecasting.networks import forecast_windows
 
-        uids, series_values, ends = _by_series(history)
         windows, scales = [], []
-        for uid, values in zip(uids, series_values, strict=True):
+        for uid, values in zip(history.runs.ids, history.values(), strict=True):
             if len(values) < self.input_size:
                 raise ValueError(f"series {uid!r} needs at least {self.input_size} points for this network, it has {len(values)}")
             mean, std = self.scalers.get(str(uid)) or (float(values.mean()), float(values.std()) or 1.0)
@@ -295,7 +292,7 @@ class NetworkForecaster(Forecaster):
         standardised = forecast_windows(self.network, np.stack(windows).astype(np.float32), horizon)
         means, stds = np.array(scales).T
         points = standardised.astype(np.float64) * stds[:, None] + means[:, None]
-        return _steps_after(uids, ends, horizon, self.freq, **{POINT: points.ravel()})
+        return Points.after(history.runs.ids, history.ends(), horizon, self.freq, points.ravel())
 
     def __getstate__(self) -> dict[str, Any]:
         from vur.forecasting.networks import save_network
@@ -326,15 +323,66 @@ class EnsembleForecaster(Forecaster):
         self.candidates, self.chosen = candidates, chosen
         self.per_series = any(c.per_series for c in candidates.values())
 
-    def _points(self, history: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    def _points(self, history: History, horizon: int) -> Points:
         import pandas as pd
 
         counts = pd.Series([name for names in self.chosen.values() for name in names]).value_counts()
         usual = list(counts.index[: max(1, max(len(v) for v in self.chosen.values()))])
-        frames = [candidate._points(history, horizon).assign(candidate=name) for name, candidate in self.candidates.items()]
+        frames = [candidate._points(history, horizon).frame().assign(candidate=name) for name, candidate in self.candidates.items()]
         stacked = pd.concat(frames, ignore_index=True)
         keep = [name in self.chosen.get(str(uid), usual) for uid, name in zip(stacked["unique_id"], stacked["candidate"], strict=True)]
-        return stacked[keep].groupby(["unique_id", "ds"], as_index=False, sort=False)[POINT].mean()
+        return Points.of(stacked[keep].groupby(["unique_id", "ds"], as_index=False, sort=False)[POINT].mean())
+
+
+@dataclass(frozen=True)
+class History:
+    """A history in the statsforecast layout (each series' rows together, in time) held as
+    column arrays, and its series: what a forecast from new observations reads."""
+
+    columns: dict[str, Any]
+    runs: SeriesRuns
+
+    def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.columns)
+
+    def values(self) -> list[Any]:
+        """Each series' `y` as float64, series in their order."""
+        import numpy as np
+
+        return np.split(self.columns["y"].astype(np.float64, copy=False), self.runs.starts[1:])
+
+    def ends(self) -> Any:
+        """Each series' latest timestamp."""
+        return self.columns["ds"][self.runs.starts + self.runs.lengths - 1]
+
+
+@dataclass(frozen=True)
+class Points:
+    """Forecast points as arrays: each one's series id, timestamp and value."""
+
+    unique_id: Any
+    ds: Any
+    mean: Any
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> Points:
+        import numpy as np
+
+        return cls(frame["unique_id"].to_numpy(), frame["ds"].to_numpy(), frame[POINT].to_numpy(np.float64))
+
+    @classmethod
+    def after(cls, uids: Any, ends: Any, horizon: int, freq: str, mean: Any = None) -> Points:
+        """The `horizon` steps after each series' end, series by series, with `mean`."""
+        import numpy as np
+
+        return cls(np.repeat(np.asarray(uids), horizon), _dates_after_each(ends, horizon, freq), mean)
+
+    def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame({"unique_id": self.unique_id, "ds": self.ds, POINT: self.mean})
 
 
 def held_future(history: pd.DataFrame, columns: list[str], horizon: int, freq: str) -> pd.DataFrame:
@@ -348,33 +396,25 @@ def held_future(history: pd.DataFrame, columns: list[str], horizon: int, freq: s
 def _steps_ahead(history: pd.DataFrame, horizon: int, freq: str) -> pd.DataFrame:
     """unique_id, ds of the `horizon` steps after each series' latest point, series in
     the order they first appear in `history`."""
+    import pandas as pd
+
     latest = history.groupby("unique_id", sort=False)["ds"].last()
-    return _steps_after(latest.index, latest, horizon, freq)
+    steps = Points.after(latest.index, latest, horizon, freq)
+    return pd.DataFrame({"unique_id": steps.unique_id, "ds": steps.ds})
 
 
-def _steps_after(uids: Any, ends: Any, horizon: int, freq: str, **columns: Any) -> pd.DataFrame:
-    """unique_id, ds of the `horizon` steps after each series' end, and `columns` (a
-    value per step) built with them: adding them later costs a copy of the frame."""
+def _dates_after_each(ends: Any, horizon: int, freq: str) -> Any:
+    """The `horizon` timestamps after each of `ends`, one end's after the other's."""
     import numpy as np
     import pandas as pd
 
-    # One date range per distinct end: series usually end together.
+    ends = np.asarray(ends, dtype="datetime64[ns]")
+    offset = _offset(freq)
+    if isinstance(offset, pd.offsets.Tick):  # a fixed length (hours, days, minutes): plain arithmetic
+        return (ends[:, None] + np.arange(1, horizon + 1) * np.timedelta64(offset.nanos, "ns")).ravel()
+    # Calendar steps (months, business days): a date range per distinct end; series usually end together.
     codes, distinct = pd.factorize(ends)
-    ranges = [_dates_after(end, horizon, freq) for end in distinct]
-    dates = ranges[0].append(ranges[1:]) if len(ranges) > 1 else ranges[0]
-    if len(codes) > 1:
-        dates = dates[(codes[:, None] * horizon + np.arange(horizon)).ravel()]
-    return pd.DataFrame({"unique_id": np.repeat(np.asarray(uids), horizon), "ds": dates, **columns})
-
-
-def _by_series(history: pd.DataFrame) -> tuple[Any, list[Any], Any]:
-    """Each series' id, `y` (float64) and latest timestamp, from a history in the
-    statsforecast layout (`_extended`'s), series in their order there."""
-    import numpy as np
-
-    runs = SeriesRuns.of(history)
-    values = np.split(history["y"].to_numpy(np.float64), runs.starts[1:])
-    return runs.ids, values, history["ds"].iloc[runs.starts + runs.lengths - 1]
+    return np.stack([_dates_after(end, horizon, freq).to_numpy("datetime64[ns]") for end in distinct])[codes].ravel()
 
 
 def _latest_rows(frame: pd.DataFrame, count: int) -> pd.DataFrame:
@@ -443,5 +483,12 @@ def _positions_from_end(series: Any) -> Any:
 def _dates_after(last: Any, horizon: int, freq: str) -> Any:
     import pandas as pd
 
-    offset = pd.tseries.frequencies.to_offset(freq)
-    return pd.date_range(last + offset, periods=horizon, freq=offset)
+    offset = _offset(freq)
+    return pd.date_range(pd.Timestamp(last) + offset, periods=horizon, freq=offset)
+
+
+@cache
+def _offset(freq: str) -> Any:
+    import pandas as pd
+
+    return pd.tseries.frequencies.to_offset(freq)

@@ -19,9 +19,10 @@ import threading
 import uuid
 from collections import deque
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Row, select, update
+from sqlalchemy import Engine, Row, Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from vur.core.db import naive_utc, on_commit
@@ -49,17 +50,13 @@ def score_earlier(session: Session, model_id: uuid.UUID, actuals: Actuals, *, af
     if not actuals:
         return None
     moments = [datetime.fromisoformat(stamp) for _, stamp in actuals]
-    candidates = (
-        select(Prediction.id, Prediction.last_ts, Prediction.outputs, Prediction.scored_points, Prediction.absolute_error_sum, Prediction.squared_error_sum)
-        .where(Prediction.model_id == model_id, Prediction.last_ts >= min(moments), Prediction.first_ts <= max(moments))
-        .where(Prediction.scored_points < Prediction.horizon * Prediction.series_count)
-        .order_by(Prediction.last_ts.desc(), Prediction.id.desc())
-        .limit(PAGE)
-        .with_for_update()
-    )
+    span = {"model_id": model_id, "earliest": min(moments), "latest": max(moments)}
     read = 0
     while pages is None or read < pages:
-        page = session.execute(candidates if after is None else candidates.where(_before(*after))).all()
+        if after is None:
+            page = session.execute(_candidates(PAGE, after=False), span).all()
+        else:
+            page = session.execute(_candidates(PAGE, after=True), {**span, "after_ts": after[0], "after_id": after[1]}).all()
         read += 1
         if scored := [row for row in (_scored(prediction, actuals) for prediction in page) if row is not None]:
             session.execute(update(Prediction), scored)
@@ -69,8 +66,20 @@ def score_earlier(session: Session, model_id: uuid.UUID, actuals: Actuals, *, af
     return after
 
 
-def _before(last_ts: datetime, prediction_id: uuid.UUID) -> ColumnElement[bool]:
-    return (Prediction.last_ts < last_ts) | ((Prediction.last_ts == last_ts) & (Prediction.id < prediction_id))
+@cache
+def _candidates(page: int, after: bool) -> Select[Any]:
+    """A page of the predictions a span of actuals reaches that still have points without
+    an actual (after a cursor, or from the latest). Built once, with bound parameters:
+    SQLAlchemy then reuses its compiled SQL instead of working it out for every forecast."""
+    query = (
+        select(Prediction.id, Prediction.last_ts, Prediction.outputs, Prediction.scored_points, Prediction.absolute_error_sum, Prediction.squared_error_sum)
+        .where(Prediction.model_id == bindparam("model_id"), Prediction.last_ts >= bindparam("earliest"), Prediction.first_ts <= bindparam("latest"))
+        .where(Prediction.scored_points < Prediction.horizon * Prediction.series_count)
+    )
+    if after:
+        last_ts, prediction_id = bindparam("after_ts"), bindparam("after_id")
+        query = query.where((Prediction.last_ts < last_ts) | ((Prediction.last_ts == last_ts) & (Prediction.id < prediction_id)))
+    return query.order_by(Prediction.last_ts.desc(), Prediction.id.desc()).limit(page).with_for_update()
 
 
 def _scored(prediction: Row[Any], actuals: Actuals) -> dict[str, Any] | None:
