@@ -20,6 +20,7 @@ from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Histogram
+from pydantic import TypeAdapter
 from sqlalchemy import Select, and_, bindparam, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
@@ -45,6 +46,7 @@ PREDICTIONS = Counter("vur_predictions_total", "Predictions answered", ["source"
 PREDICTION_SECONDS = Histogram(
     "vur_prediction_seconds", "Time to compute one prediction", ["source"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5), registry=REGISTRY
 )
+_POINTS = TypeAdapter(list[PredictionPoint])
 # The series id of a model trained without a series column (as training names it).
 SINGLE_SERIES = "series_1"
 
@@ -137,7 +139,7 @@ class Answer:
     @classmethod
     def of(cls, points: list[PredictionPoint]) -> Answer:
         stamps = [naive_utc(p.timestamp) for p in points]
-        return cls(tuple(points), tuple(p.model_dump(mode="json") for p in points), len({p.series_id for p in points}), min(stamps, default=None), max(stamps, default=None))
+        return cls(tuple(points), tuple(_POINTS.dump_python(points, mode="json")), len({p.series_id for p in points}), min(stamps, default=None), max(stamps, default=None))
 
 
 def predict(session: Session, store: ArtifactStore, model: RegisteredModel, body: PredictRequest, source: str) -> PredictionResponse:
@@ -310,17 +312,17 @@ def _future_frame(rows: list[FutureValues], model: RegisteredModel) -> pd.DataFr
 
 
 def _points(frame: pd.DataFrame, levels: list[int]) -> list[PredictionPoint]:
-    columns = {name: frame[name].tolist() for name in frame.columns}
-    stamps = frame["ds"].tolist()  # pandas Timestamps: datetimes
+    bounds = {str(level): (frame[f"lo-{level}"].tolist(), frame[f"hi-{level}"].tolist()) for level in levels}
+    stamps = frame["ds"].to_numpy("datetime64[us]").tolist()  # datetimes, without making pandas Timestamps first
     return [
         PredictionPoint(
             series_id=str(uid),
-            timestamp=stamps[i],
-            value=float(columns["mean"][i]),
-            lower={str(level): float(columns[f"lo-{level}"][i]) for level in levels},
-            upper={str(level): float(columns[f"hi-{level}"][i]) for level in levels},
+            timestamp=stamp,
+            value=value,
+            lower={level: lower[i] for level, (lower, _) in bounds.items()},
+            upper={level: upper[i] for level, (_, upper) in bounds.items()},
         )
-        for i, uid in enumerate(columns["unique_id"])
+        for i, (uid, stamp, value) in enumerate(zip(frame["unique_id"].tolist(), stamps, frame["mean"].tolist(), strict=True))
     ]
 
 
