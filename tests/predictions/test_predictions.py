@@ -5,6 +5,7 @@ arrive, counted, and bad requests are refused without a trace."""
 from __future__ import annotations
 
 import io
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import pytest
 from tests.conftest import Account, assert_envelope, hourly_csv, register, wait_until
 from tests.core.test_smoke_slice import wait_for_training
 from tests.core.test_websocket import authed, receive_until, subscribe
+from vur.core.db import Database
+from vur.predictions import scoring
 from vur.predictions.schemas import DIRECT_BATCH
 from vur.settings import Settings
 
@@ -318,3 +321,17 @@ async def test_observations_score_every_earlier_prediction_they_reach(client: ht
     await wait_until(all_scored)
     stats = (await client.get("/api/v1/predictions/stats", headers=account.headers, params={"model_id": model_id})).json()
     assert stats["error"]["mae"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("after_a_page", [False, True])
+def test_scoring_seeks_through_the_index_of_unscored_spans(database: Database, after_a_page: bool) -> None:
+    """The scoring query states the partial index's condition as the index does: were
+    they to drift apart, every request with observations would scan the model's rows."""
+    moment = datetime(2026, 1, 1)
+    query = scoring._candidates(scoring.PAGE, after_a_page).params(model_id=uuid.uuid4(), earliest=moment, latest=moment, after_ts=moment, after_id=uuid.uuid4())
+    with database.engine.connect() as connection:
+        sql = query.compile(connection, compile_kwargs={"literal_binds": True})
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET enable_seqscan = off")  # a near-empty table is otherwise scanned
+        plan = connection.exec_driver_sql(f"EXPLAIN {'QUERY PLAN ' if connection.dialect.name == 'sqlite' else ''}{sql}").all()
+    assert "ix_predictions_unscored_span" in " ".join(str(row) for row in plan), plan

@@ -4,10 +4,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vur.core.db import Base, RecordMixin
+
+# A prediction with points still without an actual: the only ones scoring reads, and the
+# only ones the span index holds (the scoring query states it the same way, so it is used).
+UNSCORED = "scored_points < horizon * series_count"
 
 
 class Prediction(RecordMixin, Base):
@@ -18,9 +22,9 @@ class Prediction(RecordMixin, Base):
     __resource__ = "Prediction"
     __table_args__ = (
         Index("ix_predictions_workspace_created", "workspace_id", "created_at"),
-        # Finds the predictions that new observations can score (scoring.score_earlier) from
-        # the index alone: a seek to the spans that reach them, in the pages' order.
-        Index("ix_predictions_model_span", "model_id", "last_ts", "id", "first_ts", "scored_points", "horizon", "series_count"),
+        # Finds the predictions that new observations can score (scoring.score_earlier): a seek
+        # to the spans that reach them, in the pages' order, among those not fully scored.
+        Index("ix_predictions_unscored_span", "model_id", "last_ts", "id", "first_ts", sqlite_where=text(UNSCORED), postgresql_where=text(UNSCORED)),
     )
 
     workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))

@@ -22,11 +22,11 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Engine, Row, Select, bindparam, select, update
+from sqlalchemy import Engine, Row, Select, Uuid, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from vur.core.db import naive_utc, on_commit
-from vur.predictions.models import Prediction
+from vur.predictions.models import UNSCORED, Prediction
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,8 @@ def _candidates(page: int, after: bool) -> Select[Any]:
     SQLAlchemy then reuses its compiled SQL instead of working it out for every forecast."""
     query = (
         select(Prediction.id, Prediction.last_ts, Prediction.outputs, Prediction.scored_points, Prediction.absolute_error_sum, Prediction.squared_error_sum)
-        .where(Prediction.model_id == bindparam("model_id"), Prediction.last_ts >= bindparam("earliest"), Prediction.first_ts <= bindparam("latest"))
-        .where(Prediction.scored_points < Prediction.horizon * Prediction.series_count)
+        .where(Prediction.model_id == bindparam("model_id", type_=Uuid()), Prediction.last_ts >= bindparam("earliest"), Prediction.first_ts <= bindparam("latest"))
+        .where(text(UNSCORED))
     )
     if after:
         last_ts, prediction_id = bindparam("after_ts"), bindparam("after_id")
