@@ -300,6 +300,12 @@ async def test_a_failing_source_is_recorded_and_stops_the_stream(client: httpx.A
         ({"url": "sqlite:///../../vur.db"}, "url"),
         ({"url": "sqlite://"}, "url"),
         ({"url": "postgresql://u:p@169.254.169.254/db"}, "url"),
+        # The same metadata address in the other spellings a resolver accepts.
+        ({"url": "postgresql://u:p@[::ffff:169.254.169.254]:5432/db"}, "url"),
+        ({"url": "postgresql://u:p@[::ffff:a9fe:a9fe]:5432/db"}, "url"),
+        ({"url": "postgresql://u:p@2852039166:5432/db"}, "url"),
+        ({"url": "postgresql://u:p@0xa9fea9fe:5432/db"}, "url"),
+        ({"url": "mysql://u:p@metadata.google.internal./db"}, "url"),
         ({"url": "postgresql:///db?host=/var/run/postgresql"}, "url"),
         ({"url": "postgresql://u:p@db.internal/"}, "url"),
         ({"url": "oracle://u:p@db.internal/x"}, "url"),
@@ -328,7 +334,10 @@ async def test_streams_refuse_what_cannot_run(client: httpx.AsyncClient, account
     assert_envelope(await client.post(url, headers=account.headers, json={**body, "interval_seconds": 0.5}), 422)
     assert_envelope(await client.post(url, headers=account.headers, json={**body, "interval_seconds": "fast"}), 422)
     assert_envelope(await client.post(url, headers=account.headers, json={**body, "database_id": str(uuid.uuid4())}), 404)
+    assert_envelope(await client.post(url, headers=account.headers, json={**body, "pipeline_id": str(uuid.uuid4())}), 404)
     stranger = await register(client)
+    strangers_pipeline = (await client.post("/api/v1/pipelines", headers=stranger.headers, json={"name": "theirs"})).json()["id"]
+    assert_envelope(await client.post(url, headers=account.headers, json={**body, "pipeline_id": strangers_pipeline}), 404)
     assert_envelope(await client.post(url, headers=stranger.headers, json=body), 404)
     assert_envelope(await client.get(f"/api/v1/monitoring/databases/{database_id}", headers=stranger.headers), 404)
     configured = await client.post("/api/v1/models/configure", headers=account.headers, json={"dataset_id": (await client.get(f"/api/v1/models/{model_id}", headers=account.headers)).json()["dataset_id"], "algorithm": "naive", "horizon": 4, "series_id_column": "series", "date_column": "date", "target_column": "value"})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -85,11 +86,26 @@ def _checked_sqlite(url: URL, settings: Settings) -> URL:
 
 
 def _forbidden_address(host: str) -> bool:
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return host.lower() in ("metadata.google.internal", "metadata")
+    address = _ip_literal(host.strip("[]"))
+    if address is None:
+        return host.lower().rstrip(".") in ("metadata.google.internal", "metadata")
+    if isinstance(address, ipaddress.IPv6Address):
+        # An IPv4 address written as IPv6 reaches the IPv4 host: judge that one too.
+        address = address.ipv4_mapped or address.sixtofour or address
     return address.is_link_local or address.is_unspecified or address.is_multicast
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host names by number, in any spelling the resolver accepts: dotted,
+    but also one integer, hex, octal or short forms (2852039166 is 169.254.169.254)."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
 
 
 def checked_spec(

@@ -27,6 +27,7 @@ from vur.core.periodic import PeriodicTask
 from vur.core.repository import get_scoped
 from vur.core.security import decrypt_secret, encrypt_secret
 from vur.core.storage import ArtifactStore
+from vur.pipelines.service import get_pipeline
 from vur.predictions import service, sources
 from vur.predictions.exceptions import DatabaseNotFound, InvalidPredictionRequest, InvalidSource, ModelNotServable, StreamNotFound, StreamNotRunning
 from vur.predictions.models import DatabaseConnection, PredictionStream
@@ -100,6 +101,8 @@ def start_stream(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, 
     model = get_model(session, body.model_id, workspace_id)
     service.servable_version(session, model, None)  # 409 for a model with nothing to serve
     connection = get_connection(session, body.database_id, workspace_id)
+    if body.pipeline_id is not None:
+        get_pipeline(session, body.pipeline_id, workspace_id)  # 404 for one this workspace does not have
     if missing := sorted(set(model.config.get("exogenous") or []) - set(connection.exogenous_columns)):
         # Every run would fail for want of them.
         raise ModelNotServable(
