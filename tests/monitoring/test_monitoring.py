@@ -17,6 +17,8 @@ import structlog
 from tests.conftest import Account, assert_envelope, register
 from tests.core.test_websocket import authed, receive_until
 from tests.predictions.test_predictions import predict, train
+from vur.core.db import Database
+from vur.identity.models import User
 
 pytestmark = pytest.mark.anyio
 
@@ -82,19 +84,21 @@ async def test_health_reports_every_component(client: httpx.AsyncClient, account
     assert components["redis"]["status"] == "not_configured" and components["redis"]["detail"].startswith("no Redis URL is configured")
 
 
-async def test_logs_keep_records_at_the_configured_level_without_secrets(client: httpx.AsyncClient, account: Account) -> None:
+async def test_logs_keep_records_at_the_configured_level_without_secrets(client: httpx.AsyncClient, account: Account, database: Database) -> None:
     # The API runs in this process (the live server is a thread): what is logged here lands
     # in the same ring as the server's records. The test settings log at WARNING.
     marker = uuid.uuid4().hex
     request_id = f"monitoring-{marker}"
     before = datetime.now(UTC)
     log = structlog.get_logger("tests.monitoring")
-    with structlog.contextvars.bound_contextvars(request_id=request_id):
+    # Records about a workspace name it, as a request's, a job's and a stream's do.
+    with structlog.contextvars.bound_contextvars(request_id=request_id, workspace_id=account.workspace_id):
         log.info("below_the_level", marker=marker)
         log.warning(
             "probe_warning", marker=marker, password="hunter2", api_token="t0k3n", Authorization="Bearer x", client_secret="s", detail={"rows": 3}, ratio=float("nan")
         )
         log.error("probe_error", marker=marker)
+    log.error("probe_of_the_process", marker=marker)
     after = datetime.now(UTC)
 
     async def logs(**params: object) -> httpx.Response:
@@ -107,7 +111,7 @@ async def test_logs_keep_records_at_the_configured_level_without_secrets(client:
     assert [r["event"] for r in records] == ["probe_error", "probe_warning"] and everything.headers["X-Total-Count"] == "2"
     warning = records[1]
     assert warning["level"] == "warning" and warning["request_id"] == request_id and warning["logger"] is None
-    assert warning["fields"] == {"marker": marker, "detail": "{'rows': 3}", "ratio": "nan"}
+    assert warning["fields"] == {"marker": marker, "workspace_id": account.workspace_id, "detail": "{'rows': 3}", "ratio": "nan"}
     assert datetime.fromisoformat(warning["timestamp"]) >= before - timedelta(seconds=1)
 
     assert [r["event"] for r in (await logs(level="error")).json()] == ["probe_error"]
@@ -124,6 +128,14 @@ async def test_logs_keep_records_at_the_configured_level_without_secrets(client:
     assert recent and {r["level"] for r in recent} <= {"warning", "error", "critical"}
     secret_keys = {key for record in recent for key in record["fields"] if any(word in key.lower() for word in ("password", "token", "secret", "authorization"))}
     assert secret_keys == set()
+
+    # Another workspace reads none of them; a platform admin reads them all, the process's own too.
+    stranger = await register(client)
+    assert (await client.get(f"{MONITORING}/logs", headers=stranger.headers, params={"contains": marker})).json() == []
+    with database.session() as session:
+        session.get(User, uuid.UUID(stranger.user_id)).is_superuser = True
+    seen = (await client.get(f"{MONITORING}/logs", headers=stranger.headers, params={"contains": marker})).json()
+    assert [r["event"] for r in seen] == ["probe_of_the_process", "probe_error", "probe_warning"]
 
     assert_envelope(await client.get(f"{MONITORING}/logs", headers=account.headers, params={"level": "loud"}), 422)
     assert_envelope(await client.get(f"{MONITORING}/logs", headers=account.headers, params={"limit": 0}), 422)

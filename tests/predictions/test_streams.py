@@ -291,6 +291,11 @@ async def test_a_failing_source_is_recorded_and_stops_the_stream(client: httpx.A
     await wait_until(failed, timeout=30)
     status = (await client.get(f"/api/v1/monitoring/predictions/{stream_id}", headers=account.headers)).json()
     assert status["consecutive_failures"] == 5 and "no_such_column" in status["last_error"]
+    # The failures are logged for the stream's workspace, and for no other.
+    logs = (await client.get("/api/v1/monitoring/logs", headers=account.headers, params={"contains": stream_id})).json()
+    assert {r["event"] for r in logs} == {"stream_run_failed"} and len(logs) == 5
+    stranger = await register(client)
+    assert (await client.get("/api/v1/monitoring/logs", headers=stranger.headers, params={"contains": stream_id})).json() == []
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import structlog
 from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import event
@@ -87,6 +88,13 @@ def _forget_principals_of_changed_users(session: Session, _context: Any) -> None
 
 
 async def current_principal(database: AppDatabase, settings: AppSettings, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
+    principal = await _principal_of_token(database, settings, token)
+    # The request's log records name its workspace: /monitoring/logs shows a workspace its own.
+    structlog.contextvars.bind_contextvars(workspace_id=str(principal.workspace_id))
+    return principal
+
+
+async def _principal_of_token(database: Database, settings: Settings, token: str | None) -> Principal:
     if not token:
         raise InvalidToken("Not authenticated")
     cached = _principals.get(token)

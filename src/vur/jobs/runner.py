@@ -144,7 +144,7 @@ def execute_job(job_id: uuid.UUID) -> None:
         context = JobContext(job, settings, _child_parent_pid)
         cancel_before_start = job.cancel_requested
     modules = len(sys.modules)
-    structlog.contextvars.bind_contextvars(job_id=str(job_id), job_type=job.type)
+    structlog.contextvars.bind_contextvars(job_id=str(job_id), job_type=job.type, workspace_id=str(job.workspace_id) if job.workspace_id else None)
     try:
         if cancel_before_start:  # asked to stop while it was being claimed
             raise JobCancelled()
@@ -160,7 +160,7 @@ def execute_job(job_id: uuid.UUID) -> None:
         log.warning("job_failed", error=repr(exc), traceback=traceback.format_exc())
         final, fields = JobStatus.failed, {"error": f"{type(exc).__name__}: {exc}"}
     finally:
-        structlog.contextvars.unbind_contextvars("job_id", "job_type")
+        structlog.contextvars.unbind_contextvars("job_id", "job_type", "workspace_id")
     with database.session() as session:
         job = session.get(Job, job_id, with_for_update=True)
         if job is not None and job.status == JobStatus.running and job.attempts == context.attempt:

@@ -40,7 +40,7 @@ def health(principal: WorkspaceReader, request: Request, session: DbSession, dat
     return service.health_report(components)
 
 
-@router.get("/logs", response_model=list[LogRecord], summary="Recent log records of this API process, newest first (X-Total-Count: how many matched)")
+@router.get("/logs", response_model=list[LogRecord], summary="Recent log records of this API process about the caller's workspace (all of them for a platform admin), newest first (X-Total-Count: how many matched)")
 def logs(
     principal: WorkspaceReader,
     response: Response,
@@ -50,7 +50,9 @@ def logs(
     contains: Annotated[str | None, Query(max_length=200, description="Case-insensitive text in the event or any field")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[LogRecord]:
-    records, total = service.recent_logs(RECENT_RECORDS.snapshot(), level=level, since=since, until=until, contains=contains, limit=limit)
+    # A workspace reads the records of its own requests, jobs and streams; a platform admin reads all, the process's own too.
+    workspace_id = None if principal.is_superuser else str(principal.workspace_id)
+    records, total = service.recent_logs(RECENT_RECORDS.snapshot(), workspace_id=workspace_id, level=level, since=since, until=until, contains=contains, limit=limit)
     set_total(response, total)
     return records
 

@@ -149,10 +149,18 @@ def _matches_text(record: dict[str, Any], needle: str) -> bool:
 
 
 def recent_logs(
-    records: list[dict[str, Any]], *, level: LogLevel | None, since: datetime | None, until: datetime | None, contains: str | None, limit: int
+    records: list[dict[str, Any]],
+    *,
+    workspace_id: str | None,
+    level: LogLevel | None,
+    since: datetime | None,
+    until: datetime | None,
+    contains: str | None,
+    limit: int,
 ) -> tuple[list[LogRecord], int]:
     """`records` oldest first, as the ring keeps them; the matches newest first, at most
-    `limit` of them, and how many matched in all. `since` is inclusive, `until` not."""
+    `limit` of them, and how many matched in all. `since` is inclusive, `until` not.
+    With `workspace_id`, only the records about that workspace (None: every record)."""
     min_rank = LEVEL_RANK[level] if level else 0
     since_utc = _aware_utc(since) if since else None
     until_utc = _aware_utc(until) if until else None
@@ -160,6 +168,8 @@ def recent_logs(
     matched: list[LogRecord] = []
     total = 0
     for record in reversed(records):
+        if workspace_id is not None and record.get("workspace_id") != workspace_id:
+            continue
         if LEVEL_RANK.get(record["level"], 0) < min_rank:
             continue
         stamp = datetime.fromisoformat(record["timestamp"])

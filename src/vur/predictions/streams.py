@@ -168,14 +168,16 @@ def _claim(database: Database, stream_id: uuid.UUID, seen: datetime | None, now:
 
 def run_stream_once(database: Database, store: ArtifactStore, settings: Settings, stream_id: uuid.UUID) -> None:
     """One read-predict-push; a failure is counted on the stream, never raised."""
+    workspace_id = None  # on the failure's log record: the workspace's members may read it
     try:
         with database.session() as session:
             stream = session.get(PredictionStream, stream_id, with_for_update=True)
             if stream is None or stream.status != "running":
                 return
+            workspace_id = str(stream.workspace_id)
             stream.consecutive_failures, stream.last_error = 0, _tick(session, store, settings, stream)
     except Exception as exc:  # the source went away, the model was retrained badly...: recorded, retried next interval
-        log.warning("stream_run_failed", stream_id=str(stream_id), error=repr(exc))
+        log.warning("stream_run_failed", stream_id=str(stream_id), workspace_id=workspace_id, error=repr(exc))
         with database.session() as session:
             stream = session.get(PredictionStream, stream_id, with_for_update=True)
             if stream is not None:
