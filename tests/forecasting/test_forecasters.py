@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 
 import numpy as np
 import pandas as pd
@@ -111,7 +112,7 @@ def test_new_observations_extend_the_kept_history_as_grouping_would(monkeypatch:
     observed = pd.DataFrame(
         {
             "unique_id": ["b", "a", "b", "a", "a"],
-            "ds": [newest + pd.Timedelta(hours=2), newest - pd.Timedelta(hours=3), newest + pd.Timedelta(hours=1), newest - pd.Timedelta(hours=3), newest + pd.Timedelta(hours=5)],
+            "ds": [newest + pd.Timedelta(hours=2), newest - pd.Timedelta(hours=3), newest + pd.Timedelta(hours=1), newest - pd.Timedelta(hours=3), newest + pd.Timedelta(hours=1)],
             "y": [1.0, 2.0, 3.0, 4.0, 5.0],
         }
     )
@@ -120,6 +121,28 @@ def test_new_observations_extend_the_kept_history_as_grouping_would(monkeypatch:
     pd.testing.assert_frame_equal(forecaster._extended(observed).frame(), expected)
     assert len(forecaster.history) == 100  # kept at fit time: each series' latest 50, in order
     pd.testing.assert_frame_equal(forecaster.history, history.groupby("unique_id").tail(50).reset_index(drop=True))
+
+
+@pytest.mark.parametrize(
+    ("hours", "named"),
+    [
+        ([1, 3], "2026-01-13T14:00:00 follows 2026-01-13T12:00:00"),  # a step left out
+        ([1.5], "2026-01-13T12:30:00 follows 2026-01-13T11:00:00, where the model's frequency (h) has 2026-01-13T12:00:00 next"),  # off the hourly grid
+        ([-400], "2026-01-01T00:00:00 follows 2025-12-27T19:00:00"),  # before the kept history, with a gap to it
+    ],
+)
+def test_observations_must_continue_the_series_step_by_step(history: pd.DataFrame, hours: list[float], named: str) -> None:
+    """A fitted model reads each value as the step after the previous one: a gap or a
+    time off the grid is refused, naming the point, not forecast from silently."""
+    entry = get_algorithm("seasonal_naive")
+    forecaster = engines.forecast(entry, entry.resolve({"season_length": 24}), history, 6, "h", [80]).forecaster
+    newest = history["ds"].max()
+    observed = pd.DataFrame({"unique_id": "a", "ds": [newest + pd.Timedelta(hours=h) for h in hours], "y": 10.0})
+    with pytest.raises(ValueError, match=re.escape(named)):
+        forecaster.predict(3, [80], observed)
+    # Continuing it, or correcting a point it holds, is fine.
+    assert len(forecaster.predict(3, [80], observed.assign(ds=[newest + pd.Timedelta(hours=i + 1) for i in range(len(hours))]))) == 3
+    assert len(forecaster.predict(3, [80], observed.assign(ds=newest - pd.Timedelta(hours=5)).head(1))) == 3
 
 
 def test_forecast_dates_follow_each_series_own_end() -> None:

@@ -206,6 +206,9 @@ async def test_an_exported_and_loaded_model_predicts_the_same(client: httpx.Asyn
         ({"horizon": 2, "series_ids": ["Z"]}, 422, "series_ids"),
         ({"horizon": 2, "observations": [{"timestamp": "2026-02-01T00:00:00", "value": 1.0}]}, 422, "observations"),
         ({"horizon": 2, "observations": [{"series_id": "A", "timestamp": "yesterday", "value": 1.0}]}, 422, "timestamp"),
+        # A gap after the history, and a time off the hourly grid: the model would read them as the next hour.
+        ({"horizon": 2, "observations": [{"series_id": "A", "timestamp": (LAST + timedelta(hours=3)).isoformat(), "value": 1.0}]}, 422, "observations"),
+        ({"horizon": 2, "observations": [{"series_id": "A", "timestamp": (LAST + timedelta(minutes=90)).isoformat(), "value": 1.0}]}, 422, "observations"),
         ({"horizon": 2, "observations": [{"series_id": "A", "timestamp": "2026-02-01T00:00:00", "value": "NaN"}]}, 422, "value"),
         (b'{"horizon": 2, "observations": [{"series_id": "A", "timestamp": "2026-02-01T00:00:00", "value": 1e400}]}', 422, "value"),
         ({"horizon": 2, "version": 7}, 422, "version"),
