@@ -4,18 +4,21 @@ arrive, counted, and bad requests are refused without a trace."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from tests.conftest import Account, assert_envelope, hourly_csv, register, wait_until
 from tests.core.test_smoke_slice import wait_for_training
 from tests.core.test_websocket import authed, receive_until, subscribe
 from vur.core.db import Database
+from vur.forecasting import forecasters
 from vur.predictions import scoring
 from vur.predictions.schemas import DIRECT_BATCH
 from vur.settings import Settings
@@ -211,6 +214,7 @@ async def test_an_exported_and_loaded_model_predicts_the_same(client: httpx.Asyn
         ({"horizon": 2, "observations": [{"series_id": "A", "timestamp": (LAST + timedelta(minutes=90)).isoformat(), "value": 1.0}]}, 422, "observations"),
         ({"horizon": 2, "observations": [{"series_id": "A", "timestamp": "2026-02-01T00:00:00", "value": "NaN"}]}, 422, "value"),
         (b'{"horizon": 2, "observations": [{"series_id": "A", "timestamp": "2026-02-01T00:00:00", "value": 1e400}]}', 422, "value"),
+        ({"horizon": 2, "observations": [{"series_id": "A", "timestamp": (LAST + timedelta(hours=1)).isoformat(), "value": 1e308}]}, 422, "value"),
         ({"horizon": 2, "version": 7}, 422, "version"),
         ({"horizon": 2, "script": "<script>alert(1)</script>"}, 422, "script"),
     ],
@@ -221,6 +225,18 @@ async def test_bad_requests_are_refused_and_leave_nothing(client: httpx.AsyncCli
     sent = await (client.post(url, headers={**account.headers, "Content-Type": "application/json"}, content=body) if isinstance(body, bytes) else predict(client, account, model_id, **body))
     details = assert_envelope(sent, status)["details"]
     assert any(field in key for key in details), details
+    assert await count_predictions(client, account) == before
+
+
+async def test_a_forecast_that_is_not_finite_is_refused(client: httpx.AsyncClient, account: Account, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    naive = await train(client, account, tmp_path, algorithm="naive")
+    before = await count_predictions(client, account)
+    # A model whose state runs away (a multiplicative trend, say) forecasts infinity; played by one that always does.
+    original = forecasters.StatisticalForecaster._points
+    monkeypatch.setattr(forecasters.StatisticalForecaster, "_points", lambda self, history, horizon: dataclasses.replace(original(self, history, horizon), mean=np.full(horizon, np.inf)))
+    observed = [{"series_id": "B", "timestamp": (LAST + timedelta(hours=1)).isoformat(), "value": 100.0}]
+    details = assert_envelope(await predict(client, account, naive, horizon=3, series_ids=["B"], observations=observed), 422)["details"]
+    assert "not a finite number" in details["observations"]
     assert await count_predictions(client, account) == before
 
 

@@ -8,6 +8,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
 
 MAX_OBSERVATIONS = 10_000  # the request body limit (1 MiB by default) binds first
+# The largest value taken: forecasts from it, and the squares of its errors summed over
+# many predictions, stay finite (1e308 observed made a forecast of infinity).
+MAX_MAGNITUDE = 1e100
 # A batch up to this many requests is answered in the response; a larger one is a job.
 DIRECT_BATCH = 20
 MAX_BATCH = 5_000
@@ -25,8 +28,8 @@ class Observation(BaseModel):
     @field_validator("value")
     @classmethod
     def finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
+        if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
+            raise ValueError(f"must be a finite number of magnitude at most {MAX_MAGNITUDE:g}")
         return value
 
 
@@ -42,8 +45,8 @@ class FutureValues(BaseModel):
     @field_validator("values")
     @classmethod
     def finite(cls, values: dict[str, float]) -> dict[str, float]:
-        if not all(math.isfinite(v) for v in values.values()):
-            raise ValueError("every value must be a finite number")
+        if not all(math.isfinite(v) and abs(v) <= MAX_MAGNITUDE for v in values.values()):
+            raise ValueError(f"every value must be a finite number of magnitude at most {MAX_MAGNITUDE:g}")
         return values
 
 

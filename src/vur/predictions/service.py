@@ -261,7 +261,9 @@ def _restoration(model: RegisteredModel) -> str:
 def _forecast(forecaster: Forecaster, model: RegisteredModel, body: PredictRequest, levels: list[int], key: str) -> pd.DataFrame:
     """The fitted model run on its history extended by the request's observations (and
     on the future exogenous values it was fitted to read)."""
-    from vur.forecasting.forecasters import InvalidFutureValues, UnknownSeriesError, original_units
+    import numpy as np
+
+    from vur.forecasting.forecasters import POINT, InvalidFutureValues, UnknownSeriesError, original_units
 
     observations = _observation_frame(body.observations or [], model)
     future = _future_frame(body.exogenous, model) if body.exogenous else None
@@ -272,6 +274,9 @@ def _forecast(forecaster: Forecaster, model: RegisteredModel, body: PredictReque
         raise InvalidPredictionRequest(f"The model cannot forecast from these future values: {exc}", {"exogenous": str(exc)}) from exc
     except (UnknownSeriesError, ValueError) as exc:
         raise InvalidPredictionRequest(f"The model cannot forecast from these observations: {exc}", {"observations": str(exc)}) from exc
+    if not np.isfinite(frame[POINT].to_numpy(np.float64)).all():
+        problem = "the model's forecast from them is not a finite number"
+        raise InvalidPredictionRequest(f"The model cannot forecast from these observations: {problem}", {"observations": problem})
     if body.series_ids:
         frame = frame[frame["unique_id"].astype(str).isin(body.series_ids)]
     return original_units(model.config)(frame)
