@@ -180,6 +180,33 @@ async def test_batches_answer_directly_or_as_a_job(client: httpx.AsyncClient, ac
     assert (await client.get("/api/v1/predictions", headers=account.headers, params={"source": "batch"})).headers["X-Total-Count"] == str(2 + len(requests))
 
 
+async def test_a_batch_names_the_request_it_refuses_and_records_none(client: httpx.AsyncClient, account: Account, model_id: str) -> None:
+    def counted(text: str) -> float:
+        line = next((line for line in text.splitlines() if line.startswith('vur_predictions_total{source="batch"}')), None)
+        return float(line.split()[-1]) if line else 0.0
+
+    before, metric = await count_predictions(client, account), counted((await client.get("/metrics")).text)
+    small = [{"horizon": 2}, {"horizon": 99}]
+    refused = assert_envelope(await client.post("/api/v1/predictions/batch", headers=account.headers, json={"model_id": model_id, "requests": small}), 422)
+    assert refused["error"].startswith("Request 1 of the batch") and "requests.1.horizon" in refused["details"]
+    # A large one is checked before a job is queued for it.
+    large = [{"horizon": 2, "series_ids": ["A"]}] * DIRECT_BATCH + [{"horizon": 99}]
+    refused = assert_envelope(await client.post("/api/v1/predictions/batch", headers=account.headers, json={"model_id": model_id, "requests": large}), 422)
+    assert f"requests.{DIRECT_BATCH}.horizon" in refused["details"]
+    assert await count_predictions(client, account) == before
+    assert counted((await client.get("/metrics")).text) == metric
+    # What only forecasting finds out fails the job, naming the request.
+    gap = {"horizon": 2, "series_ids": ["A"], "observations": [{"series_id": "A", "timestamp": (LAST + timedelta(hours=5)).isoformat(), "value": 1.0}]}
+    job_id = (await client.post("/api/v1/predictions/batch", headers=account.headers, json={"model_id": model_id, "requests": [*large[:-1], gap]})).json()["job_id"]
+
+    async def ended() -> bool:
+        return (await client.get(f"/api/v1/jobs/{job_id}", headers=account.headers)).json()["status"] in ("succeeded", "failed")
+
+    await wait_until(ended, timeout=60)
+    job = (await client.get(f"/api/v1/jobs/{job_id}", headers=account.headers)).json()
+    assert job["status"] == "failed" and f"Request {DIRECT_BATCH} of the batch" in job["error"], job
+
+
 async def test_predictions_are_counted_in_the_metrics(client: httpx.AsyncClient, account: Account, model_id: str) -> None:
     def counted(text: str) -> float:
         line = next((line for line in text.splitlines() if line.startswith('vur_predictions_total{source="api"}')), None)

@@ -20,7 +20,7 @@ from vur.identity.auth import WorkspaceReader, WorkspaceWriter
 from vur.jobs import service as jobs
 from vur.jobs.models import JobStatus
 from vur.predictions import service, streams
-from vur.predictions.exceptions import BatchNotReady, PredictionNotFound
+from vur.predictions.exceptions import BatchNotReady, InvalidPredictionRequest, PredictionNotFound
 from vur.predictions.jobs import BATCH_JOB, batch_result_key
 from vur.predictions.models import Prediction
 from vur.predictions.schemas import (
@@ -119,9 +119,20 @@ def predict_batch_upload(
 
 
 def _batch(session: DbSession, store: Store, principal: WorkspaceWriter, model: RegisteredModel, requests: list[PredictRequest], response: Response) -> BatchResponse | BatchAccepted:
-    service.servable_version(session, model, None)  # refuse an untrained model now, not in the job
+    version = service.servable_version(session, model, None)  # refuse an untrained model now, not in the job
     if len(requests) <= DIRECT_BATCH:
-        return BatchResponse(model_id=model.id, results=[service.predict(session, store, model, request, "batch") for request in requests])
+        results = []
+        for index, request in enumerate(requests):
+            try:
+                results.append(service.predict_with(session, store, model, version, request, "batch"))
+            except InvalidPredictionRequest as exc:
+                raise service.in_batch(index, exc) from exc
+        return BatchResponse(model_id=model.id, results=results)
+    for index, request in enumerate(requests):  # what can be refused now is refused now, not by a failed job
+        try:
+            service.check_request(store, model, version, request)
+        except InvalidPredictionRequest as exc:
+            raise service.in_batch(index, exc) from exc
     payload = {"model_id": str(model.id), "workspace_id": str(principal.workspace_id), "requests": [r.model_dump(mode="json") for r in requests]}
     job = jobs.enqueue(session, BATCH_JOB, payload, workspace_id=principal.workspace_id, created_by=principal.user_id)
     response.status_code = 202

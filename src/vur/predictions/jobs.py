@@ -12,6 +12,7 @@ from vur.core.storage import LocalArtifactStore
 from vur.jobs.registry import job
 from vur.jobs.runner import JobContext
 from vur.predictions import service
+from vur.predictions.exceptions import InvalidPredictionRequest
 from vur.predictions.schemas import PredictRequest
 from vur.registry.service import get_model
 
@@ -30,7 +31,11 @@ def predict_batch(ctx: JobContext, model_id: str, workspace_id: str, requests: l
     for done, request in enumerate(requests, start=1):
         with database.session() as session:
             model = get_model(session, uuid.UUID(model_id), uuid.UUID(workspace_id))
-            results.append(service.predict(session, store, model, PredictRequest.model_validate(request), "batch").model_dump(mode="json"))
+            try:
+                results.append(service.predict(session, store, model, PredictRequest.model_validate(request), "batch").model_dump(mode="json"))
+            except InvalidPredictionRequest as exc:  # what only forecasting finds out (observations with a gap, say)
+                failed = service.in_batch(done - 1, exc)
+                raise ValueError(f"{failed.message} {failed.details}") from exc
         if done % 50 == 0 or done == len(requests):
             ctx.progress(100 * done / len(requests), f"{done}/{len(requests)} predictions")
     key = batch_result_key(uuid.UUID(workspace_id), ctx.job_id)

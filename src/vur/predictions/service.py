@@ -16,7 +16,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache, lru_cache
+from functools import cache, lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Histogram
@@ -24,7 +24,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import Select, and_, bindparam, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
-from vur.core.db import naive_utc, utcnow
+from vur.core.db import naive_utc, on_commit, utcnow
 from vur.core.events import Event, publish_after_commit
 from vur.core.metrics import REGISTRY
 from vur.core.repository import get_scoped, paginate
@@ -181,8 +181,7 @@ def predict_with(session: Session, store: ArtifactStore, model: RegisteredModel,
     # A Core insert (the columns' defaults still apply): the ORM's unit of work for one new
     # row costs more than the rest of a served forecast.
     session.execute(insert(Prediction.__table__), record)
-    PREDICTIONS.labels(source).inc()
-    PREDICTION_SECONDS.labels(source).observe(seconds)
+    on_commit(session, partial(_count, source, seconds))  # counted once recorded: a batch refused later rolls it back
     response = PredictionResponse(
         prediction_id=record["id"],
         model_id=model.id,
@@ -197,6 +196,22 @@ def predict_with(session: Session, store: ArtifactStore, model: RegisteredModel,
     if source == "real_time":
         publish_after_commit(session, Event("predictions", "prediction", response.model_dump(mode="json"), str(model.workspace_id)))
     return response
+
+
+def check_request(store: ArtifactStore, model: RegisteredModel, version: ModelVersion, body: PredictRequest) -> None:
+    """What can be known of a request without forecasting: a 422 naming the field for
+    anything the model cannot do (a batch job's requests are checked so before it runs)."""
+    _check(fitted_model(store, model, version)[1], model, body)
+
+
+def in_batch(index: int, error: InvalidPredictionRequest) -> InvalidPredictionRequest:
+    """The error of one request of a batch, naming which."""
+    return InvalidPredictionRequest(f"Request {index} of the batch: {error.message}", {f"requests.{index}.{field}": problem for field, problem in error.details.items()})
+
+
+def _count(source: str, seconds: float) -> None:
+    PREDICTIONS.labels(source).inc()
+    PREDICTION_SECONDS.labels(source).observe(seconds)
 
 
 def _check(forecaster: Forecaster, model: RegisteredModel, body: PredictRequest) -> list[int]:
