@@ -276,12 +276,18 @@ async def test_run_checks_what_it_can_before_the_job(client: httpx.AsyncClient, 
     details = assert_envelope(await client.post(f"/api/v1/pipelines/{draft}/run", headers=account.headers), 422)["details"]
     assert set(details) == {"steps.upload.config.dataset_id", "steps.model.config"}
 
+    # A model step configure would refuse is refused as soon as it is given.
     dataset_id = await upload(client, account, tmp_path)
-    unknown = (await create(client, account, steps={"upload": {"dataset_id": dataset_id}, "model": {**NAIVE, "algorithm": "crystal_ball"}}))["id"]
-    refused = assert_envelope(await client.post(f"/api/v1/pipelines/{unknown}/run", headers=account.headers), 422)
+    crystal_ball = {**NAIVE, "algorithm": "crystal_ball"}
+    created = await client.post("/api/v1/pipelines", headers=account.headers, json={"name": "x", "steps": {"upload": {"dataset_id": dataset_id}, "model": crystal_ball}})
+    refused = assert_envelope(created, 422)
     assert "crystal_ball" in refused["error"] and "steps.model.config.algorithm" in refused["details"]
-    pipeline = (await client.get(f"/api/v1/pipelines/{unknown}", headers=account.headers)).json()
-    assert pipeline["status"] == "ready" and pipeline["last_job_id"] is None
+    pipeline_id = (await create(client, account, steps={"upload": {"dataset_id": dataset_id}}))["id"]
+    changed = await client.put(f"/api/v1/pipelines/{pipeline_id}", headers=account.headers, json={"steps": {"model": {**NAIVE, "hyperparameters": {"bogus": 1}}}})
+    assert "steps.model.config.hyperparameters.bogus" in assert_envelope(changed, 422)["details"]
+    pipeline = (await client.get(f"/api/v1/pipelines/{pipeline_id}", headers=account.headers)).json()
+    assert pipeline["steps"][5]["config"] is None and pipeline["last_job_id"] is None
+    assert "steps.model.config" in assert_envelope(await client.post(f"/api/v1/pipelines/{pipeline_id}/run", headers=account.headers), 422)["details"]
     jobs = await client.get("/api/v1/jobs", headers=account.headers, params={"type": "pipelines.run"})
     assert jobs.json() == []
 

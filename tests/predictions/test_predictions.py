@@ -141,6 +141,7 @@ async def test_history_lists_with_filters_and_paging(client: httpx.AsyncClient, 
     assert page.json()[0]["source"] == "real_time" and len(page.json()[0]["predictions"]) == 2
     api_only = await client.get("/api/v1/predictions", headers=account.headers, params={"source": "api"})
     assert [p["horizon"] for p in api_only.json()] == [3, 2, 1]
+    assert "source" in str(assert_envelope(await client.get("/api/v1/predictions", headers=account.headers, params={"source": "zzz"}), 422)["details"])
     future = (datetime.now() + timedelta(days=1)).isoformat()
     assert (await client.get("/api/v1/predictions", headers=account.headers, params={"since": future})).json() == []
     stranger = await register(client)

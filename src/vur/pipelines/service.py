@@ -57,7 +57,7 @@ def list_pipelines(session: Session, workspace_id: uuid.UUID, *, status: Pipelin
 
 def create_pipeline(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, body: PipelineCreate) -> Pipeline:
     steps = [{"name": name, "config": _stored(getattr(body.steps, name, None)), "status": "pending", "output": {}} for name in STEP_NAMES]
-    _check_references(session, workspace_id, steps)
+    _check_given(session, workspace_id, steps)
     return _add(session, workspace_id, user_id, body.name, body.description, steps)
 
 
@@ -76,7 +76,7 @@ def update_pipeline(session: Session, pipeline: Pipeline, body: PipelineUpdate) 
                 steps[STEP_INDEX[name]]["config"] = config
                 changed.append(STEP_INDEX[name])
         if changed:
-            _check_references(session, pipeline.workspace_id, [steps[index] for index in changed])
+            _check_given(session, pipeline.workspace_id, [steps[index] for index in changed])
             _reset_from(steps, min(changed))
             pipeline.steps = steps
             _refresh(session, pipeline)
@@ -110,6 +110,15 @@ def _stored(config: BaseModel | None) -> dict[str, Any] | None:
 def _not_running(pipeline: Pipeline) -> None:
     if pipeline.status == PipelineStatus.running:
         raise PipelineBusy(f"Pipeline '{pipeline.id}' is running", {"job_id": str(pipeline.last_job_id)})
+
+
+def _check_given(session: Session, workspace_id: uuid.UUID, steps: list[dict[str, Any]]) -> None:
+    """What a step's configuration is refused for as soon as it is given, not when the
+    pipeline runs: a dataset the workspace does not have, a model step configure refuses."""
+    _check_references(session, workspace_id, steps)
+    for step in steps:
+        if step["name"] == "model" and step["config"] is not None:
+            _check_model_step(ModelStepConfig.model_validate(step["config"]))
 
 
 def _check_references(session: Session, workspace_id: uuid.UUID, steps: list[dict[str, Any]]) -> None:

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 
@@ -153,7 +153,7 @@ def batch_result(batch_id: uuid.UUID, principal: WorkspaceReader, session: DbSes
 @dataclass(frozen=True)
 class Filters:
     model_id: uuid.UUID | None = None
-    source: str | None = Query(default=None, max_length=20, description="api | batch | real_time | stream")
+    source: Literal["api", "batch", "real_time", "stream"] | None = Query(default=None, description="Where the predictions came from")
     since: datetime | None = None
     until: datetime | None = None
 
