@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import Account, assert_envelope
-from tests.forecasting.test_exogenous import LEVEL, POINTS, driven, driven_dataset, stamp
+from tests.forecasting.test_exogenous import LEVEL, POINTS, driven, driven_dataset, drivers, stamp
 from tests.forecasting.test_test_split import trained
 
 pytestmark = pytest.mark.anyio
@@ -103,3 +103,24 @@ async def test_a_csv_batch_gives_future_values_in_rows_without_a_value(client: h
     ):
         details = assert_envelope(await send(lines, header), 422)["details"]
         assert any(says in f"{key}: {value}" for key, value in details.items()), (lines, details)
+
+
+async def test_the_future_values_requests_give_are_judged_for_drift(client: httpx.AsyncClient, account: Account) -> None:
+    """Each exogenous column is an input of its own: its given values against the ones it was trained on."""
+    dataset = await driven_dataset(client, account)
+    model_id = await trained(client, account, {"dataset_id": dataset, "algorithm": "linear", "hyperparameters": LEVEL, "horizon": 6, "validation": {"method": "holdout"}})
+    url = f"/api/v1/models/{model_id}/predict"
+
+    async def x_part() -> dict:
+        report = (await client.get(f"/api/v1/monitoring/models/{model_id}/drift", headers=account.headers)).json()
+        return next(part for part in report["features"] if part["name"] == "x")
+
+    usual = drivers(36, seed=8)  # the distribution it was trained on
+    for first in range(0, 36, 6):
+        assert (await client.post(url, headers=account.headers, json={"horizon": 6, "exogenous": future(POINTS, usual[first : first + 6])})).status_code == 200
+    steady = await x_part()
+    assert steady["count"] == 36 and not steady["drifted"], steady
+    for _ in range(12):  # far above anything it saw
+        assert (await client.post(url, headers=account.headers, json={"horizon": 6, "exogenous": future(POINTS, [100.0 + k for k in range(6)])})).status_code == 200
+    moved = await x_part()
+    assert moved["count"] == 108 and moved["drifted"] and moved["psi"] > 0.25, moved

@@ -47,6 +47,8 @@ PREDICTION_SECONDS = Histogram(
     "vur_prediction_seconds", "Time to compute one prediction", ["source"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5), registry=REGISTRY
 )
 _POINTS = TypeAdapter(list[PredictionPoint])
+# Future values of each exogenous column a prediction's record keeps.
+EXOGENOUS_KEPT = 1000
 # The series id of a model trained without a series column (as training names it).
 SINGLE_SERIES = "series_1"
 
@@ -161,6 +163,9 @@ def predict_with(session: Session, store: ArtifactStore, model: RegisteredModel,
     if body.observations:
         stamps = [o.timestamp for o in body.observations]
         summary.update(observed_from=min(stamps).isoformat(), observed_to=max(stamps).isoformat())
+    if body.exogenous and forecaster.exogenous:
+        # The inputs drift is judged on, beside the observed values (monitoring.drift).
+        summary["exogenous"] = {c: [row.values[c] for row in body.exogenous if c in row.values][:EXOGENOUS_KEPT] for c in forecaster.exogenous}
     record = {
         "id": uuid.uuid4(),
         "workspace_id": model.workspace_id,
