@@ -13,9 +13,9 @@ platform's time is the job's, from `started_at` to `finished_at`.
 The job reads the dataset's Parquet and builds the long frame; fits on all but each
 series' last 48 points and forecasts them (the validation window, scored); fits on
 the whole training part and forecasts 48 (the fitted models are kept, to forecast
-again later); times one forecast of every series from new observations, as the
-predict endpoint makes it (`predict_seconds`); and stores the forecast, the results
-and the fitted model.
+again later); times one request forecasting the first 10 series from new
+observations, as the predict endpoint makes it (`predict_seconds`); and stores the
+forecast, the results and the fitted model.
 
 The baseline is statsforecast called directly on the same model, on a frame built
 before its clock starts: one cross-validation window of 48, then the forecast from

@@ -1,8 +1,11 @@
 """The training job's long frame (statsforecast's layout) is the same whether Polars or
 pandas sorts it: Polars sorts uploads whose ids are text and timestamps dates, pandas the
-rest, in the order of the ids as text."""
+rest, in the order of the ids as text; an upload that holds each series' rows together
+and in time order only has its series put in order."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -67,3 +70,35 @@ def test_the_long_frame_is_sorted_by_text_id_then_time_without_missing_values(co
     upload = _upload().with_columns(change)
     long = training._long_frame(upload, config)
     pd.testing.assert_frame_equal(long, _by_pandas(upload, config), check_index_type=True)
+
+
+def _grouped_upload() -> pl.DataFrame:
+    """Each series' rows together and in time order (repeated timestamps too), the series
+    not in the order of their ids as text; in several chunks, as a Parquet file's row groups."""
+    rng = np.random.default_rng(2)
+    parts = []
+    for uid in ["b", "a10", "é", "Z", "a9", "a"]:
+        rows = int(rng.integers(1, 60))
+        stamps = np.sort(pd.date_range("2026-01-01", periods=rows, freq="h").to_numpy()[rng.integers(0, rows, rows)])
+        parts.append(pl.DataFrame({"timestamp": stamps, "value": rng.normal(size=rows), "series": uid, "x": rng.normal(size=rows)}))
+    return pl.concat(parts, rechunk=False)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda frame: frame,
+        lambda frame: frame.with_columns(value=pl.when(pl.int_range(pl.len()) % 7 == 0).then(None).otherwise(pl.col("value"))),  # missing values
+        lambda frame: frame.filter(pl.col("series") == "a"),  # one series
+        lambda frame: frame.sort("series", maintain_order=True),  # already in order
+        lambda frame: pl.concat([frame, frame.head(3)]),  # a series in two runs
+        lambda frame: frame.with_columns(timestamp=pl.col("timestamp").reverse().over("series")),  # a series back in time
+        lambda frame: frame.with_columns(timestamp=pl.when(pl.int_range(pl.len()) == 4).then(None).otherwise(pl.col("timestamp"))),  # a missing timestamp
+        lambda frame: frame.head(0),
+    ],
+    ids=["grouped", "missing values", "one series", "in order", "two runs", "back in time", "missing timestamp", "empty"],
+)
+@pytest.mark.parametrize("config", [CONFIG, {**CONFIG, "exogenous": ["x"]}, {**CONFIG, "split": {"train_size": 0.6, "validation_size": 0.2}}], ids=["series", "exogenous", "split"])
+def test_an_upload_grouped_by_series_gives_the_same_long_frame(config: dict, change: Callable[[pl.DataFrame], pl.DataFrame]) -> None:
+    upload = change(_grouped_upload())
+    pd.testing.assert_frame_equal(training._long_frame(upload, config), _by_pandas(upload, config), check_index_type=True)

@@ -502,6 +502,15 @@ class SeriesRuns:
 
         return np.arange(len(codes)) - self.starts[codes]
 
+    def first(self, counts: Any) -> SeriesRuns:
+        """The runs of the frame that keeps the first `counts` rows of each series (at
+        most all of them; a series left without rows is gone), without finding them again."""
+        import numpy as np
+
+        kept = np.clip(counts, 0, self.lengths)
+        ids, lengths = self.ids[kept > 0], kept[kept > 0]
+        return SeriesRuns(ids, np.cumsum(lengths) - lengths, lengths)
+
 
 def _positions_from_start(series: Any) -> Any:
     """For each row, how many earlier rows belong to its series (0 for a series' first)."""

@@ -40,9 +40,10 @@ DEFAULT_METRICS = ["rmse", "mae", "mape", "smape"]
 PREDICT_TIMED_SERIES = 10
 
 
-def forecast_metrics(fold: Any, alias: str, train: Any, season_length: int) -> dict[str, float]:
+def forecast_metrics(fold: Any, alias: str, train: Any, season_length: int, runs: SeriesRuns | None = None) -> dict[str, float]:
     """Errors of one fold. rmse, mae, mape, smape and r2 pool every point; mase scales
-    each series' error by its in-sample seasonal-naive error, then averages (as M4)."""
+    each series' error by its in-sample seasonal-naive error, then averages (as M4).
+    `runs`: the series of `train`, when the caller has them."""
     import numpy as np
 
     actual, predicted = fold["y"].to_numpy(float), fold[alias].to_numpy(float)
@@ -50,7 +51,7 @@ def forecast_metrics(fold: Any, alias: str, train: Any, season_length: int) -> d
     nonzero = actual != 0
     denominator = np.abs(actual) + np.abs(predicted)
     spread = float(np.sum((actual - actual.mean()) ** 2))
-    scaled = (fold["y"] - fold[alias]).abs().groupby(fold["unique_id"]).mean() / engines.naive_scale(train, season_length)
+    scaled = (fold["y"] - fold[alias]).abs().groupby(fold["unique_id"]).mean() / engines.naive_scale(train, season_length, runs)
     return {
         "rmse": float(math.sqrt(np.mean(error**2))),
         "mae": float(np.mean(np.abs(error))),
@@ -70,16 +71,17 @@ def _long_frame(frame: Any, config: dict[str, Any]) -> Any:
     series, date, exogenous = config.get("series_id_column"), config["date_column"], config.get("exogenous") or []
     text_ids = series is not None and frame.schema[series] == pl.String and frame[series].null_count() == 0
     presorted = (series is None or text_ids) and (isinstance(frame.schema[date], pl.Datetime) or frame.schema[date] == pl.Date)
+    ids = None
     if presorted:
-        # The order pandas would give below, for a fraction of its time: Polars compares
-        # the ids as Arrow text, pandas as Python strings.
-        frame = frame.sort([*([series] if series else []), date], maintain_order=True)
+        frame, ids = _in_series_order(frame, series, date)
     data = frame.to_pandas()
+    if series and ids is None:
+        # Ids that are text already (none missing, which pandas would make "None") stay as they are.
+        ids = data[series] if text_ids else data[series].astype(str)
     dates = data[date]
     long = pd.DataFrame(
         {
-            # Ids that are text already (none missing, which pandas would make "None") stay as they are.
-            "unique_id": (data[series] if text_ids else data[series].astype(str)) if series else "series_1",
+            "unique_id": ids if series else "series_1",
             # Parsing what is already a datetime column would copy it for nothing.
             "ds": dates if pd.api.types.is_datetime64_any_dtype(dates) else pd.to_datetime(dates),
             "y": pd.to_numeric(data[config["target_column"]], errors="coerce"),
@@ -100,6 +102,40 @@ def _long_frame(frame: Any, config: dict[str, Any]) -> Any:
     missing = functools.reduce(operator.or_, (long[column].isna() for column in ["y", *exogenous]))
     # Copied only when rows went: copying every row costs as much as sorting them.
     return long[~missing].reset_index(drop=True) if missing.any() or not isinstance(long.index, pd.RangeIndex) else long
+
+
+def _in_series_order(frame: Any, series: str | None, date: str) -> tuple[Any, Any]:
+    """`frame` in the order pandas would give `_long_frame` (by id as text, then time;
+    stable) for a fraction of its time: Polars compares the ids as Arrow text, pandas as
+    Python strings. Returns the sorted frame and None; or, when each series' rows are
+    together and in time order (as uploads usually have them), the sorted frame without
+    its ids and the ids as Python strings: only whole series are moved then, and each id
+    becomes a Python string once, not once a row."""
+    import numpy as np
+    import polars as pl
+
+    if series is None:
+        return frame.sort(date, maintain_order=True), None
+    ids = frame[series]
+    starts = (ids != ids.shift(1)).fill_null(True).arg_true().to_numpy().astype(np.int64)
+    names = ids.gather(starts).to_list()
+    grouped = frame[date].null_count() == 0 and len(set(names)) == len(names)
+    if grouped:
+        stamps = frame[date].to_physical().to_numpy()
+        # Each series in time order: a row earlier than the one before it starts a series.
+        grouped = bool(np.isin(np.flatnonzero(stamps[1:] < stamps[:-1]) + 1, starts).all())
+    if not grouped:
+        return frame.sort([series, date], maintain_order=True), None
+    order = sorted(range(len(names)), key=names.__getitem__)
+    lengths = np.diff(np.append(starts, len(frame)))[order]
+    rest = frame.drop(series)
+    if order != list(range(len(order))):
+        # Row i of the result is row i + (where its series starts in `frame` - where in the result).
+        rows = np.arange(len(frame)) + np.repeat(starts[order] - (np.cumsum(lengths) - lengths), lengths)
+        # In one chunk (a Parquet file's row groups make many, and gathering across them
+        # costs four times as much) and by Polars' own index type (int64 costs four times too).
+        rest = rest.rechunk()[pl.Series(rows, dtype=pl.get_index_type())]
+    return rest, np.repeat(np.array(names, dtype=object)[order], lengths)
 
 
 def _training_ended_without_model(session: Session, job: Job) -> None:
@@ -202,7 +238,7 @@ def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any]
         # No log line per epoch of a validation fold; the call still stops a cancelled job.
         ctx.progress(start + (70 - start) * (fold - 1 + epoch / epochs) / splits)
 
-    folds, metrics, merged = backtest(algorithm, params, config, known, report, fold_epoch)
+    folds, metrics, merged = backtest(algorithm, params, config, known, report, fold_epoch, series)
     test_metrics, tested = None, None
     if test is not None:
         ctx.progress(70, "Fitting on train and validation, forecasting the test part")
@@ -217,11 +253,12 @@ def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any]
         ctx.progress(70 + 25 * epoch / epochs, f"Epoch {epoch}/{epochs} - {shown}", epoch=epoch, epochs=epochs, metrics=logs)
         ctx.publish("training", "training.epoch", {"job_id": str(ctx.job_id), "epoch": epoch, "epochs": epochs, "metrics": logs})
 
+    runs = series if test is None else SeriesRuns.of(data)
     started = time.perf_counter()
-    future = engines.forecast(algorithm, params, data, horizon, freq, levels, on_epoch=epoch_done)
+    future = engines.forecast(algorithm, params, data, horizon, freq, levels, on_epoch=epoch_done, runs=runs)
     fit_seconds = time.perf_counter() - started
     keep(FORECASTER_FILE, pickle.dumps(future.forecaster, protocol=pickle.HIGHEST_PROTOCOL))
-    predict_seconds = _predict_seconds(future.forecaster, data, horizon, freq)
+    predict_seconds = _predict_seconds(future.forecaster, data, runs, horizon, freq)
     future.frame = original_units(config)(future.frame)
     points = _forecast_points(future.frame, [level for level in levels if f"lo-{level}" in future.frame.columns])
     exogenous = future.forecaster.exogenous
@@ -298,15 +335,17 @@ def _isoformat(stamps: Any) -> list[str]:
     return np.array([stamp.isoformat() for stamp in distinct], dtype=object)[codes].tolist()
 
 
-def _predict_seconds(forecaster: Any, data: Any, horizon: int, freq: str) -> float:
+def _predict_seconds(forecaster: Any, data: Any, runs: SeriesRuns, horizon: int, freq: str) -> float:
     """What one prediction request costs the fitted model: it forecasts the first
     PREDICT_TIMED_SERIES series from new data (each one's last point given as a new
     observation), as the predict endpoint does, not from cache. A sample, because for
     some models (MSTL decomposes each series again) forecasting every series takes
-    longer than the fit."""
-    latest = data.drop_duplicates("unique_id", keep="last").head(PREDICT_TIMED_SERIES)
+    longer than the fit. `runs`: the series of `data`."""
+    ends = (runs.starts + runs.lengths)[:PREDICT_TIMED_SERIES]
+    latest = data.iloc[ends - 1]
     exogenous = forecaster.exogenous
-    future = held_future(data[data["unique_id"].isin(latest["unique_id"])], exogenous, horizon, freq) if exogenous else None
+    # The first series' rows are the frame's first rows.
+    future = held_future(data.iloc[: ends[-1]], exogenous, horizon, freq) if exogenous else None
     started = time.perf_counter()
     forecaster.predict(horizon, [], latest, future)
     return round(time.perf_counter() - started, 4)
@@ -349,44 +388,56 @@ def backtest(
     data: Any,
     on_fold: Callable[[dict[str, Any]], None] | None = None,
     on_fold_epoch: Callable[[int, int, int], None] | None = None,
+    runs: SeriesRuns | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, float | None], Any]:
     """Rolling-origin validation: fold k trains on everything before its window of one
     horizon and forecasts it. Returns each fold, the mean metrics and the last window's
     forecast against actual. `on_fold_epoch(fold, epoch, epochs)` follows a network's
-    training inside a fold."""
+    training inside a fold. `runs`: the series of `data`, when the caller has them."""
     horizon, freq = config["horizon"], config["frequency"]
     splits = config.get("validation", {}).get("n_splits", 1)
     wanted = config.get("metrics") or DEFAULT_METRICS
     exogenous = config.get("exogenous") or []
     restore = original_units(config)
-    runs = SeriesRuns.of(data)
+    runs = runs or SeriesRuns.of(data)
     codes = runs.codes()
     position, size = runs.positions(codes), runs.lengths[codes]
     folds = []
     for fold in range(splits):
         cut = size - (splits - fold) * horizon
-        train, window = data[position < cut], data[(position >= cut) & (position < cut + horizon)]
+        train, window = _rows(data, position < cut), _rows(data, (position >= cut) & (position < cut + horizon))
+        train_runs = runs.first(runs.lengths - (splits - fold) * horizon)
         started = time.perf_counter()
         on_epoch = (lambda epoch, epochs, _, fold=fold: on_fold_epoch(fold + 1, epoch, epochs)) if on_fold_epoch else None
         # The exogenous values of the window are known: they are in the data.
         future = window[["unique_id", "ds", *exogenous]] if exogenous else None
-        forecast = engines.forecast(algorithm, params, train, horizon, freq, [], on_epoch=on_epoch, future=future, keep_model=False).frame
+        forecast = engines.forecast(algorithm, params, train, horizon, freq, [], on_epoch=on_epoch, future=future, keep_model=False, runs=train_runs).frame
         seconds = time.perf_counter() - started
         merged = restore(window.merge(forecast, on=["unique_id", "ds"], how="inner"))
         if merged.empty:
             raise ValueError("the validation timestamps do not line up with the forecast; is the frequency regular?")
-        scores = _scores(merged, restore(train), params, config)
+        scores = _scores(merged, restore(train), params, config, train_runs)
         folds.append({"fold": fold + 1, "start": merged["ds"].min().isoformat(), "metrics": scores, "seconds": round(seconds, 4)})
         if on_fold is not None:
             on_fold(folds[-1])
     return folds, _rounded({k: _mean([f["metrics"][k] for f in folds]) for k in wanted}), merged
 
 
-def _scores(merged: Any, train: Any, params: dict[str, Any], config: dict[str, Any]) -> dict[str, float | None]:
-    """The configured metrics of a forecast against actual; mase scaled on `train`."""
+def _scores(merged: Any, train: Any, params: dict[str, Any], config: dict[str, Any], runs: SeriesRuns | None = None) -> dict[str, float | None]:
+    """The configured metrics of a forecast against actual; mase scaled on `train` (whose series are `runs`, when given)."""
     wanted = config.get("metrics") or DEFAULT_METRICS
     season_length = params.get("season_length") or engines.default_season(config["frequency"])
-    return _rounded({k: v for k, v in forecast_metrics(merged, engines.POINT, train, season_length).items() if k in wanted})
+    return _rounded({k: v for k, v in forecast_metrics(merged, engines.POINT, train, season_length, runs).items() if k in wanted})
+
+
+def _rows(frame: Any, mask: Any) -> Any:
+    """The rows of `frame` where `mask`, on a fresh index: selected column by column, for
+    a third of what pandas' boolean indexing of the whole frame costs."""
+    import numpy as np
+    import pandas as pd
+
+    # A column of numpy's own type as its array, any other (time zones) as pandas' extension array.
+    return pd.DataFrame({name: (column.to_numpy() if isinstance(column.dtype, np.dtype) else column.array)[mask] for name, column in frame.items()}, copy=False)
 
 
 def _search(ctx: JobContext, algorithm: Algorithm, params: dict[str, Any], config: dict[str, Any], data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
