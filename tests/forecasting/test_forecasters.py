@@ -38,6 +38,7 @@ def test_a_pickled_forecaster_forecasts_again(history: pd.DataFrame, algorithm: 
     fitted = engines.forecast(entry, entry.resolve(given), history, 12, "h", [80])
     forecaster = pickle.loads(pickle.dumps(fitted.forecaster))
     assert forecaster.horizon == 12 and forecaster.levels == [80]
+    pd.testing.assert_frame_equal(forecaster.history, fitted.forecaster.history)
 
     again = forecaster.predict(5, [80])
     expected = fitted.frame.groupby("unique_id").head(5).reset_index(drop=True)
@@ -50,6 +51,15 @@ def test_a_pickled_forecaster_forecasts_again(history: pd.DataFrame, algorithm: 
     assert moved["ds"].iloc[0] == newest + pd.Timedelta(hours=3)
     assert (moved["lo-80"] <= moved["mean"]).all() and (moved["mean"] <= moved["hi-80"]).all()
     assert np.isfinite(moved["mean"]).all()
+
+
+def test_a_forecaster_pickled_with_its_whole_history_still_loads(history: pd.DataFrame) -> None:
+    entry = get_algorithm("naive")
+    fitted = engines.forecast(entry, entry.resolve({}), history, 6, "h", []).forecaster
+    before = object.__new__(type(fitted))
+    before.__setstate__(dict(fitted.__dict__))  # the state as pickled before the ids were kept per series
+    pd.testing.assert_frame_equal(before.history, fitted.history)
+    pd.testing.assert_frame_equal(before.predict(3, []), fitted.predict(3, []))
 
 
 def test_a_model_per_series_refuses_a_series_it_never_saw(history: pd.DataFrame) -> None:
