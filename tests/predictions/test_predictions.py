@@ -382,3 +382,14 @@ def test_scoring_seeks_through_the_index_of_unscored_spans(database: Database, a
             connection.exec_driver_sql("SET enable_seqscan = off")  # a near-empty table is otherwise scanned
         plan = connection.exec_driver_sql(f"EXPLAIN {'QUERY PLAN ' if connection.dialect.name == 'sqlite' else ''}{sql}").all()
     assert "ix_predictions_unscored_span" in " ".join(str(row) for row in plan), plan
+
+
+@pytest.mark.parametrize(("zone", "first"), [(None, "2026-01-01T00:00:00"), ("Europe/Berlin", "2026-01-01T00:00:00+01:00")])
+def test_forecast_points_keep_the_zone_of_their_timestamps(zone: str | None, first: str) -> None:
+    import pandas as pd
+
+    from vur.predictions import service
+
+    frame = pd.DataFrame({"unique_id": ["a", "a"], "ds": pd.date_range("2026-01-01", periods=2, freq="h", tz=zone), "mean": [1.0, 2.0], "lo-80": [0.5, 1.5], "hi-80": [1.5, 2.5]})
+    points = service._points(frame, [80])
+    assert points[0].model_dump(mode="json") == {"series_id": "a", "timestamp": first, "value": 1.0, "lower": {"80": 0.5}, "upper": {"80": 1.5}}

@@ -337,8 +337,12 @@ def _future_frame(rows: list[FutureValues], model: RegisteredModel) -> pd.DataFr
 
 
 def _points(frame: pd.DataFrame, levels: list[int]) -> list[PredictionPoint]:
+    import numpy as np
+
     bounds = {str(level): (frame[f"lo-{level}"].tolist(), frame[f"hi-{level}"].tolist()) for level in levels}
-    stamps = frame["ds"].to_numpy("datetime64[us]").tolist()  # datetimes, without making pandas Timestamps first
+    ds = frame["ds"]
+    # Naive times straight from numpy as datetimes, without making pandas Timestamps first; zoned ones keep their zone.
+    stamps = ds.to_numpy("datetime64[us]").tolist() if isinstance(ds.dtype, np.dtype) else ds.tolist()
     return [
         PredictionPoint(
             series_id=str(uid),
