@@ -393,3 +393,21 @@ def test_forecast_points_keep_the_zone_of_their_timestamps(zone: str | None, fir
     frame = pd.DataFrame({"unique_id": ["a", "a"], "ds": pd.date_range("2026-01-01", periods=2, freq="h", tz=zone), "mean": [1.0, 2.0], "lo-80": [0.5, 1.5], "hi-80": [1.5, 2.5]})
     points = service._points(frame, [80])
     assert points[0].model_dump(mode="json") == {"series_id": "a", "timestamp": first, "value": 1.0, "lower": {"80": 0.5}, "upper": {"80": 1.5}}
+
+
+async def test_a_model_trained_on_zoned_times_forecasts_from_new_observations(client: httpx.AsyncClient, account: Account) -> None:
+    """An upload whose times carry an offset is kept as UTC; the model forecasts in naive
+    UTC, as requests give their times, and extends its history with them."""
+    lines = ["date,value"] + [f"{(START + timedelta(hours=h)).isoformat()}+02:00,{100 + (h % 24)}" for h in range(24 * 7)]
+    upload = await client.post("/api/v1/datasets/upload", headers=account.headers, files={"file": ("zoned.csv", io.BytesIO(("\n".join(lines) + "\n").encode()), "text/csv")})
+    assert upload.status_code == 201, upload.text
+    body = {"dataset_id": upload.json()["dataset_id"], "algorithm": "naive", "date_column": "date", "target_column": "value", "horizon": 4, "validation": {"method": "holdout"}}
+    model_id = (await client.post("/api/v1/models/train", headers=account.headers, json=body)).json()["model_id"]
+    assert (await wait_for_training(client, account, model_id))["status"] == "completed"
+    last_utc = START + timedelta(hours=24 * 7 - 1 - 2)
+    served = (await predict(client, account, model_id, horizon=1)).json()["predictions"]
+    assert served[0]["timestamp"] == (last_utc + timedelta(hours=1)).isoformat()
+    observed = [{"timestamp": (last_utc + timedelta(hours=1)).isoformat() + "Z", "value": 7.5}]
+    moved = await predict(client, account, model_id, horizon=2, observations=observed)
+    assert moved.status_code == 200, moved.text
+    assert [(p["timestamp"], p["value"]) for p in moved.json()["predictions"]] == [((last_utc + timedelta(hours=k)).isoformat(), 7.5) for k in (2, 3)]

@@ -97,10 +97,15 @@ class Forecaster:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         import numpy as np
+        import pandas as pd
 
         if "history_series" in state:  # pickled before, the history came whole
             ids, lengths = state.pop("history_series")
             state["history"].insert(0, "unique_id", np.repeat(ids, lengths))
+        for name in ("history", "baseline"):
+            # Fitted on zoned times before training made them naive UTC: new observations (naive UTC) could not extend them.
+            if isinstance(state[name]["ds"].dtype, pd.DatetimeTZDtype):
+                state[name] = state[name].assign(ds=state[name]["ds"].dt.tz_convert(None))
         self.__dict__.update(state)
 
     @property

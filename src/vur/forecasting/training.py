@@ -79,6 +79,10 @@ def _long_frame(frame: Any, config: dict[str, Any]) -> Any:
         # Ids that are text already (none missing, which pandas would make "None") stay as they are.
         ids = data[series] if text_ids else data[series].astype(str)
     dates = data[date]
+    if isinstance(dates.dtype, pd.DatetimeTZDtype):
+        # Zoned times (an upload's with offsets, kept as UTC) become naive UTC, as everything
+        # a forecast meets is: the observations and future values requests give, the sources streams read.
+        dates = dates.dt.tz_convert(None)
     long = pd.DataFrame(
         {
             "unique_id": ids if series else "series_1",
