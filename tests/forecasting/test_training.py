@@ -88,6 +88,12 @@ async def test_what_the_data_cannot_support_is_422_before_any_job(client: httpx.
     assert "40 points" in details["horizon"] and "make 97" in details["horizon"]  # 3 windows of 24 + a season of 24 + 1
     lagged = {"dataset_id": short, "algorithm": "lightgbm", "horizon": 2, "validation": {"method": "holdout"}}
     assert "horizon" in assert_envelope(await client.post("/api/v1/models/configure", headers=account.headers, json=lagged), 422)["details"]
+    # What statsforecast needs before it can fit: the seasonal ARIMA's conditioning points, ETS's more than its parameters and 4.
+    tiny = await upload_csv(client, account, hourly_csv(tmp_path / "tiny.csv", hours=12).read_bytes())
+    for algorithm, hyperparameters, needs in (("sarima", {"season_length": 7}, 25), ("ets", {"season_length": 7}, 11)):
+        body = {"dataset_id": tiny, "algorithm": algorithm, "hyperparameters": hyperparameters, "horizon": 2, "validation": {"method": "holdout"}}
+        refused = assert_envelope(await client.post("/api/v1/models/configure", headers=account.headers, json=body), 422)["details"]
+        assert f"the {needs} points {algorithm} needs" in refused["horizon"], refused
     empty = await upload_csv(client, account, b"date,value,other\n" + b"".join(f"2026-01-01T{h:02d}:00:00,,{h}\n".encode() for h in range(24)))
     body = {"dataset_id": empty, "algorithm": "naive", "target_column": "other", "horizon": 2}
     assert (await client.post("/api/v1/models/configure", headers=account.headers, json=body)).status_code == 201

@@ -99,6 +99,15 @@ class Algorithm:
         if self.engine == "mlforecast":
             # The longest lag, the differencing it undoes, and a season of rows to learn from.
             return max(lag_list(params)) + (season if params["difference"] == "seasonal" else 1) + season + 1
+        if self.id in ("arima", "sarima"):
+            # statsforecast's conditional sum of squares starts d + D·s + p + P·s points in; the
+            # moving-average terms reach q + Q·s back.
+            orders = (params["d"], params.get("D", 0)), (params["p"], params.get("P", 0)), (params["q"], params.get("Q", 0))
+            return sum(plain + seasonal * season for plain, seasonal in orders) + 1
+        if self.id == "ets":
+            # statsforecast fits ETS only on more points than its parameters and 4 ("tiny datasets").
+            parameters = 2 + 2 * (params["trend"] != "N") + 2 * (params["seasonality"] != "N") + int(params["damped"])
+            return max(season + 1, parameters + 5)
         return season + 1
 
     def to_schema(self) -> dict[str, Any]:
