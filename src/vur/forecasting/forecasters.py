@@ -441,9 +441,9 @@ def _check_steps(series: Any, stamps: Any, observed: Any, uids: Any, freq: str) 
     np.minimum.at(first, series[observed], np.flatnonzero(observed))
     rows = np.arange(1, len(series))
     checked = rows[(series[1:] == series[:-1]) & (rows >= first[series[1:]])]
-    offset = _offset(freq)
-    before = stamps[checked - 1]
-    expected = before + np.timedelta64(offset.nanos, "ns") if isinstance(offset, pd.offsets.Tick) else (pd.DatetimeIndex(before) + offset).to_numpy()
+    if not checked.size:
+        return
+    expected = _dates_after_each(stamps[checked - 1], 1, freq)
     if (wrong := np.flatnonzero(stamps[checked] != expected)).size:
         at, step = checked[wrong[0]], wrong[0]
         shown = [pd.Timestamp(t).isoformat() for t in (stamps[at], stamps[at - 1], expected[step])]

@@ -316,8 +316,7 @@ def _check_runnable(session: Session, pipeline: Pipeline) -> None:
         problems["steps.model.config"] = "the body of POST /api/v1/models/configure"
     if problems:
         raise InvalidPipeline("The pipeline cannot run yet", problems)
-    _check_references(session, pipeline.workspace_id, pipeline.steps)
-    _check_model_step(ModelStepConfig.model_validate(configs["model"]))
+    _check_given(session, pipeline.workspace_id, pipeline.steps)
 
 
 def _check_model_step(config: ModelStepConfig) -> None:
