@@ -1,4 +1,5 @@
-"""The training job's long frame (statsforecast's layout) is the same whether Polars or
+"""The training job's long frame (statsforecast's layout), before it is put on the
+frequency's grid (test_grid.py), is the same whether Polars or
 pandas sorts it: Polars sorts uploads whose ids are text and timestamps dates, pandas the
 rest, in the order of the ids as text; an upload that holds each series' rows together
 and in time order only has its series put in order."""
@@ -47,7 +48,7 @@ def _by_pandas(frame: pl.DataFrame, config: dict) -> pd.DataFrame:
     if split := config.get("split"):
         by_series = long.groupby("unique_id")
         long["held_out"] = by_series.cumcount() / by_series["ds"].transform("size") >= split["train_size"] + split["validation_size"]
-    return long.dropna(subset=["y", *exogenous]).reset_index(drop=True)
+    return long.reset_index(drop=True)
 
 
 @pytest.mark.parametrize(
@@ -66,9 +67,9 @@ def _by_pandas(frame: pl.DataFrame, config: dict) -> pd.DataFrame:
     ],
     ids=["text ids", "categorical ids", "missing id", "dates", "text timestamps"],
 )
-def test_the_long_frame_is_sorted_by_text_id_then_time_without_missing_values(config: dict, change: pl.Expr) -> None:
+def test_the_long_frame_is_sorted_by_text_id_then_time(config: dict, change: pl.Expr) -> None:
     upload = _upload().with_columns(change)
-    long = training._long_frame(upload, config)
+    long = training._sorted_long(upload, config)
     pd.testing.assert_frame_equal(long, _by_pandas(upload, config), check_index_type=True)
 
 
@@ -101,4 +102,4 @@ def _grouped_upload() -> pl.DataFrame:
 @pytest.mark.parametrize("config", [CONFIG, {**CONFIG, "exogenous": ["x"]}, {**CONFIG, "split": {"train_size": 0.6, "validation_size": 0.2}}], ids=["series", "exogenous", "split"])
 def test_an_upload_grouped_by_series_gives_the_same_long_frame(config: dict, change: Callable[[pl.DataFrame], pl.DataFrame]) -> None:
     upload = change(_grouped_upload())
-    pd.testing.assert_frame_equal(training._long_frame(upload, config), _by_pandas(upload, config), check_index_type=True)
+    pd.testing.assert_frame_equal(training._sorted_long(upload, config), _by_pandas(upload, config), check_index_type=True)

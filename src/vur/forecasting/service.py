@@ -91,7 +91,8 @@ def _new_model(
     # Likewise for exogenous columns: future values are given in the units of the upload.
     if rescaled := {column: undo for column in exogenous if (undo := datasets.target_restoration(session, dataset, column))}:
         config["exogenous_restoration"] = rescaled
-    _check_history(store, dataset, config, algorithm, hyperparameters)
+    if notes := _check_history(store, dataset, config, algorithm, hyperparameters):
+        config["notes"] = [*config.get("notes", []), *notes]
     model = RegisteredModel(
         workspace_id=workspace_id,
         created_by=user_id,
@@ -155,6 +156,10 @@ def study_spec(algorithm: Algorithm, spec: OptimizationSpec | OptimizeRequest, p
     metric = spec.metric.removeprefix("val_")
     if metric not in METRICS:
         problems[f"{prefix}metric"] = f"choose one of {list(METRICS)} (optionally prefixed with val_)"
+    # Minimizing r2, or maximizing an error, would search for the worst parameters.
+    objective = "maximize" if metric == "r2" else "minimize"
+    if spec.objective not in (None, objective) and metric in METRICS:
+        problems[f"{prefix}objective"] = f"{metric} is better when {'higher' if objective == 'maximize' else 'lower'}: {objective} it (or leave objective out)"
     given = spec.search_space if spec.search_space is not None else None
     space = {name: d.model_dump(exclude_none=True) for name, d in given.items()} if given is not None else algorithm.default_search_space()
     if not space:
@@ -169,7 +174,7 @@ def study_spec(algorithm: Algorithm, spec: OptimizationSpec | OptimizeRequest, p
         problems[f"{prefix}search_space"] = f"the grid has more than {MAX_GRID_POINTS:,} points"
     if problems:
         raise InvalidTrainingConfig("The search cannot run", problems)
-    return {"method": spec.method, "iterations": spec.iterations, "metric": metric, "objective": spec.objective, "search_space": space}
+    return {"method": spec.method, "iterations": spec.iterations, "metric": metric, "objective": objective, "search_space": space}
 
 
 def _dimension_problem(name: str, parameter: Parameter, dimension: dict[str, Any], method: str) -> str | None:
@@ -246,35 +251,30 @@ def _test_split(split: dict[str, Any] | None) -> tuple[dict[str, Any] | None, li
     return {key: split[key] for key in ("method", "train_size", "validation_size", "test_size")}, []
 
 
-def _before_test(length: int, cut: float) -> int:
-    """Points of a series of `length` before its test part: those whose position over the
-    length is below `cut`, as the split endpoint counts (so in floating point)."""
-    count = math.ceil(length * cut)
-    while count > 0 and (count - 1) / length >= cut:
-        count -= 1
-    while count < length and count / length < cut:
-        count += 1
-    return count
-
-
-def _check_history(store: ArtifactStore, dataset: Dataset, config: dict[str, Any], algorithm: Algorithm, hyperparameters: dict[str, Any]) -> None:
+def _check_history(store: ArtifactStore, dataset: Dataset, config: dict[str, Any], algorithm: Algorithm, hyperparameters: dict[str, Any]) -> list[str]:
     """Refuse now, not in the job, what the data cannot support: a target without values,
-    or series too short (before their test part) for the validation windows and the
-    history the algorithm needs."""
-    import polars as pl
+    timestamps off the frequency's grid, or series too short (before their test part) for
+    the validation windows and the history the algorithm needs. Reads the rows as the job
+    will (training.long_frame) and returns notes on what it fills and leaves out."""
+    from vur.forecasting import grid
+    from vur.forecasting.forecasters import SeriesRuns
+    from vur.forecasting.training import long_frame
 
-    date, target, series = config["date_column"], config["target_column"], config["series_id_column"]
-    known = datasets.scan_parquet(store, datasets.parquet_key(dataset)).filter(pl.col(target).is_not_null() & pl.col(date).is_not_null())
-    lengths = known.group_by(series).len() if series else known.select(pl.len())
-    shortest = lengths.select(pl.col("len").min()).collect().item()
-    if not shortest:
-        raise InvalidTrainingConfig("The target has no values", {"target_column": f"every value of '{target}' is missing"})
+    target, exogenous = config["target_column"], config.get("exogenous") or []
+    columns = [c for c in (config["date_column"], target, config["series_id_column"], *exogenous) if c]
+    try:
+        data, gaps = long_frame(datasets.load_frame(store, dataset, columns), config)
+    except grid.OffGrid as exc:
+        raise InvalidTrainingConfig("The timestamps are not regular", {"date_column": str(exc)}) from exc
+    if data.empty:
+        missing = f"every value of '{target}' is missing" if not exogenous else f"no row has a value of '{target}' and of each of {exogenous}"
+        raise InvalidTrainingConfig("The target has no values", {"target_column": missing})
+    known = data[~data["held_out"]] if "held_out" in data.columns else data
+    shortest = int(SeriesRuns.of(known).lengths.min()) if len(known) else 0
     horizon, splits = config["horizon"], config["validation"]["n_splits"]
     needed = algorithm.history_needed(hyperparameters, horizon, splits)
-    where = ""
-    if split := config.get("split"):
-        shortest, where = _before_test(shortest, split["train_size"] + split["validation_size"]), " before its test part"
     if shortest < needed:
+        where = " before its test part" if "held_out" in data.columns else ""
         raise InvalidTrainingConfig(
             "The series are too short for this horizon and validation",
             {
@@ -282,6 +282,7 @@ def _check_history(store: ArtifactStore, dataset: Dataset, config: dict[str, Any
                 f"plus the {needed - horizon * splits} points {algorithm.id} needs before them make {needed}: shorten the horizon or n_splits"
             },
         )
+    return gaps.notes([target, *exogenous])
 
 
 _STATUS_WORDS = {

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import gc
 import math
-import operator
 import pickle
 import time
 import uuid
@@ -24,7 +23,7 @@ from vur.core.db import get_database, utcnow
 from vur.core.storage import LocalArtifactStore
 from vur.datasets.models import Dataset
 from vur.datasets.service import load_frame
-from vur.forecasting import engines
+from vur.forecasting import engines, grid
 from vur.forecasting.algorithms import Algorithm, get_algorithm
 from vur.forecasting.forecasters import SeriesRuns, held_future, original_units
 from vur.jobs.models import Job, JobStatus
@@ -62,9 +61,16 @@ def forecast_metrics(fold: Any, alias: str, train: Any, season_length: int, runs
     }
 
 
-def _long_frame(frame: Any, config: dict[str, Any]) -> Any:
-    """The statsforecast layout: unique_id, ds, y and the exogenous columns, sorted,
-    without missing values. With a stored split, `held_out` marks each series' test part."""
+def long_frame(frame: Any, config: dict[str, Any]) -> tuple[Any, grid.Gaps]:
+    """The statsforecast layout: unique_id, ds, y and the exogenous columns, sorted, each
+    series on its frequency's grid without missing values (grid.regularize), and what
+    that filled. With a stored split, `held_out` marks each series' test part."""
+    long = _sorted_long(frame, config)
+    return grid.regularize(long, config["frequency"], ["y", *(config.get("exogenous") or [])])
+
+
+def _sorted_long(frame: Any, config: dict[str, Any]) -> Any:
+    """The long frame's columns, sorted by id as text then time, rows without a timestamp left out."""
     import pandas as pd
     import polars as pl
 
@@ -94,7 +100,7 @@ def _long_frame(frame: Any, config: dict[str, Any]) -> Any:
         copy=False,
     )
     if long["ds"].hasnans:
-        long = long[long["ds"].notna()]
+        long = long[long["ds"].notna()].reset_index(drop=True)
     if not presorted:
         long = long.sort_values(["unique_id", "ds"], kind="stable", ignore_index=True)
     if split := config.get("split"):
@@ -102,14 +108,11 @@ def _long_frame(frame: Any, config: dict[str, Any]) -> Any:
         # series' test part is the rows at or after train_size + validation_size of its length.
         by_series = long.groupby("unique_id")
         long["held_out"] = by_series.cumcount() / by_series["ds"].transform("size") >= split["train_size"] + split["validation_size"]
-    # unique_id is text (never missing) and rows without a timestamp are gone: only values can be missing.
-    missing = functools.reduce(operator.or_, (long[column].isna() for column in ["y", *exogenous]))
-    # Copied only when rows went: copying every row costs as much as sorting them.
-    return long[~missing].reset_index(drop=True) if missing.any() or not isinstance(long.index, pd.RangeIndex) else long
+    return long
 
 
 def _in_series_order(frame: Any, series: str | None, date: str) -> tuple[Any, Any]:
-    """`frame` in the order pandas would give `_long_frame` (by id as text, then time;
+    """`frame` in the order pandas would give `_sorted_long` (by id as text, then time;
     stable) for a fraction of its time: Polars compares the ids as Arrow text, pandas as
     Python strings. Returns the sorted frame and None; or, when each series' rows are
     together and in time order (as uploads usually have them), the sorted frame without
@@ -213,7 +216,7 @@ def _fit_and_forecast(ctx: JobContext, algorithm_id: str, params: dict[str, Any]
     horizon, levels, freq = config["horizon"], config["levels"], config["frequency"]
     splits = config.get("validation", {}).get("n_splits", 1)
     algorithm = get_algorithm(algorithm_id)
-    data = _long_frame(frame, config)
+    data, _ = long_frame(frame, config)  # what it filled is in the notes, found at configure
     # Validation, tuning and the test fit see only train + validation: never the test part.
     held_out = data.pop("held_out") if "held_out" in data.columns else None
     known, test = (data[~held_out], data[held_out]) if held_out is not None else (data, None)
@@ -482,7 +485,9 @@ def _search(ctx: JobContext, algorithm: Algorithm, params: dict[str, Any], confi
             record["error"] = f"{type(exc).__name__}: {exc}"
         record.update(value=value, metrics=metrics, seconds=round(time.perf_counter() - started, 4))
         history.append(record)
-        best = study.best_value if any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) else None
+        # This trial is not complete until it returns: its value counts towards the best here.
+        values = [t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE] + ([value] if value is not None and math.isfinite(value) else [])
+        best = (max if spec["objective"] == "maximize" else min)(values, default=None)
         ctx.progress(5 + 35 * len(history) / trials, f"Trial {len(history)}/{trials}: {metric}={value if value is None else f'{value:.4g}'}", trial=trial.number)
         ctx.publish("training", "training.trial", {"job_id": str(ctx.job_id), "trial": len(history), "trials": trials, "params": tried, "value": value, "best_value": best})
         return float("nan") if value is None else value
