@@ -344,6 +344,9 @@ async def test_trials_and_epochs_stream_on_the_training_topic(ws_url: str, clien
     trials = [m["data"] for m in messages if m["type"] == "training.trial"]
     assert [(t["trial"], t["trials"]) for t in trials] == [(1, 2), (2, 2)]
     assert sorted(t["params"]["units"] for t in trials) == [4, 8]
+    # The best so far counts the trial being reported: the first one is its own best.
+    assert trials[0]["best_value"] == trials[0]["value"] is not None
+    assert trials[1]["best_value"] == min(t["value"] for t in trials)
     epochs = [m["data"] for m in messages if m["type"] == "training.epoch"]
     # The final fit's epochs, in order, each with its loss.
     assert [(e["epoch"], e["epochs"]) for e in epochs] == [(1, 3), (2, 3), (3, 3)]

@@ -42,6 +42,16 @@ async def test_a_grid_search_finds_the_true_season_and_trains_with_it(client: ht
     assert model["hyperparameters"]["season_length"] == 24
 
 
+async def test_r2_is_maximized_when_no_objective_is_given(client: httpx.AsyncClient, account: Account, model_id: str) -> None:
+    body = {"method": "grid", "search_space": {"season_length": {"type": "int", "choices": [6, 24]}}, "metric": "r2"}
+    assert (await client.post(f"/api/v1/models/{model_id}/optimize", headers=account.headers, json=body)).status_code == 202
+    assert (await wait_for_training(client, account, model_id))["status"] == "completed"
+    study = (await client.get(f"/api/v1/models/{model_id}/results", headers=account.headers)).json()["optimization"]
+    assert study["objective"] == "maximize"
+    assert study["best_params"] == {"season_length": 24}
+    assert study["best_value"] == max(t["value"] for t in study["trials"])
+
+
 async def test_default_search_space_with_bayesian_trials(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
     dataset = await upload_csv(client, account, hourly_csv(tmp_path / "two.csv", hours=24 * 12, series=["a", "b"]).read_bytes())
     body = {
@@ -77,6 +87,9 @@ async def test_default_search_space_with_bayesian_trials(client: httpx.AsyncClie
         ({"search_space": {"season_length": {"type": "int", "min": 1, "max": 48}}, "method": "annealing"}, "method"),
         ({"search_space": {"season_length": {"type": "int", "min": 1, "max": 48}}, "iterations": 0}, "iterations"),
         ({"search_space": {"season_length": {"type": "int", "min": 1, "max": 48}}, "objective": "sideways"}, "objective"),
+        # Minimizing r2, or maximizing an error, would search for the worst parameters.
+        ({"search_space": {"season_length": {"type": "int", "min": 1, "max": 48}}, "metric": "r2", "objective": "minimize"}, "objective"),
+        ({"search_space": {"season_length": {"type": "int", "min": 1, "max": 48}}, "metric": "val_mae", "objective": "maximize"}, "objective"),
         ({"search_space": {"season_length": {"type": "int", "min": 1, "max": 48, "step": 2}}}, "step"),
         ({}, "search_space"),  # seasonal naive has nothing to tune by default
     ],

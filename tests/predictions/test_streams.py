@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -329,6 +330,24 @@ async def test_unacceptable_sources_are_refused(client: httpx.AsyncClient, accou
     details = assert_envelope(await register_source(client, account, source, **overrides), 422)["details"]
     assert any(field in key for key in details), details
     assert (await client.get("/api/v1/monitoring/databases", headers=account.headers)).json() == []
+
+
+async def test_a_host_name_that_resolves_to_a_metadata_address_is_not_connected_to(client: httpx.AsyncClient, account: Account, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registration judges addresses written in the URL; a name is judged by what it
+    resolves to when a connection is made, and the driver is given that address."""
+    real = socket.getaddrinfo
+
+    def rebinding(host: str, *args: object, **kwargs: object) -> list:
+        if host == "rebind.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", 5432))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    body = {"name": "sneaky", "url": "postgresql://u:p@rebind.example:5432/db", "table_name": "readings", "timestamp_column": "measured_at", "value_column": "reading"}
+    created = await client.post("/api/v1/monitoring/databases", headers=account.headers, json=body)
+    assert created.status_code == 201, created.text
+    tested = (await client.post(f"/api/v1/monitoring/databases/{created.json()['id']}/test", headers=account.headers)).json()
+    assert tested["status"] == "failed" and "resolves to 169.254.169.254" in tested["last_error"], tested
 
 
 async def test_streams_refuse_what_cannot_run(client: httpx.AsyncClient, account: Account, tmp_path: Path, source: SourceTable) -> None:

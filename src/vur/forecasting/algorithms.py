@@ -247,9 +247,9 @@ def _random_forest(params: dict[str, Any]) -> Any:
 
 
 def _ridge(params: dict[str, Any]) -> Any:
-    from sklearn.linear_model import Ridge
+    from vur.forecasting.estimators import ScaledRidge
 
-    return Ridge(alpha=params["alpha"])
+    return ScaledRidge(alpha=params["alpha"])
 
 
 def _prophet(params: dict[str, Any]) -> Any:

@@ -151,9 +151,9 @@ def _regression(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame
 
 
 def _importance(raw: Any, features: list[str]) -> dict[str, float]:
-    """Each feature's share of the trees' importance, largest first; empty when the
-    model has none (ridge: its coefficients are not comparable across unscaled
-    features) or its trees never split (a target the transforms made constant)."""
+    """Each feature's share of the model's importance (the trees' splits; ridge's
+    standardized coefficients), largest first; empty when the model has none (trained
+    before ridge reported it) or it learned nothing (a target the transforms made constant)."""
     import numpy as np
 
     if raw is None or (total := float(np.sum(raw))) <= 0:

@@ -81,7 +81,7 @@ def _residuals(figure: Any, series: str, validation: list[dict[str, Any]], _futu
 def _importance(figure: Any, results: dict[str, Any]) -> None:
     importance = (results.get("details") or {}).get("feature_importance")
     if not importance:
-        raise PlotUnavailable("This model has no feature importance", {"kind": "only tree models (lightgbm, xgboost, random_forest) report it"})
+        raise PlotUnavailable("This model has no feature importance", {"kind": "only the lag-feature regressors (lightgbm, xgboost, random_forest, linear) report it"})
     top = list(importance.items())[:TOP_FEATURES][::-1]
     axes = figure.add_subplot()
     axes.barh([name for name, _ in top], [share for _, share in top], color="tab:green")

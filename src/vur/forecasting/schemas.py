@@ -38,7 +38,8 @@ class OptimizationSpec(BaseModel):
     iterations: StrictInt = Field(default=50, ge=1, le=1000)
     # "val_rmse" is the seed's spelling of the validation rmse: both are accepted.
     metric: str = Field(default="rmse", max_length=20)
-    objective: Literal["minimize", "maximize"] = "minimize"
+    # None: the metric's own direction (r2 is maximized, the errors minimized).
+    objective: Literal["minimize", "maximize"] | None = None
     # None: the catalogue's default search space for the algorithm.
     search_space: dict[str, SearchDimension] | None = Field(default=None, max_length=30)
 
@@ -66,7 +67,8 @@ class OptimizeRequest(BaseModel):
     method: Literal["bayesian", "random", "grid"] = "bayesian"
     iterations: StrictInt = Field(default=50, ge=1, le=1000)
     search_space: dict[str, SearchDimension] | None = Field(default=None, max_length=30)
-    objective: Literal["minimize", "maximize"] = "minimize"
+    # None: the metric's own direction (r2 is maximized, the errors minimized).
+    objective: Literal["minimize", "maximize"] | None = None
     metric: str = Field(default="rmse", max_length=20)
 
 

@@ -134,17 +134,34 @@ def _single_select(query: str) -> bool:
     return bool(re.match(r"(?is)^(select|with)\b", body)) and ";" not in body
 
 
+class ForbiddenHost(Exception):
+    """The source's host name resolves to an address a source may not have."""
+
+
+def _resolved(host: str, port: int | None) -> str:
+    """The address to connect to: `host` looked up once here, refused when it names a
+    link-local, metadata or unspecified address (registration judges only literals), and
+    handed to the driver so that a second lookup (DNS rebinding) cannot lead elsewhere."""
+    addresses = [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+    if bad := next((address for address in addresses if _forbidden_address(address)), None):
+        raise ForbiddenHost(f"host {host!r} resolves to {bad}, a link-local, metadata or unspecified address")
+    return addresses[0]
+
+
 def open_engine(url: str) -> Engine:
     """An engine that can only read: the session is read-only on the server side
-    (PostgreSQL, MySQL) or the file is opened read-only (SQLite)."""
+    (PostgreSQL, MySQL) or the file is opened read-only (SQLite). A network host is
+    connected to at the address it resolves to now (`_resolved`)."""
     parsed = make_url(url)
     dialect = parsed.get_backend_name()
     if dialect == "sqlite":
         return sa.create_engine(f"sqlite:///file:{parsed.database}?mode=ro&uri=true", poolclass=NullPool)
+    address = _resolved(parsed.host or "", parsed.port)
     if dialect == "postgresql":
-        args = {"options": "-c default_transaction_read_only=on", "connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        # libpq connects to hostaddr and keeps host for authentication and TLS.
+        args = {"options": "-c default_transaction_read_only=on", "connect_timeout": CONNECT_TIMEOUT_SECONDS, "hostaddr": address}
         return sa.create_engine(parsed, poolclass=NullPool, connect_args=args)
-    engine = sa.create_engine(parsed, poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS})
+    engine = sa.create_engine(parsed.set(host=address), poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS})
     sa.event.listen(engine, "connect", _mysql_read_only)
     return engine
 
@@ -224,7 +241,10 @@ def _naive_utc(value: Any) -> datetime:
 
 def probe_source(spec: SourceSpec) -> str | None:
     """None when the source answers with the named columns, else the reason it does not."""
-    engine = open_engine(spec.url)
+    try:
+        engine = open_engine(spec.url)
+    except (OSError, ForbiddenHost) as exc:  # a name that does not resolve, or to a forbidden address
+        return _reason(exc)
     try:
         read_rows(engine, spec, None, 1)
         if spec.exogenous_columns:
