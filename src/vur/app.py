@@ -98,7 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         system_metrics = SystemMetricsPublisher(settings.data_dir, settings.system_metrics_interval_seconds)
         system_metrics.start()
         if settings.job_runner == "inprocess":
-            app.state.worker = Worker(settings)
+            # Its job processes' log records and counters come back to this process's ring and /metrics.
+            app.state.worker = Worker(settings, forward_telemetry=True)
             app.state.worker.start_in_background()
         # The API process's own schedulers: prediction streams, alert checks, webhook deliveries,
         # fine-tuning jobs at their providers.

@@ -48,6 +48,36 @@ async def sales(client: httpx.AsyncClient, account: Account) -> str:
     return dataset
 
 
+@pytest.fixture
+async def pooled(client: httpx.AsyncClient, account: Account) -> str:
+    """SALES with no series id column: statistics are fitted over all rows."""
+    dataset = (await upload(client, account, SALES, "sales.csv")).json()["dataset_id"]
+    config = {"date_column": "date", "target_column": "sales", "series_id_column": None}
+    assert (await client.put(f"/api/v1/datasets/{dataset}/config", headers=account.headers, json=config)).status_code == 200
+    return dataset
+
+
+async def stores(client: httpx.AsyncClient, account: Account, content: bytes) -> str:
+    """A dataset whose series id column is `store`."""
+    dataset = (await upload(client, account, content, "stores.csv")).json()["dataset_id"]
+    config = {"date_column": "date", "target_column": "sales", "series_id_column": "store"}
+    assert (await client.put(f"/api/v1/datasets/{dataset}/config", headers=account.headers, json=config)).status_code == 200
+    return dataset
+
+
+def stores_csv(sales: dict[str, list[float | None]]) -> bytes:
+    lines = ["date,store,sales"] + [f"{date(2024, 1, 1) + timedelta(days=i)},{store},{'' if v is None else v}" for store, values in sales.items() for i, v in enumerate(values)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def by_store(client: httpx.AsyncClient, account: Account, dataset: str) -> dict[str, list[Any]]:
+    """sales per store in date order."""
+    found: dict[str, list[Any]] = {}
+    for row in sorted(await rows(client, account, dataset), key=lambda r: r["date"]):
+        found.setdefault(row["store"], []).append(row["sales"])
+    return found
+
+
 async def preprocess(client: httpx.AsyncClient, account: Account, dataset: str, body: dict) -> httpx.Response:
     return await client.post(f"/api/v1/datasets/{dataset}/preprocess", headers=account.headers, json=body)
 
@@ -139,8 +169,9 @@ async def test_deleting_the_parent_keeps_the_child(client: httpx.AsyncClient, ac
         ("forward_fill", {}, {"a": [1, 1, 3, 100], "b": [None, 20, 20, 40]}, None),
         ("backward_fill", {}, {"a": [1, 3, 3, 100], "b": [20, 20, 40, 40]}, None),
         ("interpolate", {}, {"a": [1, 2, 3, 100], "b": [None, 20, 30, 40]}, None),
-        ("mean", {}, {"a": [1, 32.8, 3, 100], "b": [32.8, 20, 32.8, 40]}, 32.8),
-        ("median", {}, {"a": [1, 20, 3, 100], "b": [20, 20, 20, 40]}, 20),
+        # Each store's own statistic (a: 1 3 100, b: 20 40); fill_values stay the column's.
+        ("mean", {}, {"a": [1, 104 / 3, 3, 100], "b": [30, 20, 30, 40]}, 32.8),
+        ("median", {}, {"a": [1, 3, 3, 100], "b": [30, 20, 30, 40]}, 20),
         ("constant", {"value": -1}, {"a": [1, -1, 3, 100], "b": [-1, 20, -1, 40]}, -1),
         ("drop", {}, {"a": [1, "absent", 3, 100], "b": ["absent", 20, "absent", 40]}, None),
     ],
@@ -157,6 +188,30 @@ async def test_missing_values(client: httpx.AsyncClient, account: Account, sales
         assert params["rows_removed"] == 3
 
 
+@pytest.mark.parametrize("method, fill", [("mean", 32.8), ("median", 20)])
+async def test_mean_and_median_pool_all_rows_without_a_series_column(client: httpx.AsyncClient, account: Account, pooled: str, method: str, fill: float) -> None:
+    result = await created(client, account, pooled, {"missing_values": {"method": method, "columns": ["sales"]}})
+    assert await by_store_and_day(client, account, result["id"], "sales") == {"a": [1, fill, 3, 100], "b": [fill, 20, fill, 40]}
+    assert step(result, "missing_values")["params"] == {"missing": {"sales": 3}, "fill_values": {"sales": pytest.approx(fill)}}
+
+
+# A store selling about 1000 a day, one selling about 5, one with no sales known at all.
+LEVELS = stores_csv({"big": [1000, None, 1010, 990], "small": [5, 6, None, 4], "empty": [None] * 4})
+
+
+@pytest.mark.parametrize("method, big, small, overall", [("mean", 1000, 5, 3015 / 6), ("median", 1000, 5, (6 + 990) / 2)])
+async def test_mean_and_median_fill_each_series_with_its_own(client: httpx.AsyncClient, account: Account, method: str, big: float, small: float, overall: float) -> None:
+    dataset = await stores(client, account, LEVELS)
+    result = await created(client, account, dataset, {"missing_values": {"method": method, "columns": ["sales"]}})
+    # A series with no value at all falls back on the whole column's statistic.
+    assert await by_store(client, account, result["id"]) == {"big": [1000, big, 1010, 990], "small": [5, 6, small, 4], "empty": [pytest.approx(overall)] * 4}
+    params = step(result, "missing_values")["params"]
+    assert params["fill_values"] == {"sales": pytest.approx(overall)} and params["missing"] == {"sales": 6}
+    assert params["per_series"] is True and params["series_id_column"] == "store" and params["series_count"] == 3
+    assert params["series_fill_values"] == {"sales": {"big": big, "empty": None, "small": small}}  # by id
+    assert params["fallback_series"] == {"sales": 1}
+
+
 async def test_constant_fills_text_columns_too(client: httpx.AsyncClient, account: Account, sales: str) -> None:
     result = await created(client, account, sales, {"missing_values": {"method": "constant", "value": "unknown", "columns": ["region"]}})
     assert (await by_store_and_day(client, account, result["id"], "region"))["a"] == ["north", "south", "north", "unknown"]
@@ -165,17 +220,17 @@ async def test_constant_fills_text_columns_too(client: httpx.AsyncClient, accoun
 # --- outliers -------------------------------------------------------------------
 
 
-async def test_iqr_clip_bounds(client: httpx.AsyncClient, account: Account, sales: str) -> None:
-    result = await created(client, account, sales, {"outliers": {"method": "iqr", "columns": ["sales"]}})
+async def test_iqr_clip_bounds(client: httpx.AsyncClient, account: Account, pooled: str) -> None:
+    result = await created(client, account, pooled, {"outliers": {"method": "iqr", "columns": ["sales"]}})
     # Known sales 1, 3, 20, 40, 100: q1 = 3, q3 = 40, bounds 3 - 1.5 * 37 and 40 + 1.5 * 37.
     params = step(result, "outliers")["params"]
     assert params["bounds"]["sales"] == {"q1": 3, "q3": 40, "lower": -52.5, "upper": 95.5}
-    assert params["threshold"] == 1.5 and params["outliers"] == {"sales": 1}
+    assert params["threshold"] == 1.5 and params["outliers"] == {"sales": 1} and "per_series" not in params
     assert await by_store_and_day(client, account, result["id"], "sales") == {"a": [1, None, 3, 95.5], "b": [None, 20, None, 40]}
 
 
-async def test_zscore_remove(client: httpx.AsyncClient, account: Account, sales: str) -> None:
-    result = await created(client, account, sales, {"outliers": {"method": "zscore", "threshold": 1.5, "action": "remove", "columns": ["sales"]}})
+async def test_zscore_remove(client: httpx.AsyncClient, account: Account, pooled: str) -> None:
+    result = await created(client, account, pooled, {"outliers": {"method": "zscore", "threshold": 1.5, "action": "remove", "columns": ["sales"]}})
     mean, std = statistics.fmean(KNOWN_SALES), statistics.pstdev(KNOWN_SALES)
     bounds = step(result, "outliers")["params"]["bounds"]["sales"]
     assert bounds["mean"] == pytest.approx(mean) and bounds["std"] == pytest.approx(std)
@@ -183,6 +238,53 @@ async def test_zscore_remove(client: httpx.AsyncClient, account: Account, sales:
     # Rows with no value are not outliers: only a's 100 goes.
     assert await by_store_and_day(client, account, result["id"], "sales") == {"a": [1, None, 3, "absent"], "b": [None, 20, None, 40]}
     assert result["summary"]["rows_after"] == 7 and step(result, "outliers")["params"]["rows_removed"] == 1
+
+
+# Over all rows the spike of the small store (50) is well within bounds (q1 3.75, q3
+# 991.25); per series it is far out. `one` has a single value and `flat` no IQR at all:
+# both keep their values.
+SPREADS = stores_csv({"big": [1000, 1010, 990, 1005, 995], "small": [5, 6, 4, 5, 50], "one": [7, None, None, None, None], "flat": [3, 3, 3, 3, 300]})
+
+
+async def test_iqr_bounds_per_series(client: httpx.AsyncClient, account: Account) -> None:
+    dataset = await stores(client, account, SPREADS)
+    result = await created(client, account, dataset, {"outliers": {"method": "iqr", "columns": ["sales"]}})
+    assert await by_store(client, account, result["id"]) == {
+        "big": [1000, 1010, 990, 1005, 995],
+        "small": [5, 6, 4, 5, 7.5],  # q1 5, q3 6: up to 6 + 1.5
+        "one": [7, None, None, None, None],
+        "flat": [3, 3, 3, 3, 300],
+    }
+    params = step(result, "outliers")["params"]
+    assert params["bounds"] == {"sales": pytest.approx({"q1": 3.75, "q3": 991.25, "lower": -1477.5, "upper": 2472.5})}  # the whole column's, as before
+    assert params["outliers"] == {"sales": 1} and params["per_series"] is True and params["series_count"] == 4
+    assert params["series_bounds"] == {
+        "sales": {"big": {"q1": 995, "q3": 1005, "lower": 980, "upper": 1020}, "flat": None, "one": None, "small": {"q1": 5, "q3": 6, "lower": 3.5, "upper": 7.5}}
+    }
+    assert params["untouched_series"] == {"sales": 2}
+
+
+async def test_zscore_remove_per_series(client: httpx.AsyncClient, account: Account) -> None:
+    dataset = await stores(client, account, SPREADS)
+    result = await created(client, account, dataset, {"outliers": {"method": "zscore", "threshold": 1.5, "action": "remove", "columns": ["sales"]}})
+    # small's 50 and flat's 300 are 2 standard deviations from their series' mean; `one`
+    # has no spread. Over all rows neither is out.
+    assert await by_store(client, account, result["id"]) == {"big": [1000, 1010, 990, 1005, 995], "small": [5, 6, 4, 5], "one": [7, None, None, None, None], "flat": [3, 3, 3, 3]}
+    params = step(result, "outliers")["params"]
+    assert params["rows_removed"] == 2 and params["outliers"] == {"sales": 2} and params["untouched_series"] == {"sales": 1}
+    small = params["series_bounds"]["sales"]["small"]
+    assert small == pytest.approx({"mean": 14, "std": statistics.pstdev([5, 6, 4, 5, 50]), "lower": 14 - 1.5 * small["std"], "upper": 14 + 1.5 * small["std"]})
+    assert result["summary"]["rows_after"] == 18
+
+
+async def test_per_series_figures_are_summed_up_not_listed(client: httpx.AsyncClient, account: Account) -> None:
+    # 150 series: the step records how many, and the figures of the first 100 by id only.
+    dataset = await stores(client, account, stores_csv({f"s{i:03}": [i, None, i + 2] for i in range(150)}))
+    result = await created(client, account, dataset, {"missing_values": {"method": "mean", "columns": ["sales"]}})
+    params = step(result, "missing_values")["params"]
+    assert params["series_count"] == 150 and params["fallback_series"] == {"sales": 0}
+    assert params["series_fill_values"]["sales"] == {f"s{i:03}": i + 1 for i in range(100)}
+    assert {row["store"]: row["sales"] for row in await rows(client, account, result["id"]) if row["date"].startswith("2024-01-02")} == {f"s{i:03}": i + 1 for i in range(150)}
 
 
 # --- normalization --------------------------------------------------------------

@@ -173,8 +173,68 @@ async def test_time_series_split_cuts_each_series_in_order(client: httpx.AsyncCl
     # Each series keeps its order: training ends (hour 69) before validation starts (hour 70).
     assert parts["train"]["start"].startswith("2026-01-01T00:00") and parts["train"]["end"].startswith("2026-01-03T21:00")
     assert parts["validation"]["start"].startswith("2026-01-03T22:00") and parts["test"]["end"].startswith("2026-01-05T03:00")
+    # Both series span the same hours: each has the overall boundaries, with half the rows.
+    series = answer.json()["series"]
+    assert list(series) == ["a", "b"] and answer.json()["series_truncated"] is False
+    assert series["a"] == series["b"] == {name: {**part, "rows": part["rows"] // 2} for name, part in parts.items()}
     config = (await client.get(f"/api/v1/datasets/{dataset}", headers=account.headers)).json()["config"]
     assert config["split"]["train_size"] == 0.7
+
+
+def two_stores_csv() -> bytes:
+    """Store a: 10 days from 2026-01-01; store b: 20 days from 2026-01-06."""
+    lines = ["date,store,sales"]
+    lines += [f"2026-01-{1 + i:02},a,{i}" for i in range(10)]
+    lines += [f"2026-01-{6 + i:02},b,{i}" for i in range(20)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def split(client: httpx.AsyncClient, account: Account, dataset: str, body: dict) -> dict:
+    answer = await client.post(f"/api/v1/datasets/{dataset}/split", headers=account.headers, json=body)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+async def test_time_series_split_answers_each_series_boundaries(client: httpx.AsyncClient, account: Account) -> None:
+    dataset = (await upload(client, account, two_stores_csv())).json()["dataset_id"]
+    config = {"date_column": "date", "target_column": "sales", "series_id_column": "store"}
+    assert (await client.put(f"/api/v1/datasets/{dataset}/config", headers=account.headers, json=config)).status_code == 200
+    answer = await split(client, account, dataset, {"train_size": 0.6, "validation_size": 0.2, "test_size": 0.2})
+    # Each store is cut at 60% and 80% of its own length, so their boundaries differ.
+    days = {name: [(p["rows"], p["start"][:10], p["end"][:10]) for p in parts.values()] for name, parts in answer["series"].items()}
+    assert days == {
+        "a": [(6, "2026-01-01", "2026-01-06"), (2, "2026-01-07", "2026-01-08"), (2, "2026-01-09", "2026-01-10")],
+        "b": [(12, "2026-01-06", "2026-01-17"), (4, "2026-01-18", "2026-01-21"), (4, "2026-01-22", "2026-01-25")],
+    }
+    assert list(answer["series"]["a"]) == ["train", "validation", "test"] and answer["series_truncated"] is False
+    # Overall, the parts overlap in time: a's test days come before b's training ends.
+    assert [(p["rows"], p["start"][:10], p["end"][:10]) for p in answer["parts"].values()] == [
+        (18, "2026-01-01", "2026-01-17"),
+        (6, "2026-01-07", "2026-01-21"),
+        (6, "2026-01-09", "2026-01-25"),
+    ]
+
+
+async def test_per_series_boundaries_only_for_a_time_series_split_of_series(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
+    dataset = (await upload(client, account, two_stores_csv())).json()["dataset_id"]
+    config = {"date_column": "date", "target_column": "sales", "series_id_column": "store"}
+    assert (await client.put(f"/api/v1/datasets/{dataset}/config", headers=account.headers, json=config)).status_code == 200
+    shuffled = await split(client, account, dataset, {"train_size": 0.5, "test_size": 0.5, "method": "random", "shuffle": True})
+    assert shuffled["series"] is None and shuffled["series_truncated"] is False
+    single = (await upload(client, account, hourly_csv(tmp_path / "h.csv", hours=20).read_bytes())).json()["dataset_id"]
+    alone = await split(client, account, single, {"train_size": 0.5, "test_size": 0.5})
+    assert alone["series_count"] == 1 and alone["series"] is None and alone["parts"]["train"]["rows"] == 10
+
+
+async def test_per_series_boundaries_stop_at_1000_series(client: httpx.AsyncClient, account: Account) -> None:
+    lines = ["date,store,sales"] + [f"2026-01-0{day},s{i:04},{day}" for i in range(1001) for day in (1, 2)]
+    dataset = (await upload(client, account, ("\n".join(lines) + "\n").encode())).json()["dataset_id"]
+    config = {"date_column": "date", "target_column": "sales", "series_id_column": "store"}
+    assert (await client.put(f"/api/v1/datasets/{dataset}/config", headers=account.headers, json=config)).status_code == 200
+    answer = await split(client, account, dataset, {"train_size": 0.5, "test_size": 0.5})
+    assert answer["series_count"] == 1001 and answer["series_truncated"] is True
+    assert list(answer["series"]) == [f"s{i:04}" for i in range(1000)]  # the first by id
+    assert answer["series"]["s0999"]["test"]["start"].startswith("2026-01-02") and answer["series"]["s0999"]["validation"]["rows"] == 0
 
 
 async def test_random_split_is_seeded(client: httpx.AsyncClient, account: Account, mixed: str) -> None:

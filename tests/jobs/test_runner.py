@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import threading
 import time
 import uuid
@@ -14,15 +15,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import Counter
 from sqlalchemy import select, text, update
 
 import tests.jobs.sample_jobs  # noqa: F401  (registers the test job types)
 from tests.conftest import make_settings
 from vur.core.db import Database, utcnow
+from vur.core.metrics import REGISTRY, CounterReporter, add_counter_deltas
 from vur.jobs import service
 from vur.jobs.exceptions import IllegalTransition, JobAlreadyFinished
 from vur.jobs.models import TERMINAL, Job, JobStatus
-from vur.jobs.runner import JobContext, Worker, WorkerGone
+from vur.jobs.runner import JobContext, Worker, WorkerGone, offer
 
 
 def enqueue(db: Database, type_: str = "tests.count", **payload: object) -> uuid.UUID:
@@ -460,3 +463,42 @@ def test_the_worker_survives_a_database_outage(fresh_url: str, db: Database, tmp
         assert load(db, after).status == JobStatus.succeeded
     finally:
         worker.stop()
+
+
+# --- what job processes send their runner -------------------------------------------
+
+
+def test_a_full_queue_drops_messages_at_once_and_counter_reports_catch_up() -> None:
+    """A job never waits on a parent that does not drain the queue; a counter report the
+    queue refused is carried by the next one, so no count is lost."""
+    in_child = {"done": Counter("done_total", "test", ["kind"], registry=None)}
+    in_parent = {"done": Counter("done_total", "test", ["kind"], registry=None)}
+
+    def values(counters: dict[str, Counter]) -> dict[str, float]:
+        return {s.labels["kind"]: s.value for family in counters["done"].collect() for s in family.samples if s.name == "done_total"}
+
+    def dropped() -> float:
+        return REGISTRY.get_sample_value("vur_job_messages_dropped_total", {"kind": "metrics"}) or 0.0
+
+    message_queue = multiprocessing.get_context("spawn").Queue(1)
+    reporter = CounterReporter(in_child)
+
+    def send(deltas: object) -> bool:
+        return offer(message_queue, deltas, "metrics")
+
+    in_child["done"].labels("a").inc(2)
+    reporter.report(send)
+    in_child["done"].labels("a").inc(3)
+    in_child["done"].labels("b").inc()
+    before, started = dropped(), time.monotonic()
+    reporter.report(send)  # the queue is full: dropped, not waited on
+    assert time.monotonic() - started < 0.5 and dropped() == before + 1
+    add_counter_deltas(message_queue.get(timeout=5), in_parent)
+    assert values(in_parent) == {"a": 2}
+    reporter.report(send)  # what the dropped report had, and nothing twice
+    add_counter_deltas(message_queue.get(timeout=5), in_parent)
+    assert values(in_parent) == values(in_child) == {"a": 5, "b": 1}
+    reporter.report(send)  # nothing new: nothing sent
+    with pytest.raises(queue.Empty):
+        message_queue.get(timeout=0.2)
+    message_queue.close()

@@ -14,8 +14,9 @@ import httpx
 import pytest
 import structlog
 
-from tests.conftest import Account, assert_envelope, register
+from tests.conftest import Account, add_member, assert_envelope, register, wait_until
 from tests.core.test_websocket import authed, receive_until
+from tests.jobs.test_jobs_api import enqueue, wait_job
 from tests.predictions.test_predictions import predict, train
 from vur.core.db import Database
 from vur.identity.models import User
@@ -140,6 +141,32 @@ async def test_logs_keep_records_at_the_configured_level_without_secrets(client:
     assert_envelope(await client.get(f"{MONITORING}/logs", headers=account.headers, params={"level": "loud"}), 422)
     assert_envelope(await client.get(f"{MONITORING}/logs", headers=account.headers, params={"limit": 0}), 422)
     assert_envelope(await client.get(f"{MONITORING}/logs", headers=account.headers, params={"since": "yesterday"}), 422)
+
+
+async def test_a_job_process_records_reach_the_logs_of_its_workspace(client: httpx.AsyncClient, account: Account, other_account: Account, database: Database) -> None:
+    # The job runs in a job process of the API's runner, which logs `job_failed` there.
+    job_id = enqueue(database, account, steps=3, delay=0.01, fail_at=2)
+    job = await wait_job(client, account, job_id)
+    assert job["status"] == "failed", job
+    member = await add_member(client, account, "viewer")
+
+    async def job_records(reader: Account) -> list[dict]:
+        response = await client.get(f"{MONITORING}/logs", headers=reader.headers, params={"contains": job_id})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def arrived() -> bool:
+        return bool(await job_records(member))
+
+    await wait_until(arrived, timeout=10)
+    [record] = await job_records(member)
+    assert record["level"] == "warning" and record["event"] == "job_failed"
+    assert record["fields"]["job_id"] == job_id and record["fields"]["job_type"] == "tests.count"
+    assert record["fields"]["workspace_id"] == account.workspace_id
+    assert record["fields"]["error"] == "ValueError('failing at step 2 as asked')" and "Traceback" in record["fields"]["traceback"]
+    assert timedelta(0) <= datetime.now(UTC) - datetime.fromisoformat(record["timestamp"]) < timedelta(minutes=5)
+    assert await job_records(account) == [record]
+    assert await job_records(other_account) == []
 
 
 async def test_models_show_validation_metrics_beside_live_figures(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:

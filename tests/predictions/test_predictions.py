@@ -159,7 +159,14 @@ async def test_real_time_predictions_are_pushed_on_the_predictions_topic(ws_url:
     assert pushed["prediction_id"] == response.json()["prediction_id"] and len(pushed["predictions"]) == 2
 
 
+def counted_in_metrics(text: str, source: str) -> float:
+    """`vur_predictions_total{source=...}` in a /metrics page (0 before the first)."""
+    line = next((line for line in text.splitlines() if line.startswith(f'vur_predictions_total{{source="{source}"}}')), None)
+    return float(line.split()[-1]) if line else 0.0
+
+
 async def test_batches_answer_directly_or_as_a_job(client: httpx.AsyncClient, account: Account, model_id: str) -> None:
+    metric = counted_in_metrics((await client.get("/metrics")).text, "batch")
     small = await client.post("/api/v1/predictions/batch", headers=account.headers, json={"model_id": model_id, "requests": [{"horizon": 2}, {"horizon": 3, "series_ids": ["B"]}]})
     assert small.status_code == 200, small.text
     assert [len(r["predictions"]) for r in small.json()["results"]] == [4, 3]
@@ -179,6 +186,16 @@ async def test_batches_answer_directly_or_as_a_job(client: httpx.AsyncClient, ac
     result = (await client.get(f"/api/v1/predictions/batch/{job_id}", headers=account.headers)).json()
     assert [len(r["predictions"]) for r in result["results"]] == [r["horizon"] for r in requests]
     assert (await client.get("/api/v1/predictions", headers=account.headers, params={"source": "batch"})).headers["X-Total-Count"] == str(2 + len(requests))
+
+    # The job's predictions were counted in its job process; the API's /metrics has them too.
+    async def counted() -> float:
+        return counted_in_metrics((await client.get("/metrics")).text, "batch")
+
+    async def all_counted() -> bool:
+        return await counted() >= metric + 2 + len(requests)
+
+    await wait_until(all_counted, timeout=10)
+    assert await counted() == metric + 2 + len(requests)
 
 
 async def test_a_batch_names_the_request_it_refuses_and_records_none(client: httpx.AsyncClient, account: Account, model_id: str) -> None:

@@ -1,6 +1,9 @@
 """Structured logs: one JSON object per line, carrying the request id when there is one.
 
 Recent records are also kept in a bounded in-memory ring so that monitoring can show them.
+A job process of the embedded runner also hands each kept record to the runner's queue
+(`forward_records_to`), and the API process puts it in its own ring (`keep_forwarded`),
+not writing it out again: the job process already did.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ import re
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -60,9 +66,48 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
+def _kept(record: dict[str, Any]) -> dict[str, Any]:
+    """A copy with JSON-ready values and without secrets."""
+    return {str(key): _json_safe(value) for key, value in record.items() if not _SECRET_KEY.search(str(key))}
+
+
+@dataclass(frozen=True)
+class ForwardedRecord:
+    """A record a job process kept, on its way to the API process's ring."""
+
+    record: dict[str, Any]
+
+
+_forward: Callable[[ForwardedRecord], object] | None = None
+
+
+def forward_records_to(forward: Callable[[ForwardedRecord], object] | None) -> None:
+    """In a job process of the embedded runner: every kept record also goes to `forward`
+    (which must not block)."""
+    global _forward
+    _forward = forward
+
+
+def keep_forwarded(message: ForwardedRecord) -> None:
+    """In the API process: another process's record into the ring only. One without a
+    readable level and timestamp (the monitoring filters need both) is left out."""
+    record = _kept(message.record)
+    level, timestamp = record.get("level"), record.get("timestamp")
+    if not isinstance(level, str) or not isinstance(timestamp, str):
+        return
+    try:
+        datetime.fromisoformat(timestamp)
+    except ValueError:
+        return
+    RECENT_RECORDS.append(record)
+
+
 def _remember(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    # A copy with JSON-ready values and without secrets; the record goes on unchanged.
-    RECENT_RECORDS.append({key: _json_safe(value) for key, value in event_dict.items() if not _SECRET_KEY.search(key)})
+    # The record goes on unchanged.
+    record = _kept(event_dict)
+    RECENT_RECORDS.append(record)
+    if _forward is not None:
+        _forward(ForwardedRecord(record))
     return event_dict
 
 

@@ -10,14 +10,17 @@ column comes back as `x = y * scale + center`.
 
 Steps that follow time (fills, lags, windows, differences) run per series when the
 dataset has a series id column, in the order of the date column, or else in row order.
-NaN in a float column counts as missing, like null.
+With a series id column, the mean/median fills and the outlier bounds are also fitted per
+series, so that a store selling 5 a day is not judged by one selling 1000; normalization
+stays global on purpose: the model inverts it on its forecasts with one center and scale
+per column. NaN in a float column counts as missing, like null.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +46,9 @@ MAX_ONE_HOT_CATEGORIES = 100
 MAX_ORDINAL_CATEGORIES = 1000
 MAX_HOLIDAY_YEARS = 200
 OUTLIER_THRESHOLDS = {"iqr": 1.5, "zscore": 3.0}
+# A step fitted per series records the figures of this many series (the first by id), not
+# of all of them: a dataset may hold tens of thousands.
+MAX_SERIES_IN_STEP = 100
 Step = dict[str, Any]
 
 
@@ -78,7 +84,7 @@ def apply(frame: pl.LazyFrame, request: PreprocessRequest, config: dict[str, Any
     if request.missing_values:
         frame = _record(steps, fill_missing(frame, request.missing_values, timeline))
     if request.outliers:
-        frame = _record(steps, handle_outliers(frame, request.outliers))
+        frame = _record(steps, handle_outliers(frame, request.outliers, timeline.series))
     if request.normalization:
         frame = _record(steps, normalize(frame, request.normalization))
     if request.feature_engineering:
@@ -144,6 +150,46 @@ def _count(frame: pl.LazyFrame, condition: pl.Expr) -> int:
     return frame.select(condition.sum()).collect().item()
 
 
+def _finite(expression: pl.Expr) -> pl.Expr:
+    """The value where it is a finite number, else null."""
+    return pl.when(expression.is_finite()).then(expression)
+
+
+def fit_per_series(
+    frame: pl.LazyFrame,
+    series: str,
+    wanted: dict[str, dict[str, pl.Expr]],
+    usable: Callable[[dict[str, pl.Expr]], pl.Expr],
+    derived: Callable[[dict[str, pl.Expr]], dict[str, pl.Expr]] = lambda figures: {},
+) -> dict[str, Any]:
+    """Named figures per column and series (the aggregated `wanted` ones, then those
+    `derived` from them), in one pass: how many series there are, per column how many
+    series have no `usable` figures, and the figures of the first MAX_SERIES_IN_STEP
+    series by id (null where not usable, so the record stays finite). Ids are keys as
+    text; rows with no id are one series, "null"."""
+    index = {c: i for i, c in enumerate(wanted)}
+    extra = {c: derived({f: pl.col(f"__fit_{index[c]}_{f}") for f in wanted[c]}) for c in wanted}
+    labels = {c: [*wanted[c], *extra[c]] for c in wanted}
+    names = {(c, f): f"__fit_{index[c]}_{f}" for c in wanted for f in labels[c]}
+    flags = {c: f"__usable_{i}" for c, i in index.items()}
+    table = (
+        frame.group_by(series)
+        .agg(expression.alias(names[c, f]) for c in wanted for f, expression in wanted[c].items())
+        .with_columns(expression.alias(names[c, f]) for c in extra for f, expression in extra[c].items())
+        .with_columns(usable({f: pl.col(names[c, f]) for f in labels[c]}).fill_null(False).alias(flags[c]) for c in wanted)
+        .sort(series, nulls_last=True)
+        .collect()
+    )
+    shown = table.head(MAX_SERIES_IN_STEP)
+    ids = shown[series].cast(pl.String).fill_null("null").to_list()
+    rows = list(zip(ids, shown.iter_rows(named=True), strict=True))
+    return {
+        "series_count": table.height,
+        "figures": {c: {key: {f: row[names[c, f]] for f in labels[c]} if row[flags[c]] else None for key, row in rows} for c in wanted},
+        "unusable": {c: table.height - int(table[flags[c]].sum()) for c in wanted},
+    }
+
+
 # --- missing values ----------------------------------------------------------
 
 _FILLS_ALONG_TIME = {
@@ -155,6 +201,8 @@ _FILL_STATISTICS = {"mean": pl.Expr.mean, "median": pl.Expr.median}
 
 
 def fill_missing(frame: pl.LazyFrame, step: MissingValuesStep, timeline: Timeline) -> tuple[pl.LazyFrame, Step]:
+    """mean and median fill each series with its own statistic when there is a series id
+    column; a series with no value in the column gets the whole column's."""
     field = "missing_values.columns"
     schema = frame.collect_schema()
     require_columns(schema, field, step.columns, numeric=step.method in ("interpolate", "mean", "median"))
@@ -180,8 +228,21 @@ def fill_missing(frame: pl.LazyFrame, step: MissingValuesStep, timeline: Timelin
             fitted = aggregate(frame, {c: {"value": statistic(e)} for c, e in known.items()})
             require_values(field, fitted)
             values = {c: figures["value"] for c, figures in fitted.items()}
-        frame = frame.with_columns(known[c].fill_null(pl.lit(value)).alias(c) for c, value in values.items())
+        fills = {c: pl.lit(value) for c, value in values.items()}
         params["fill_values"] = values
+        if step.method != "constant" and timeline.series is not None:
+            own = {c: statistic(e) for c, e in known.items()}
+            per_series = fit_per_series(frame, timeline.series, {c: {"value": value} for c, value in own.items()}, lambda f: f["value"].is_finite())
+            fills = {c: _finite(own[c]).over(timeline.series).fill_null(fills[c]) for c in step.columns}
+            params |= {
+                "per_series": True,
+                "series_id_column": timeline.series,
+                "series_count": per_series["series_count"],
+                "series_fill_values": {c: {key: None if f is None else f["value"] for key, f in shown.items()} for c, shown in per_series["figures"].items()},
+                # Series with no value in the column: filled with its `fill_values` instead.
+                "fallback_series": per_series["unusable"],
+            }
+        frame = frame.with_columns(known[c].fill_null(fill).alias(c) for c, fill in fills.items())
     return frame, {"step": "missing_values", "method": step.method, "columns": step.columns, "params": params}
 
 
@@ -203,32 +264,75 @@ def check_constant(schema: pl.Schema, columns: list[str], value: Any) -> None:
 # --- outliers ----------------------------------------------------------------
 
 
-def handle_outliers(frame: pl.LazyFrame, step: OutliersStep) -> tuple[pl.LazyFrame, Step]:
+_OUTLIER_STATISTICS = {
+    "iqr": lambda e: {"q1": e.quantile(0.25, "linear"), "q3": e.quantile(0.75, "linear")},
+    "zscore": lambda e: {"mean": e.mean(), "std": e.std(ddof=0)},
+}
+
+
+def outlier_bounds(fitted: dict[str, Any], threshold: float) -> dict[str, Any]:
+    """The bounds fitted statistics make, numbers or expressions alike."""
+    if "q1" in fitted:
+        spread = fitted["q3"] - fitted["q1"]
+        return {"lower": fitted["q1"] - threshold * spread, "upper": fitted["q3"] + threshold * spread}
+    return {"lower": fitted["mean"] - threshold * fitted["std"], "upper": fitted["mean"] + threshold * fitted["std"]}
+
+
+def _has_spread(figures: dict[str, pl.Expr]) -> pl.Expr:
+    """Finite bounds apart from each other: a series with one known value, or all alike,
+    has no spread to call anything an outlier by."""
+    return figures["lower"].is_finite() & figures["upper"].is_finite() & (figures["upper"] > figures["lower"])
+
+
+def handle_outliers(frame: pl.LazyFrame, step: OutliersStep, series: str | None) -> tuple[pl.LazyFrame, Step]:
+    """Bounds per series when there is a series id column (a series without spread keeps
+    its values), else over the whole column; `bounds` are the whole column's either way."""
     field = "outliers.columns"
     schema = frame.collect_schema()
     require_columns(schema, field, step.columns, numeric=True)
     known = {c: _known(c, schema[c]) for c in step.columns}
     threshold = step.threshold if step.threshold is not None else OUTLIER_THRESHOLDS[step.method]
-    if step.method == "iqr":
-        fitted = aggregate(frame, {c: {"q1": e.quantile(0.25, "linear"), "q3": e.quantile(0.75, "linear")} for c, e in known.items()})
-        require_values(field, fitted)
-        bounds = {c: {**f, "lower": f["q1"] - threshold * (f["q3"] - f["q1"]), "upper": f["q3"] + threshold * (f["q3"] - f["q1"])} for c, f in fitted.items()}
-    else:
-        fitted = aggregate(frame, {c: {"mean": e.mean(), "std": e.std(ddof=0)} for c, e in known.items()})
-        require_values(field, fitted)
-        bounds = {c: {**f, "lower": f["mean"] - threshold * f["std"], "upper": f["mean"] + threshold * f["std"]} for c, f in fitted.items()}
+    statistics = _OUTLIER_STATISTICS[step.method]
+    fitted = aggregate(frame, {c: statistics(e) for c, e in known.items()})
+    require_values(field, fitted)
+    bounds = {c: {**f, **outlier_bounds(f, threshold)} for c, f in fitted.items()}
+    params: dict[str, Any] = {"threshold": threshold, "action": step.action, "bounds": bounds}
 
-    outside = {c: e.is_not_null() & ~e.is_between(bounds[c]["lower"], bounds[c]["upper"]) for c, e in known.items()}
+    if series is None:
+        lower, upper = {c: pl.lit(b["lower"]) for c, b in bounds.items()}, {c: pl.lit(b["upper"]) for c, b in bounds.items()}
+        temporary: list[str] = []
+    else:
+        per_series = fit_per_series(frame, series, {c: statistics(e) for c, e in known.items()}, _has_spread, lambda f: outlier_bounds(f, threshold))
+        params |= {
+            "per_series": True,
+            "series_id_column": series,
+            "series_count": per_series["series_count"],
+            "series_bounds": per_series["figures"],
+            # Series left untouched for lack of spread.
+            "untouched_series": per_series["unusable"],
+        }
+        # Each row gets its series' statistics, then bounds (null without spread: nothing
+        # is outside), in columns kept for the step's few passes and dropped at its end.
+        names = {c: {f: f"__{f}_{i}" for f in (*fitted[c], "lower", "upper")} for i, c in enumerate(step.columns)}
+        frame = frame.with_columns(expression.over(series).alias(names[c][f]) for c, e in known.items() for f, expression in statistics(e).items())
+        rows = {c: outlier_bounds({f: pl.col(name) for f, name in names[c].items()}, threshold) for c in step.columns}
+        frame = frame.with_columns(
+            pl.when(_has_spread(rows[c])).then(rows[c][side]).alias(names[c][side]) for c in step.columns for side in ("lower", "upper")
+        )
+        lower, upper = {c: pl.col(names[c]["lower"]) for c in step.columns}, {c: pl.col(names[c]["upper"]) for c in step.columns}
+        temporary = [name for columns in names.values() for name in columns.values()]
+
+    outside = {c: (e.is_not_null() & ~e.is_between(lower[c], upper[c])).fill_null(False) for c, e in known.items()}
     counts = aggregate(frame, {c: {"outliers": e.sum()} for c, e in outside.items()})
-    params: dict[str, Any] = {"threshold": threshold, "action": step.action, "bounds": bounds, "outliers": {c: f["outliers"] for c, f in counts.items()}}
+    params["outliers"] = {c: f["outliers"] for c, f in counts.items()}
     if step.action == "remove":
         any_outside = pl.any_horizontal(outside.values())
         params["rows_removed"] = _count(frame, any_outside)
         frame = frame.filter(~any_outside)
     else:
         # As floats: clipping an integer column to a fractional bound would truncate it.
-        frame = frame.with_columns(e.cast(pl.Float64).clip(bounds[c]["lower"], bounds[c]["upper"]).alias(c) for c, e in known.items())
-    return frame, {"step": "outliers", "method": step.method, "columns": step.columns, "params": params}
+        frame = frame.with_columns(e.cast(pl.Float64).clip(lower[c], upper[c]).alias(c) for c, e in known.items())
+    return frame.drop(temporary), {"step": "outliers", "method": step.method, "columns": step.columns, "params": params}
 
 
 # --- normalization -----------------------------------------------------------

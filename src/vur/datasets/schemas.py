@@ -212,11 +212,53 @@ class SplitPart(BaseModel):
     end: datetime | None
 
 
+_SPLIT_EXAMPLE_PARTS = {
+    "a": {
+        "train": {"rows": 70, "start": "2026-01-01T00:00:00", "end": "2026-03-11T00:00:00"},
+        "validation": {"rows": 15, "start": "2026-03-12T00:00:00", "end": "2026-03-26T00:00:00"},
+        "test": {"rows": 15, "start": "2026-03-27T00:00:00", "end": "2026-04-10T00:00:00"},
+    },
+    "b": {
+        "train": {"rows": 35, "start": "2026-02-05T00:00:00", "end": "2026-03-11T00:00:00"},
+        "validation": {"rows": 7, "start": "2026-03-12T00:00:00", "end": "2026-03-18T00:00:00"},
+        "test": {"rows": 8, "start": "2026-03-19T00:00:00", "end": "2026-03-26T00:00:00"},
+    },
+}
+
+
 class SplitResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "dataset_id": "0b6f8a5e-2a51-4a4f-9a55-3d1c1f0e7b21",
+                    "method": "time_series",
+                    "series_count": 2,
+                    "parts": {
+                        "train": {"rows": 105, "start": "2026-01-01T00:00:00", "end": "2026-03-11T00:00:00"},
+                        "validation": {"rows": 22, "start": "2026-03-12T00:00:00", "end": "2026-03-26T00:00:00"},
+                        "test": {"rows": 23, "start": "2026-03-19T00:00:00", "end": "2026-04-10T00:00:00"},
+                    },
+                    "series": _SPLIT_EXAMPLE_PARTS,
+                    "series_truncated": False,
+                }
+            ]
+        }
+    )
+
     dataset_id: uuid.UUID
     method: str
     series_count: int
-    parts: dict[str, SplitPart]
+    parts: dict[str, SplitPart] = Field(description="Per part (train, validation, test): its rows over all series, and its first and last timestamp")
+    series: dict[str, dict[str, SplitPart]] | None = Field(
+        default=None,
+        description=(
+            "Per series id (as text; rows with no id are the series 'null'), its parts: only for a time_series split of a dataset with a "
+            "series id column, and for its first 1000 series by id; null for a random split (its parts mix all series) or without a series column "
+            "(`parts` are then the one series')"
+        ),
+    )
+    series_truncated: bool = Field(default=False, description="Whether `series` leaves out series (there are more than 1000)")
 
 
 # --- preprocessing -------------------------------------------------------------------
@@ -323,7 +365,8 @@ class FeatureEngineering(_Step):
 
 class PreprocessRequest(BaseModel):
     """Steps run in this order: missing values, outliers, normalization, feature
-    engineering, encoding. Time-based steps follow each series in date order."""
+    engineering, encoding. Time-based steps follow each series in date order; mean and
+    median fills and outlier bounds are fitted per series, normalization over all rows."""
 
     model_config = ConfigDict(
         extra="forbid",

@@ -317,10 +317,14 @@ def usage(session: Session, workspace_id: uuid.UUID, recent: int = 5) -> dict[st
 
 
 SPLIT_PARTS = ("train", "validation", "test")
+# A time_series split answers the parts of this many series (the first by id), as
+# SplitResponse.series tells clients.
+MAX_SPLIT_SERIES = 1000
 
 
 def split(session: Session, store: ArtifactStore, dataset: Dataset, request: dict[str, Any]) -> dict[str, Any]:
-    """Where each part starts and ends. A time_series split cuts every series at the same
+    """Where each part starts and ends, overall and (time_series split of a dataset with a
+    series id column) per series. A time_series split cuts every series at the same
     fractions of its own length, keeping order; a random one assigns rows with a seeded
     shuffle. The split is kept in the dataset's configuration for training to use."""
     import polars as pl
@@ -341,9 +345,35 @@ def split(session: Session, store: ArtifactStore, dataset: Dataset, request: dic
     stats = labelled.group_by("__part").agg(pl.len().alias("rows"), *([pl.col(date).min().alias("start"), pl.col(date).max().alias("end")] if date else []))
     found = {row["__part"]: row for row in stats.iter_rows(named=True)}
     parts = {name: {"rows": found.get(name, {}).get("rows", 0), "start": found.get(name, {}).get("start"), "end": found.get(name, {}).get("end")} for name in SPLIT_PARTS}
+    series_count = frame.select(key.n_unique()).item()
+    per_series = None
+    if request["method"] == "time_series" and series:
+        # One row per series with each part's figures; only the first series by id are kept.
+        figures = [
+            figure
+            for name in SPLIT_PARTS
+            for figure in (
+                (pl.col("__part") == name).sum().alias(f"{name}.rows"),
+                pl.col(date).filter(pl.col("__part") == name).min().alias(f"{name}.start"),
+                pl.col(date).filter(pl.col("__part") == name).max().alias(f"{name}.end"),
+            )
+        ]
+        shown = labelled.lazy().group_by(series).agg(figures).sort(series, nulls_last=True).head(MAX_SPLIT_SERIES).collect()
+        ids = shown[series].cast(pl.String).fill_null("null").to_list()
+        per_series = {
+            uid: {name: {field: row[f"{name}.{field}"] for field in ("rows", "start", "end")} for name in SPLIT_PARTS}
+            for uid, row in zip(ids, shown.iter_rows(named=True), strict=True)
+        }
     dataset.config = {**dataset.config, "split": request}
     session.flush()
-    return {"dataset_id": dataset.id, "method": request["method"], "series_count": frame.select(key.n_unique()).item(), "parts": parts}
+    return {
+        "dataset_id": dataset.id,
+        "method": request["method"],
+        "series_count": series_count,
+        "parts": parts,
+        "series": per_series,
+        "series_truncated": per_series is not None and series_count > len(per_series),
+    }
 
 
 # --- preprocessing -----------------------------------------------------------

@@ -6,6 +6,13 @@ as `vur worker` (a separate process, any number of them, on any machine that rea
 the database). The parent process sends heartbeats for the jobs it runs; a job whose
 heartbeat goes stale is failed or re-queued by `service.sweep_stale`, which every
 worker calls at start and then periodically.
+
+Job processes talk to the parent over one bounded queue: events for the bus, and, when
+the parent is the API process (the embedded runner, `forward_telemetry`), the log records
+they keep and what their relayed counters gained, so that `/api/v1/monitoring/logs` and
+`/metrics` of the API cover its jobs too. A job never waits on the queue: when it is full
+(the parent is not draining it) messages are dropped and counted, and counter reports
+are carried by the next one.
 """
 
 from __future__ import annotations
@@ -30,12 +37,22 @@ import structlog
 import vur.models  # noqa: F401  (every table, so foreign keys resolve in worker processes)
 from vur.core.db import get_database
 from vur.core.events import Event, bus, publish_after_commit
+from vur.core.logging import ForwardedRecord, configure_logging, forward_records_to, keep_forwarded
+from vur.core.metrics import CounterDeltas, CounterReporter, add_counter_deltas, relayed_counter
 from vur.jobs import service
 from vur.jobs.models import Job, JobStatus
 from vur.jobs.registry import get_spec, load_job_modules
 from vur.settings import Settings
 
 log = structlog.get_logger("vur.jobs")
+
+# Messages from job processes not yet taken by the parent; past this, more are dropped.
+QUEUE_SIZE = 10_000
+# How often a job process reports its relayed counters (and once more after each job).
+COUNTER_REPORT_SECONDS = 1.0
+MESSAGES_DROPPED = relayed_counter(
+    "vur_job_messages_dropped_total", "Messages of job processes to their runner dropped because its queue was full", ["kind"]
+)
 
 
 class JobCancelled(Exception):
@@ -102,6 +119,8 @@ class JobContext:
 
 _child_parent_pid = 0
 _child_settings: Settings | None = None
+_child_queue: Any = None
+_child_counters: CounterReporter | None = None
 
 
 ORPHAN_CHECK_SECONDS = 1.0
@@ -116,17 +135,55 @@ def _exit_when_orphaned(parent_pid: int) -> None:
             os._exit(70)
 
 
-def _init_child(event_queue: Any, parent_pid: int, settings_json: str) -> None:
-    global _child_parent_pid, _child_settings
+def offer(message_queue: Any, message: object, kind: str) -> bool:
+    """Puts `message` on the queue to the parent without ever waiting: False (and counted)
+    when the queue is full or gone."""
+    try:
+        message_queue.put_nowait(message)
+        return True
+    except (queue.Full, ValueError, OSError):  # ValueError: the queue was closed
+        MESSAGES_DROPPED.labels(kind).inc()
+        return False
+
+
+def _send_event(event: Event) -> None:
+    offer(_child_queue, event, "event")
+
+
+def _send_record(record: ForwardedRecord) -> None:
+    offer(_child_queue, record, "log")
+
+
+def _report_counters() -> None:
+    if _child_counters is None:
+        return
+    try:
+        _child_counters.report(lambda deltas: offer(_child_queue, deltas, "metrics"))
+    except Exception as exc:  # counting must never fail a job
+        log.warning("counter_report_failed", error=repr(exc))
+
+
+def _report_counters_periodically() -> None:
+    while True:
+        time.sleep(COUNTER_REPORT_SECONDS)
+        _report_counters()
+
+
+def _init_child(message_queue: Any, parent_pid: int, settings_json: str, forward_telemetry: bool = False) -> None:
+    global _child_parent_pid, _child_settings, _child_queue, _child_counters
     _child_parent_pid = parent_pid
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), name="vur-orphan-watch", daemon=True).start()
     _child_settings = Settings.model_validate_json(settings_json)
     # numba (statsforecast) compiles on first use; a cache makes that once per machine.
     os.environ.setdefault("NUMBA_CACHE_DIR", str(_child_settings.data_dir / "cache" / "numba"))
-    bus.forward_to(event_queue.put)
-    from vur.core.logging import configure_logging
-
+    _child_queue = message_queue
+    bus.forward_to(_send_event)
     configure_logging(_child_settings.log_level, _child_settings.log_json)
+    if forward_telemetry:
+        # The parent is the API process: its log ring and /metrics get this process's too.
+        forward_records_to(_send_record)
+        _child_counters = CounterReporter()
+        threading.Thread(target=_report_counters_periodically, name="vur-counter-report", daemon=True).start()
     load_job_modules(_child_settings.job_modules)
 
 
@@ -161,6 +218,8 @@ def execute_job(job_id: uuid.UUID) -> None:
         final, fields = JobStatus.failed, {"error": f"{type(exc).__name__}: {exc}"}
     finally:
         structlog.contextvars.unbind_contextvars("job_id", "job_type", "workspace_id")
+        # Before the final status is written: a job read as finished has its counts on the way.
+        _report_counters()
     with database.session() as session:
         job = session.get(Job, job_id, with_for_update=True)
         if job is not None and job.status == JobStatus.running and job.attempts == context.attempt:
@@ -208,8 +267,14 @@ class Worker:
     handed back (re-queued when retry-safe, failed otherwise). A second `stop()` skips
     what is left of the wait."""
 
-    def __init__(self, settings: Settings, *, processes: int | None = None, name: str | None = None, drain_seconds: float = 5.0) -> None:
+    def __init__(
+        self, settings: Settings, *, processes: int | None = None, name: str | None = None, drain_seconds: float = 5.0, forward_telemetry: bool = False
+    ) -> None:
+        """`forward_telemetry`: the job processes also send their log records and relayed
+        counters, for this process's ring and /metrics (the API process's runner does; a
+        `vur worker` serves neither, so its job processes keep theirs)."""
         self.settings = settings
+        self.forward_telemetry = forward_telemetry
         self.processes = max(1, processes or settings.job_processes)
         self.worker_id = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.database = get_database(settings.resolved_database_url)
@@ -250,7 +315,7 @@ class Worker:
     def run(self) -> None:
         load_job_modules(self.settings.job_modules)
         context = multiprocessing.get_context("spawn")
-        self._events = context.Queue()
+        self._events = context.Queue(QUEUE_SIZE)
         drain = threading.Thread(target=self._drain_events, name="vur-job-events", daemon=True)
         drain.start()
         self._pool = self._new_pool(context)
@@ -286,7 +351,10 @@ class Worker:
                 self._finish_running(context)
             except Exception as exc:
                 log.exception("worker_stop_error", worker_id=self.worker_id, error=repr(exc))
-            self._events.put(None)
+            try:
+                self._events.put(None, timeout=2)
+            except queue.Full:  # the drain thread is gone or stuck: it is a daemon
+                pass
             drain.join(2)
             log.info("worker_stopped", worker_id=self.worker_id)
 
@@ -327,7 +395,7 @@ class Worker:
             max_workers=self.processes,
             mp_context=context,
             initializer=_init_child,
-            initargs=(self._events, os.getpid(), self.settings.model_dump_json()),
+            initargs=(self._events, os.getpid(), self.settings.model_dump_json(), self.forward_telemetry),
         )
         # Start every process now. A process the pool spawns on demand, once it is busy,
         # can die unnoticed until some other job ends (the pool's manager thread may not
@@ -342,16 +410,26 @@ class Worker:
         return pool
 
     def _drain_events(self) -> None:
+        """What the job processes send: events onto the bus; log records into the ring
+        only (the job process wrote them out already); counter reports onto the counters."""
         while True:
             try:
-                event = self._events.get(timeout=1)
+                message = self._events.get(timeout=1)
             except queue.Empty:
                 continue
             except (EOFError, OSError):
                 return
-            if event is None:
+            if message is None:
                 return
-            bus.publish(event)
+            try:
+                if isinstance(message, ForwardedRecord):
+                    keep_forwarded(message)
+                elif isinstance(message, CounterDeltas):
+                    add_counter_deltas(message)
+                else:
+                    bus.publish(message)
+            except Exception as exc:  # one bad message must not stop the rest
+                log.warning("job_message_failed", worker_id=self.worker_id, message_type=type(message).__name__, error=repr(exc))
 
     def _claim_and_submit(self, context: Any) -> bool:
         with self.database.session() as session:

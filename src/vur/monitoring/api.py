@@ -40,7 +40,7 @@ def health(principal: WorkspaceReader, request: Request, session: DbSession, dat
     return service.health_report(components)
 
 
-@router.get("/logs", response_model=list[LogRecord], summary="Recent log records of this API process about the caller's workspace (all of them for a platform admin), newest first (X-Total-Count: how many matched)")
+@router.get("/logs", response_model=list[LogRecord], summary="Recent log records of this API process (and of its embedded runner's job processes) about the caller's workspace (all of them for a platform admin), newest first (X-Total-Count: how many matched)")
 def logs(
     principal: WorkspaceReader,
     response: Response,

@@ -1,5 +1,6 @@
-"""What the monitoring page shows: component health, this process's recent log records,
-and each model's validation metrics beside its live figures from predictions."""
+"""What the monitoring page shows: component health, this process's recent log records
+(its embedded runner's job processes' too), and each model's validation metrics beside
+its live figures from predictions."""
 
 from __future__ import annotations
 

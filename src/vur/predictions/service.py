@@ -19,14 +19,14 @@ from datetime import UTC, datetime
 from functools import cache, lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Histogram
 from pydantic import TypeAdapter
 from sqlalchemy import Select, and_, bindparam, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
 from vur.core.db import naive_utc, on_commit, utcnow
 from vur.core.events import Event, publish_after_commit
-from vur.core.metrics import REGISTRY
+from vur.core.metrics import REGISTRY, relayed_counter
 from vur.core.repository import get_scoped, paginate
 from vur.core.storage import ArtifactStore
 from vur.predictions.exceptions import InvalidPredictionRequest, ModelNotServable, PredictionNotFound
@@ -42,7 +42,9 @@ if TYPE_CHECKING:
 
     from vur.forecasting.forecasters import Forecaster
 
-PREDICTIONS = Counter("vur_predictions_total", "Predictions answered", ["source"], registry=REGISTRY)
+# Relayed: a batch job's predictions, counted in its job process, reach the API's /metrics.
+PREDICTIONS = relayed_counter("vur_predictions_total", "Predictions answered", ["source"])
+# Not relayed: each process observes its own (a batch job's latencies stay in its job process).
 PREDICTION_SECONDS = Histogram(
     "vur_prediction_seconds", "Time to compute one prediction", ["source"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5), registry=REGISTRY
 )
