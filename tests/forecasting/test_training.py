@@ -4,6 +4,7 @@ runs that fail in the job (and say why)."""
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from pathlib import Path
 
@@ -335,3 +336,47 @@ async def test_a_rescaled_target_is_forecast_in_its_original_units(client: httpx
         assert mine["lower"]["80"] == pytest.approx(theirs["lower"]["80"], rel=1e-6)
     assert rescaled["metrics"] == pytest.approx(original["metrics"], rel=1e-6)
     assert rescaled["validation"][0]["actual"] == pytest.approx(original["validation"][0]["actual"], rel=1e-9)
+
+
+async def test_a_retraining_leaves_a_deployed_model_deployed(client: httpx.AsyncClient, account: Account, dataset_id: str) -> None:
+    body = {"dataset_id": dataset_id, "algorithm": "seasonal_naive", "hyperparameters": {"season_length": 24}, "horizon": 6}
+    model_id = (await client.post("/api/v1/models/train", headers=account.headers, json=body)).json()["model_id"]
+    assert (await wait_for_training(client, account, model_id))["status"] == "completed"
+    assert (await client.post(f"/api/v1/models/{model_id}/deploy", headers=account.headers)).json()["status"] == "deployed"
+    # A retraining that succeeds: still deployed, serving the new version.
+    assert (await client.post(f"/api/v1/models/{model_id}/train", headers=account.headers)).status_code == 202
+    assert (await wait_for_training(client, account, model_id))["status"] == "completed"
+    model = (await client.get(f"/api/v1/models/{model_id}", headers=account.headers)).json()
+    assert model["status"] == "deployed"
+    # One that fails (every trial's season is longer than the series): deployed, serving the version it had.
+    search = {"method": "grid", "search_space": {"season_length": {"type": "int", "choices": [5000]}}}
+    assert (await client.post(f"/api/v1/models/{model_id}/optimize", headers=account.headers, json=search)).status_code == 202
+    status = await wait_for_training(client, account, model_id)
+    assert status["status"] == "failed" and "every trial failed" in status["error"], status
+    assert (await client.get(f"/api/v1/models/{model_id}", headers=account.headers)).json()["status"] == "deployed"
+    answer = await client.post(f"/api/v1/models/{model_id}/predict", headers=account.headers, json={"horizon": 6})
+    assert answer.status_code == 200 and answer.json()["model_version"] == 2, answer.text
+
+
+async def test_a_model_without_its_dataset_is_not_retrained(client: httpx.AsyncClient, account: Account, dataset_id: str) -> None:
+    body = {"dataset_id": dataset_id, "algorithm": "naive", "horizon": 6}
+    model_id = (await client.post("/api/v1/models/train", headers=account.headers, json=body)).json()["model_id"]
+    assert (await wait_for_training(client, account, model_id))["status"] == "completed"
+    assert (await client.delete(f"/api/v1/datasets/{dataset_id}", headers=account.headers, params={"force": True})).status_code == 204
+    refused = assert_envelope(await client.post(f"/api/v1/models/{model_id}/train", headers=account.headers), 409)
+    assert "no dataset" in refused["error"]
+    model = (await client.get(f"/api/v1/models/{model_id}", headers=account.headers)).json()
+    assert model["status"] == "trained" and (await client.get("/api/v1/jobs", headers=account.headers)).json()[0]["status"] == "succeeded"
+
+
+@pytest.mark.parametrize(("algorithm", "hyperparameters"), [("prophet", {"changepoint_prior_scale": float("nan")}), ("linear", {"alpha": float("inf")})])
+async def test_numbers_that_are_not_finite_are_refused(client: httpx.AsyncClient, account: Account, dataset_id: str, algorithm: str, hyperparameters: dict) -> None:
+    name = next(iter(hyperparameters))
+    headers = {**account.headers, "Content-Type": "application/json"}
+    body = {"dataset_id": dataset_id, "algorithm": algorithm, "hyperparameters": hyperparameters, "horizon": 6}
+    # As JavaScript and Python write them: NaN, Infinity (httpx would refuse to).
+    refused = await client.post("/api/v1/models/configure", headers=headers, content=json.dumps(body))
+    assert "finite" in assert_envelope(refused, 422)["details"][name]
+    configured = (await client.post("/api/v1/models/configure", headers=account.headers, json={**body, "hyperparameters": {}})).json()["model_id"]
+    search = {"method": "random", "search_space": {name: {"type": "float", "choices": [float("nan")]}}}
+    assert_envelope(await client.post(f"/api/v1/models/{configured}/optimize", headers=headers, content=json.dumps(search)), 422)

@@ -38,6 +38,8 @@ async def test_each_training_is_a_version_and_one_can_be_saved(client: httpx.Asy
     assert saved.json()["number"] == 1 and saved.json()["saved"] and saved.json()["note"] == "baseline"
     latest = await client.post(f"/api/v1/models/{trained}/save", headers=account.headers, json={})
     assert latest.json()["number"] == 2
+    bodiless = await client.post(f"/api/v1/models/{trained}/save", headers=account.headers)  # no body: the latest too
+    assert bodiless.status_code == 200 and bodiless.json()["number"] == 2, bodiless.text
     assert_envelope(await client.post(f"/api/v1/models/{trained}/save", headers=account.headers, json={"version": 9}), 404)
     assert_envelope(await client.post(f"/api/v1/models/{trained}/save", headers=account.headers, json={"version": "1"}), 422)
 
@@ -80,6 +82,7 @@ async def test_altered_foreign_and_broken_bundles_are_refused(client: httpx.Asyn
         "altered manifest": (_rewritten(bundle, {"manifest.json": manifest.replace(b"seasonal_naive", b"evil_naive")}), "signature"),
         "foreign signer": (bundles.write_bundle({"kind": "forecaster", "name": "x", "algorithm": "naive", "hyperparameters": {}, "config": {}, "metrics": {}, "version": 1}, {"forecast.json": forecast}, "another-instance-key"), "signature"),
         "smuggled file": (_rewritten(bundle, {"files/extra.pkl": b"cos\nsystem\n(S'echo pwned'\ntR."}), "files"),
+        "non-ASCII signature": (_rewritten(bundle, {"signature": b"\xff\xfe" * 10}), "signature"),
         "not a zip": (b"PK\x03\x04 but not really a zip", "file"),
         "empty zip": (_rewritten(b"PK\x05\x06" + b"\x00" * 18, {}), "file"),
     }
@@ -112,3 +115,14 @@ async def test_a_signed_bundle_of_another_format_is_refused(client: httpx.AsyncC
     future = bundles.write_bundle(description, files, settings.resolved_secret_key())
     response = await client.post("/api/v1/models/load", headers=account.headers, files={"file": ("m.zip", io.BytesIO(future), "application/zip")})
     assert "format" in assert_envelope(response, 422)["details"]
+
+
+async def test_numbers_past_what_the_database_stores_are_refused(client: httpx.AsyncClient, account: Account, trained: str) -> None:
+    huge = 10**30
+    assert_envelope(await client.get(f"/api/v1/models/{trained}/export", headers=account.headers, params={"version": huge}), 422)
+    assert_envelope(await client.post(f"/api/v1/models/{trained}/save", headers=account.headers, json={"version": huge}), 422)
+    assert_envelope(await client.post(f"/api/v1/models/{trained}/predict", headers=account.headers, json={"horizon": 2, "version": huge}), 422)
+    assert_envelope(await client.post("/api/v1/predictions/predict", headers=account.headers, json={"model_id": trained, "horizon": 2, "version": huge}), 422)
+    assert_envelope(await client.get("/api/v1/models", headers=account.headers, params={"offset": huge}), 422)
+    # The largest each database stores is still a number like any other.
+    assert_envelope(await client.get(f"/api/v1/models/{trained}/export", headers=account.headers, params={"version": 2**31 - 1}), 404)

@@ -119,6 +119,10 @@ def get_database(url: str) -> Database:
     return _databases[url]
 
 
+# The largest INTEGER every database VUR runs on stores (PostgreSQL's is 32-bit): a
+# number a request compares with a column stays within it, or the driver fails.
+MAX_DB_INT = 2**31 - 1
+
 _ON_ROLLBACK = "vur_on_rollback"
 _ON_COMMIT = "vur_on_commit"
 

@@ -7,6 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Response
 
+from vur.core.db import MAX_DB_INT
+
 
 @dataclass(frozen=True)
 class Page:
@@ -16,7 +18,7 @@ class Page:
 
 async def page_params(
     limit: Annotated[int, Query(ge=1, le=500, description="Items per page")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_DB_INT, description="Items to skip")] = 0,
 ) -> Page:
     return Page(limit, offset)
 

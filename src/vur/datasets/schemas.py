@@ -189,9 +189,9 @@ class SplitRequest(BaseModel):
         json_schema_extra={"examples": [{"train_size": 0.7, "validation_size": 0.15, "test_size": 0.15, "method": "time_series", "shuffle": False}]},
     )
 
-    train_size: float = Field(gt=0, lt=1)
-    validation_size: float = Field(default=0.0, ge=0, lt=1)
-    test_size: float = Field(gt=0, lt=1)
+    train_size: float = Field(gt=0, lt=1, strict=True)
+    validation_size: float = Field(default=0.0, ge=0, lt=1, strict=True)
+    test_size: float = Field(gt=0, lt=1, strict=True)
     method: Literal["time_series", "random"] = "time_series"
     shuffle: StrictBool = False
     seed: StrictInt = Field(default=42, ge=0, le=2**32 - 1)

@@ -9,6 +9,7 @@ loads them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,8 @@ class Parameter:
             return f"{name} must be an integer"
         if self.type == "float" and (isinstance(value, bool) or not isinstance(value, int | float)):
             return f"{name} must be a number"
+        if self.type == "float" and not math.isfinite(value):  # JSON's NaN passes every comparison with the bounds
+            return f"{name} must be a finite number"
         if self.type == "bool" and not isinstance(value, bool):
             return f"{name} must be true or false"
         if self.choices is not None and value not in self.choices:
@@ -64,6 +67,9 @@ class Parameter:
         if self.max is not None and value > self.max:
             return f"{name} must be at most {self.max}"
         return None
+
+
+_HISTORY_PARAMETERS = ("lags", "seasonal_lags", "season_length", "difference", "input_size", "cv_windows", "p", "d", "q", "P", "D", "Q")
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,10 @@ class Algorithm:
         """Observations a series needs for `windows` held-out windows of one horizon and
         the fit before the first of them."""
         return horizon * windows + self.min_history(params, horizon)
+
+    def history_parameters(self) -> list[str]:
+        """The parameters that set how much history min_history asks for."""
+        return [name for name in self.parameters if name in _HISTORY_PARAMETERS]
 
     def min_history(self, params: dict[str, Any], horizon: int) -> int:
         """Observations a series needs before this algorithm can fit it."""

@@ -173,7 +173,7 @@ def _prophet(algorithm: Algorithm, params: dict[str, Any], data: pd.DataFrame, h
     frames, models = [], {}
     for uid, part in data.groupby("unique_id", sort=False):
         model = models[str(uid)] = algorithm.build(params)
-        model.fit(part[["ds", "y"]])
+        model.fit(part[["ds", "y"]], seed=params["seed"])  # Stan's seed: the same fit, run to run
         future = model.make_future_dataframe(periods=horizon, freq=freq, include_history=False)
         point = model.predict(future)["yhat"].to_numpy()
         columns = {"unique_id": uid, "ds": future["ds"].to_numpy(), POINT: point}

@@ -29,5 +29,9 @@ class NotTraining(Conflict):
     pass
 
 
+class NothingToTrainOn(Conflict):
+    pass
+
+
 class PlotUnavailable(UnprocessableEntity):
     pass

@@ -15,7 +15,7 @@ from vur.core.storage import ArtifactStore
 from vur.datasets import service as datasets
 from vur.datasets.models import Dataset
 from vur.forecasting.algorithms import CUSTOM_NETWORK, Algorithm, Parameter, get_algorithm
-from vur.forecasting.exceptions import AlreadyTraining, ForecastNeedsFutureValues, ForecastNotReady, InvalidTrainingConfig, NotTraining
+from vur.forecasting.exceptions import AlreadyTraining, ForecastNeedsFutureValues, ForecastNotReady, InvalidTrainingConfig, NothingToTrainOn, NotTraining
 from vur.forecasting.schemas import METRICS, CustomModelRequest, ForecastRequest, ForecastResponse, OptimizationSpec, OptimizeRequest, TrainingStatus, TrainRequest
 from vur.jobs import service as jobs
 from vur.jobs.models import Job, JobStatus
@@ -117,7 +117,12 @@ def start_training(session: Session, model: RegisteredModel, user_id: uuid.UUID)
         raise InvalidTrainingConfig(f"Model '{model.id}' is not a forecaster", {"kind": model.kind})
     if model.status == ModelStatus.archived:
         raise ModelArchived(f"Model '{model.id}' is archived; restore it to train it", {"status": "archived"})
-    job = jobs.enqueue(session, TRAIN_JOB, {"model_id": str(model.id)}, workspace_id=model.workspace_id, created_by=user_id)
+    if model.dataset_id is None:
+        # Loaded from a bundle, or its dataset was deleted: it serves what it has, and cannot learn more.
+        raise NothingToTrainOn(f"Model '{model.id}' has no dataset to train on; configure a new model on a dataset", {"dataset_id": None})
+    # The job puts the model back as it was (deployed stays deployed) when it ends.
+    payload = {"model_id": str(model.id), "previous_status": model.status.value}
+    job = jobs.enqueue(session, TRAIN_JOB, payload, workspace_id=model.workspace_id, created_by=user_id)
     model.status = ModelStatus.training
     model.training_job_id = job.id
     session.flush()
@@ -280,6 +285,7 @@ def _check_history(store: ArtifactStore, dataset: Dataset, config: dict[str, Any
             {
                 "horizon": f"the shortest series has {shortest} points with a target{where}; {splits} validation window(s) of {horizon} "
                 f"plus the {needed - horizon * splits} points {algorithm.id} needs before them make {needed}: shorten the horizon or n_splits"
+                + (f", or lower what sets {algorithm.id}'s history ({', '.join(names)})" if (names := algorithm.history_parameters()) else "")
             },
         )
     return gaps.notes([target, *exogenous])

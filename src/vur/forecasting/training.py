@@ -30,7 +30,7 @@ from vur.jobs.models import Job, JobStatus
 from vur.jobs.registry import job
 from vur.jobs.runner import JobCancelled, JobContext
 from vur.registry.models import ModelStatus, RegisteredModel
-from vur.registry.service import FORECASTER_FILE, record_version, version_folder
+from vur.registry.service import FORECASTER_FILE, record_version, status_after_training, version_folder
 
 # Points of forecast-against-actual kept from the latest validation window (and the test part).
 VALIDATION_POINTS = 5000
@@ -148,11 +148,11 @@ def _in_series_order(frame: Any, series: str | None, date: str) -> tuple[Any, An
 def _training_ended_without_model(session: Session, job: Job) -> None:
     model = session.get(RegisteredModel, uuid.UUID(job.payload["model_id"]))
     if model is not None and model.status == ModelStatus.training:
-        model.status = ModelStatus.configured if job.status == JobStatus.cancelled else ModelStatus.failed
+        model.status = status_after_training(model, job.payload.get("previous_status"), job.status)
 
 
 @job("forecasting.train", retry_safe=True, max_attempts=2, on_unsuccessful=_training_ended_without_model)
-def train_forecaster(ctx: JobContext, model_id: str) -> dict[str, Any]:
+def train_forecaster(ctx: JobContext, model_id: str, previous_status: str | None = None) -> dict[str, Any]:
     database = get_database(ctx.settings.resolved_database_url)
     store = LocalArtifactStore(ctx.settings.artifacts_dir)
     with database.session() as session:
@@ -174,11 +174,11 @@ def train_forecaster(ctx: JobContext, model_id: str) -> dict[str, Any]:
         with database.session() as session:
             model = session.get(RegisteredModel, uuid.UUID(model_id), with_for_update=True)
             assert model is not None
-            model.status = ModelStatus.trained
             model.hyperparameters = result["hyperparameters"]
             model.metrics = result["metrics"]
             model.trained_at = utcnow()
             number = record_version(session, model, folder, ctx.job_id).number
+            model.status = status_after_training(model, previous_status, JobStatus.succeeded)
     except BaseException:
         store.delete_prefix(folder)  # a version that was not recorded leaves no files
         raise

@@ -21,7 +21,7 @@ from vur.jobs.models import Job, JobStatus
 from vur.jobs.registry import job
 from vur.jobs.runner import JobContext
 from vur.registry.models import ModelStatus, RegisteredModel
-from vur.registry.service import record_version, version_folder
+from vur.registry.service import record_version, status_after_training, version_folder
 from vur.webhooks.service import emit
 
 RANKING_FILE = "ranking.json"
@@ -36,7 +36,7 @@ def _ended_without_ranking(session: Session, ended: Job) -> None:
         return
     model = session.get(RegisteredModel, machine.model_id) if machine.model_id else None
     if model is not None and model.status == ModelStatus.training:
-        model.status = ModelStatus.trained if model.artifact_key else (ModelStatus.configured if ended.status == JobStatus.cancelled else ModelStatus.failed)
+        model.status = status_after_training(model, None, ended.status)
     if ended.status == JobStatus.cancelled:
         machine.status = MachineStatus.completed if machine.trained_at else MachineStatus.created
         return

@@ -354,7 +354,7 @@ def fail_step(session: Session, pipeline: Pipeline, name: str, error: str, job_i
     steps[STEP_INDEX[name]]["status"] = "failed"
     pipeline.steps, pipeline.status, pipeline.error = steps, PipelineStatus.failed, f"{name}: {error}"
     _refresh(session, pipeline)
-    _release_model(session, pipeline, job_id, ModelStatus.failed)
+    _release_model(session, pipeline, job_id, JobStatus.failed)
 
 
 def finish_run(session: Session, pipeline: Pipeline) -> None:
@@ -379,15 +379,15 @@ def run_ended_unfinished(session: Session, job: Job) -> None:
     if job.status == JobStatus.cancelled:
         mark_step(session, pipeline, name, "pending")
         pipeline.status, pipeline.error = _resting_status(pipeline.steps), f"{name}: {job.error}"
-        _release_model(session, pipeline, job.id, ModelStatus.configured)
+        _release_model(session, pipeline, job.id, JobStatus.cancelled)
     else:
         fail_step(session, pipeline, name, job.error or "the job failed", job.id)
 
 
-def _release_model(session: Session, pipeline: Pipeline, job_id: uuid.UUID, status: ModelStatus) -> None:
+def _release_model(session: Session, pipeline: Pipeline, job_id: uuid.UUID, outcome: JobStatus) -> None:
     model = session.get(RegisteredModel, pipeline.model_id) if pipeline.model_id else None
     if model is not None and model.status == ModelStatus.training and model.training_job_id == job_id:
-        model.status = status
+        model.status = registry.status_after_training(model, None, outcome)
     session.flush()
 
 

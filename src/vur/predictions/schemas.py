@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
 
+from vur.core.db import MAX_DB_INT
+
 MAX_OBSERVATIONS = 10_000  # the request body limit (1 MiB by default) binds first
 # The largest value taken: forecasts from it, and the squares of its errors summed over
 # many predictions, stay finite (1e308 observed made a forecast of infinity).
@@ -68,7 +70,7 @@ class PredictRequest(BaseModel):
     observations: list[Observation] | None = Field(
         default=None, max_length=MAX_OBSERVATIONS, description="Newer values: the forecast starts after the latest one, from the fitted model"
     )
-    version: StrictInt | None = Field(default=None, ge=1, description="Model version; default the latest")
+    version: StrictInt | None = Field(default=None, ge=1, le=MAX_DB_INT, description="Model version; default the latest")
     exogenous: list[FutureValues] | None = Field(
         default=None,
         max_length=MAX_OBSERVATIONS,

@@ -3,8 +3,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, Body, File, Form, Query, Response, UploadFile
 
+from vur.core.db import MAX_DB_INT
 from vur.core.deps import AppSettings, DbSession, Store
 from vur.core.errors import PayloadTooLarge
 from vur.core.pagination import PageParams, set_total
@@ -68,7 +69,8 @@ def list_versions(model_id: uuid.UUID, principal: WorkspaceReader, session: DbSe
 
 
 @router.post("/{model_id}/save", response_model=VersionRead, summary="Keep a version (the latest unless `version` says) with an optional note")
-def save_version(model_id: uuid.UUID, body: SaveRequest, principal: WorkspaceWriter, session: DbSession) -> VersionRead:
+def save_version(model_id: uuid.UUID, principal: WorkspaceWriter, session: DbSession, body: Annotated[SaveRequest | None, Body()] = None) -> VersionRead:
+    body = body or SaveRequest()  # no body: the latest version, without a note
     model = service.get_model(session, model_id, principal.workspace_id, for_update=True)
     return VersionRead.model_validate(service.save_version(session, model, body.version, body.note))
 
@@ -80,7 +82,7 @@ def save_version(model_id: uuid.UUID, body: SaveRequest, principal: WorkspaceWri
     summary="Export a version as a signed bundle (zip)",
 )
 def export_version(
-    model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession, store: Store, settings: AppSettings, version: Annotated[int | None, Query(ge=1)] = None
+    model_id: uuid.UUID, principal: WorkspaceReader, session: DbSession, store: Store, settings: AppSettings, version: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None
 ) -> Response:
     model = service.get_model(session, model_id, principal.workspace_id)
     chosen = service.get_version(session, model, version)

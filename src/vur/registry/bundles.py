@@ -39,7 +39,8 @@ def sign(content: bytes, secret: str) -> str:
 
 
 def signature_matches(content: bytes, given: str, secret: str) -> bool:
-    return hmac.compare_digest(given, sign(content, secret))
+    # As bytes: compare_digest refuses text with non-ASCII characters (a forged signature may hold any).
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), sign(content, secret).encode())
 
 
 def write_bundle(description: dict[str, Any], files: dict[str, bytes], secret: str) -> bytes:

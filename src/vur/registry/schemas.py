@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from vur.core.db import MAX_DB_INT
 from vur.registry.models import ModelStatus
 
 
@@ -43,7 +44,7 @@ class SaveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"version": 2, "note": "best rmse so far; used by the weekly report"}]})
 
     # None: the latest version.
-    version: StrictInt | None = Field(default=None, ge=1)
+    version: StrictInt | None = Field(default=None, ge=1, le=MAX_DB_INT)
     note: str | None = Field(default=None, max_length=2000)
 
 

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from vur.core.db import on_commit, on_rollback, utcnow
 from vur.core.repository import get_scoped, paginate
 from vur.core.storage import ArtifactStore
+from vur.jobs.models import JobStatus
 from vur.registry import bundles
 from vur.registry.exceptions import IllegalStatusChange, ModelBusy, ModelNotFound, VersionNotFound
 from vur.registry.models import LlmModel, ModelStatus, ModelVersion, RegisteredModel
@@ -100,6 +101,16 @@ def resting_status(model: RegisteredModel) -> ModelStatus:
     if model.kind == "llm":
         return ModelStatus.trained if model.config.get("fine_tuned_model") else ModelStatus.registered
     return ModelStatus.trained if model.artifact_key else ModelStatus.configured
+
+
+def status_after_training(model: RegisteredModel, previous: str | None, outcome: JobStatus) -> ModelStatus:
+    """Where a training job leaves its model. A deployed model stays deployed, serving its
+    newest version (a retraining that failed or was cancelled leaves the one it served);
+    any other model with a version is trained. Without a version: a cancelled first
+    training leaves the model configured, a failed one failed."""
+    if model.artifact_key is not None:
+        return ModelStatus.deployed if previous == ModelStatus.deployed.value else ModelStatus.trained
+    return ModelStatus.configured if outcome == JobStatus.cancelled else ModelStatus.failed
 
 
 def model_folder(workspace_id: uuid.UUID, model_id: uuid.UUID) -> str:
