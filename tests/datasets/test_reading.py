@@ -252,6 +252,7 @@ async def test_random_split_is_seeded(client: httpx.AsyncClient, account: Accoun
         {"train_size": 0.7, "test_size": 0.3, "method": "time_series", "shuffle": True},
         {"train_size": 0, "test_size": 1},
         {"train_size": "0.7", "test_size": 0.3, "shuffle": "no"},
+        {"train_size": "0.7", "test_size": 0.3},  # sizes are numbers, not text
         {"train_size": 0.7, "test_size": 0.3, "method": "kfold"},
     ],
 )
