@@ -19,6 +19,7 @@ from vur.core.db import Database, utcnow
 from vur.core.storage import LocalArtifactStore
 from vur.jobs import service as jobs
 from vur.monitoring.alerts import evaluate
+from vur.predictions.models import PredictionStream
 from vur.predictions.streams import run_stream_once
 from vur.settings import Settings
 
@@ -81,6 +82,32 @@ async def test_a_stalled_stream_raises_an_alert_that_clears_when_rows_arrive(
     with database.session() as session:
         evaluate(session, utcnow())
     assert [a["status"] for a in await alerts_of(client, account, kind="stream_stalled")] == ["resolved"]
+
+
+async def test_a_failed_stream_is_reported_once_in_its_own_words(
+    client: httpx.AsyncClient, account: Account, tmp_path: Path, source: SourceTable, database: Database  # noqa: F811
+) -> None:
+    model_id = await train(client, account, tmp_path, algorithm="naive")
+    database_id = (await register_source(client, account, source)).json()["id"]
+    start = {"model_id": model_id, "database_id": database_id, "interval_seconds": 3600}
+    stream_id = (await client.post("/api/v1/monitoring/predictions/start", headers=account.headers, json=start)).json()["id"]
+    with database.session() as session:  # as the scheduler leaves a stream after repeated failures
+        stream = session.get(PredictionStream, uuid.UUID(stream_id))
+        stream.status, stream.last_error = "failed", "host db.internal is unreachable"
+    with database.session() as session:
+        evaluate(session, utcnow())
+    [alert] = await alerts_of(client, account, kind="stream_failed")
+    assert (alert["title"], alert["message"]) == ("Prediction stream failed", "host db.internal is unreachable")
+    activity = (await client.get("/api/v1/dashboard/activity", headers=account.headers)).json()["activities"]
+    assert [a["message"] for a in activity if a["type"] == "alert_raised"] == ["Prediction stream failed: host db.internal is unreachable"]
+    assert [s["id"] for s in (await client.get("/api/v1/monitoring/predictions", headers=account.headers, params={"status": "failed"})).json()] == [stream_id]
+
+
+async def test_list_filters_take_only_the_values_they_know(client: httpx.AsyncClient, account: Account) -> None:
+    for path, params in (("/api/v1/monitoring/predictions", {"status": "bogus"}), ("/api/v1/monitoring/alerts", {"kind": "bogus"}), ("/api/v1/monitoring/alerts", {"status": "loud"})):
+        details = assert_envelope(await client.get(path, headers=account.headers, params=params), 422)["details"]
+        assert list(details) == list(params), (path, details)
+    assert await alerts_of(client, account, kind="drift") == []
 
 
 async def test_a_failed_job_raises_an_alert_once(client: httpx.AsyncClient, account: Account, database: Database) -> None:
@@ -199,3 +226,16 @@ async def test_a_deployed_model_whose_data_drifts_raises_an_alert(client: httpx.
         evaluate(session, utcnow(), store)
     drifted = await alerts_of(client, account, kind="drift")
     assert len(drifted) == 1 and drifted[0]["subject_id"] == model_id and "observed PSI" in drifted[0]["message"]
+
+
+async def test_the_same_forecast_asked_again_and_again_is_no_drift(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
+    """Each forecast point counts once (its newest forecast), as each training point does:
+    sixty requests for the same two hours say no more than one."""
+    model_id = await train(client, account, tmp_path, algorithm="seasonal_naive", hyperparameters={"season_length": 24})
+    assert (await predict(client, account, model_id, horizon=24)).status_code == 200  # a day of both series
+    for _ in range(3):
+        batch = {"model_id": model_id, "requests": [{"horizon": 2, "series_ids": ["A"]}] * 20}
+        assert (await client.post("/api/v1/predictions/batch", headers=account.headers, json=batch)).status_code == 200
+    report = (await client.get(f"/api/v1/monitoring/models/{model_id}/drift", headers=account.headers)).json()
+    predicted = next(p for p in report["features"] if p["name"] == "predicted")
+    assert predicted["count"] == 48 and not predicted["drifted"] and report["drifted"] is False, report

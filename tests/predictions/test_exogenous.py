@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import Account, assert_envelope
 from tests.forecasting.test_exogenous import LEVEL, POINTS, driven, driven_dataset, drivers, stamp
 from tests.forecasting.test_test_split import trained
+from vur.predictions.schemas import DIRECT_BATCH
 
 pytestmark = pytest.mark.anyio
 
@@ -54,6 +55,17 @@ async def test_missing_or_unknown_future_values_are_422(client: httpx.AsyncClien
     for body, says in refused:
         details = assert_envelope(await client.post(f"/api/v1/models/{model_id}/predict", headers=account.headers, json=body), 422)["details"]
         assert says in details["exogenous"], (body, details)
+    # Two values at one step are ambiguous; a time outside pandas' range would wrap around.
+    twice = [*future(POINTS, AHEAD[:2]), {"timestamp": stamp(POINTS + 1), "values": {"x": 4.0}}]
+    details = assert_envelope(await client.post(f"/api/v1/models/{model_id}/predict", headers=account.headers, json={"horizon": 2, "exogenous": twice}), 422)["details"]
+    assert details == {"exogenous": f"Value error, the series is given twice at {stamp(POINTS + 1)}"}, details
+    beyond = [{"timestamp": "9999-12-31T23:00:00", "values": {"x": 1.0}}]
+    details = assert_envelope(await client.post(f"/api/v1/models/{model_id}/predict", headers=account.headers, json={"horizon": 1, "exogenous": beyond}), 422)["details"]
+    assert "must be between 1677-09-22 and 2262-04-11" in details["exogenous.0.timestamp"], details
+    # A batch too large to answer at once is refused as one answered at once would be, before a job is queued.
+    large = [{"horizon": 6, "exogenous": future(POINTS, AHEAD)}] * DIRECT_BATCH + [refused[1][0]]
+    details = assert_envelope(await client.post("/api/v1/predictions/batch", headers=account.headers, json={"model_id": model_id, "requests": large}), 422)["details"]
+    assert refused[1][1] in details[f"requests.{DIRECT_BATCH}.exogenous"], details
 
     # A model without exogenous columns takes none, and needs none.
     naive = await trained(client, account, {"dataset_id": dataset, "algorithm": "naive", "horizon": 6, "validation": {"method": "holdout"}})

@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import Account, assert_envelope, hourly_csv, register, wait_until
+from tests.conftest import Account, assert_envelope, hourly_csv, register, wait_for_job, wait_until
 from tests.core.test_smoke_slice import wait_for_training
 from tests.core.test_websocket import authed, receive_until, subscribe
 from vur.core.db import Database
@@ -211,18 +211,39 @@ async def test_a_batch_names_the_request_it_refuses_and_records_none(client: htt
     large = [{"horizon": 2, "series_ids": ["A"]}] * DIRECT_BATCH + [{"horizon": 99}]
     refused = assert_envelope(await client.post("/api/v1/predictions/batch", headers=account.headers, json={"model_id": model_id, "requests": large}), 422)
     assert f"requests.{DIRECT_BATCH}.horizon" in refused["details"]
+    # Whatever the direct path refuses without running the model, so is it in a large batch, before a job is queued.
+    after_a_gap = [{"series_id": "A", "timestamp": (LAST + timedelta(hours=5)).isoformat(), "value": 1.0}]
+    for last, field in (
+        ({"horizon": 2, "series_ids": ["A"], "observations": after_a_gap}, "observations"),
+        ({"horizon": 2, "levels": [95]}, "levels"),
+        ({"horizon": 2, "version": 7}, "version"),
+    ):
+        sent = await client.post("/api/v1/predictions/batch", headers=account.headers, json={"model_id": model_id, "requests": [*large[:-1], last]})
+        refused = assert_envelope(sent, 422)
+        assert refused["error"].startswith(f"Request {DIRECT_BATCH} of the batch") and f"requests.{DIRECT_BATCH}.{field}" in refused["details"], refused
     assert await count_predictions(client, account) == before
     assert counted((await client.get("/metrics")).text) == metric
-    # What only forecasting finds out fails the job, naming the request.
-    gap = {"horizon": 2, "series_ids": ["A"], "observations": [{"series_id": "A", "timestamp": (LAST + timedelta(hours=5)).isoformat(), "value": 1.0}]}
-    job_id = (await client.post("/api/v1/predictions/batch", headers=account.headers, json={"model_id": model_id, "requests": [*large[:-1], gap]})).json()["job_id"]
+    assert (await client.get("/api/v1/jobs", headers=account.headers, params={"type": "predictions.batch"})).json() == []
 
-    async def ended() -> bool:
-        return (await client.get(f"/api/v1/jobs/{job_id}", headers=account.headers)).json()["status"] in ("succeeded", "failed")
 
-    await wait_until(ended, timeout=60)
-    job = (await client.get(f"/api/v1/jobs/{job_id}", headers=account.headers)).json()
-    assert job["status"] == "failed" and f"Request {DIRECT_BATCH} of the batch" in job["error"], job
+async def test_a_batch_job_that_fails_part_way_records_none_of_its_predictions(client: httpx.AsyncClient, account: Account, tmp_path: Path, settings: Settings) -> None:
+    naive = await train(client, account, tmp_path, algorithm="naive")
+    assert (await client.post(f"/api/v1/models/{naive}/train", headers=account.headers)).status_code == 202
+    assert (await wait_for_training(client, account, naive))["status"] == "completed"
+    # Version 2 answers here (the API keeps its loaded model), then its file is damaged:
+    # the job process, which has not loaded it, fails at the batch's last request.
+    assert (await predict(client, account, naive, horizon=1, version=2)).status_code == 200
+    fitted = max(settings.artifacts_dir.rglob(f"{naive.replace('-', '')}/versions/*/forecaster.pkl"), key=lambda path: path.stat().st_mtime)  # version 2's
+    fitted.write_bytes(b"not a pickle at all")
+    before, metric = await count_predictions(client, account), counted_in_metrics((await client.get("/metrics")).text, "batch")
+    requests = [{"horizon": 2, "version": 1}] * DIRECT_BATCH + [{"horizon": 2, "version": 2}]
+    accepted = await client.post("/api/v1/predictions/batch", headers=account.headers, json={"model_id": naive, "requests": requests})
+    assert accepted.status_code == 202, accepted.text
+    job = await wait_for_job(client, account, accepted.json()["job_id"])
+    assert job["status"] == "failed" and "Version 2" in job["error"], job
+    assert_envelope(await client.get(f"/api/v1/predictions/batch/{job['id']}", headers=account.headers), 409)
+    assert await count_predictions(client, account) == before
+    assert counted_in_metrics((await client.get("/metrics")).text, "batch") == metric
 
 
 async def test_predictions_are_counted_in_the_metrics(client: httpx.AsyncClient, account: Account, model_id: str) -> None:
@@ -262,6 +283,10 @@ async def test_an_exported_and_loaded_model_predicts_the_same(client: httpx.Asyn
         ({"horizon": 2, "observations": [{"series_id": "A", "timestamp": (LAST + timedelta(hours=1)).isoformat(), "value": 1e308}]}, 422, "value"),
         ({"horizon": 2, "version": 7}, 422, "version"),
         ({"horizon": 2, "script": "<script>alert(1)</script>"}, 422, "script"),
+        # Outside pandas' datetime64[ns] range a time would wrap around to one centuries away.
+        ({"horizon": 2, "observations": [{"series_id": "A", "timestamp": "9999-12-31T23:00:00", "value": 1.0}]}, 422, "observations.0.timestamp"),
+        ({"horizon": 2, "observations": [{"series_id": "A", "timestamp": "1600-01-01T00:00:00Z", "value": 1.0}]}, 422, "observations.0.timestamp"),
+        ({"horizon": 2, "observations": [{"series_id": "A", "timestamp": "2262-04-11T22:00:00-05:00", "value": 1.0}]}, 422, "observations.0.timestamp"),
     ],
 )
 async def test_bad_requests_are_refused_and_leave_nothing(client: httpx.AsyncClient, account: Account, model_id: str, body: dict | bytes, status: int, field: str) -> None:
@@ -271,6 +296,20 @@ async def test_bad_requests_are_refused_and_leave_nothing(client: httpx.AsyncCli
     details = assert_envelope(sent, status)["details"]
     assert any(field in key for key in details), details
     assert await count_predictions(client, account) == before
+
+
+async def test_two_values_of_a_series_at_one_timestamp_are_refused(client: httpx.AsyncClient, account: Account, model_id: str) -> None:
+    before = await count_predictions(client, account)
+    at = (LAST + timedelta(hours=1)).isoformat()
+    twice = [{"series_id": "A", "timestamp": at, "value": 1.0}, {"series_id": "B", "timestamp": at, "value": 1.0}, {"series_id": "A", "timestamp": f"{at}+00:00", "value": 2.0}]
+    details = assert_envelope(await predict(client, account, model_id, horizon=2, observations=twice), 422)["details"]
+    assert f"series 'A' is given twice at {at}" in details["observations"], details
+    same_value = [twice[0], twice[0]]
+    assert "series 'A' is given twice" in assert_envelope(await predict(client, account, model_id, horizon=2, observations=same_value), 422)["details"]["observations"]
+    assert await count_predictions(client, account) == before
+    # Times with and without a zone, each given once, are fine together.
+    mixed = [twice[0], {"series_id": "A", "timestamp": f"{(LAST + timedelta(hours=2)).isoformat()}+00:00", "value": 2.0}]
+    assert (await predict(client, account, model_id, horizon=2, observations=mixed)).status_code == 200
 
 
 async def test_a_forecast_that_is_not_finite_is_refused(client: httpx.AsyncClient, account: Account, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -350,6 +389,21 @@ async def test_a_csv_of_observations_is_a_batch_of_one_forecast_per_series(clien
         refused = await client.post(url, headers=account.headers, data={"model_id": naive, "horizon": "2"}, files={"file": ("x.csv", io.BytesIO(content), "text/csv")})
         details = assert_envelope(refused, 422)["details"]
         assert any(field in key for key in details), (content[:40], details)
+    # Each says what is wrong, in the field's terms.
+    at = (LAST + timedelta(hours=1)).isoformat()
+    for content, says in (
+        (f"timestamp,series_id,value\n{at},A,nan\n".encode(), {"row 2": "value: Value error, must be a finite number of magnitude at most 1e+100"}),
+        (f"timestamp,series_id,value\n{at},B,1\n{at},A,1e999\n".encode(), {"row 3": "value: Value error, must be a finite number of magnitude at most 1e+100"}),
+        (b"timestamp,series_id,value\n9999-12-31T23:00:00,A,1\n", {"row 2": "timestamp: Value error, must be between 1677-09-22 and 2262-04-11, the range of the forecasting libraries' timestamps"}),
+        (f"timestamp,series_id,value\n{at},A,1\n{at},A,2\n".encode(), {"file": f"observations: Value error, series 'A' is given twice at {at}"}),
+    ):
+        refused = await client.post(url, headers=account.headers, data={"model_id": naive, "horizon": "2"}, files={"file": ("x.csv", io.BytesIO(content), "text/csv")})
+        assert assert_envelope(refused, 422)["details"] == says
+    # Series the model does not know are refused however many there are (more than a
+    # direct batch's would be a job).
+    unknown = "timestamp,series_id,value\n" + "".join(f"{at},S{k},1\n" for k in range(DIRECT_BATCH + 10))
+    refused = await client.post(url, headers=account.headers, data={"model_id": naive, "horizon": "2"}, files={"file": ("x.csv", io.BytesIO(unknown.encode()), "text/csv")})
+    assert "the model was not fitted on series ['S0']" in assert_envelope(refused, 422)["details"]["requests.0.observations"]
     assert_envelope(await client.post(url, headers=account.headers, data={"model_id": naive, "horizon": "0"}, files={"file": ("x.csv", io.BytesIO(csv), "text/csv")}), 422)
     assert await count_predictions(client, account) == before
 

@@ -123,6 +123,12 @@ class Forecaster:
             return frame[["unique_id", "ds", POINT, *bounds]].reset_index(drop=True)
         return self._with_intervals(self._points(self._extended(observations), horizon), levels)
 
+    def check(self, horizon: int, observations: pd.DataFrame | None = None, future: pd.DataFrame | None = None) -> None:
+        """What `predict` would refuse these inputs for (the errors it raises), found
+        without forecasting: a batch's requests are checked so before its job runs."""
+        if observations is not None and not observations.empty:
+            self._extended(observations)
+
     def _extended(self, observations: pd.DataFrame) -> History:
         """The kept history of the observed series with the observations added (one
         replaces a kept point at its timestamp), sorted, each series' latest HISTORY_KEPT.
@@ -243,14 +249,24 @@ class RegressionForecaster(Forecaster):
     def predict(self, horizon: int, levels: list[int], observations: pd.DataFrame | None = None, future: pd.DataFrame | None = None) -> pd.DataFrame:
         if not self.exogenous:
             return super().predict(horizon, levels, observations)
+        history, values = self._inputs(horizon, observations, future)
+        return self._with_intervals(Points.of(self.fitted.predict(horizon, new_df=history, X_df=values)), levels)
+
+    def check(self, horizon: int, observations: pd.DataFrame | None = None, future: pd.DataFrame | None = None) -> None:
+        if self.exogenous:
+            self._inputs(horizon, observations, future)
+        else:
+            super().check(horizon, observations)
+
+    def _inputs(self, horizon: int, observations: pd.DataFrame | None, future: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The history to forecast from and the exogenous values of each step ahead."""
         if future is None or future.empty:
             raise InvalidFutureValues(f"this model forecasts from future values of {self.exogenous}: give them for each step to forecast")
         history = self._extended(observations).frame() if observations is not None and not observations.empty else self.history
         history = history[history["unique_id"].isin(future["unique_id"].unique())]
         if history.empty:
             raise InvalidFutureValues(f"the model has no history of the series the future values are for ({sorted(map(str, future['unique_id'].unique()))[:5]}); give their observations too")
-        values = self._future_values(history, horizon, future)
-        return self._with_intervals(Points.of(self.fitted.predict(horizon, new_df=history, X_df=values)), levels)
+        return history, self._future_values(history, horizon, future)
 
     def _future_values(self, history: pd.DataFrame, horizon: int, future: pd.DataFrame) -> pd.DataFrame:
         """The exogenous values of each step ahead; a missing one is an error naming it."""

@@ -167,7 +167,7 @@ def _streams(session: Session, now: datetime) -> list[Alert]:
         if stream.status == "failed":
             key = f"stream_failed:{stream.id}"
             if not _ever_raised(session, key):
-                raised.append(_stream_alert(session, stream, key, "stream_failed", "error", f"Prediction stream failed: {stream.last_error or 'unknown error'}"))
+                raised.append(_stream_alert(session, stream, key, "stream_failed", "error", stream.last_error or "unknown error"))  # the title says it failed
             continue
         key = f"stream_stalled:{stream.id}"
         quiet_for = (now - (stream.last_new_rows_at or stream.created_at)).total_seconds()

@@ -18,6 +18,7 @@ from vur.registry.service import get_model
 
 router = APIRouter(prefix="/api/v1/monitoring", tags=["monitoring"])
 AlertStatus = Literal["open", "acknowledged", "resolved"]
+AlertKind = Literal["job_failed", "stream_failed", "stream_stalled", "error_threshold", "drift"]  # what the evaluator raises (alerts.py)
 
 
 @router.get("/system", response_model=SystemSnapshot, summary="CPU, memory, swap, data-dir disk, network and this API process, measured now")
@@ -81,7 +82,7 @@ def pipelines(principal: WorkspaceReader, session: DbSession, response: Response
 
 @router.get("/alerts", response_model=list[AlertRead], summary="Alerts of the workspace, newest first (filters: status open|acknowledged|resolved, kind)")
 def list_alerts(
-    principal: WorkspaceReader, session: DbSession, response: Response, page: PageParams, status: AlertStatus | None = None, kind: str | None = Query(default=None, max_length=30)
+    principal: WorkspaceReader, session: DbSession, response: Response, page: PageParams, status: AlertStatus | None = None, kind: AlertKind | None = None
 ) -> list[AlertRead]:
     rows, total = alerts.list_alerts(session, principal.workspace_id, status=status, kind=kind, limit=page.limit, offset=page.offset)
     set_total(response, total)

@@ -3,13 +3,18 @@
 For a forecaster the inputs are the observed values of its target (the actual values
 that reached it after training, recorded on its predictions) and, for one trained with
 exogenous columns, the future values of each that its requests gave; its outputs are
-the forecasts it made. The target's values and its forecasts are compared with the
-target values of its training history, each exogenous column with that column's, by the
-Population Stability Index (ten bins at the training deciles) and the two-sample
-Kolmogorov-Smirnov test. A part drifts when the KS p-value < 0.01, given at least
-MIN_POINTS recent values, or when PSI > 0.25 given PSI_MIN_POINTS: over fewer values
-PSI's chance deviations alone pass 0.25 (about (bins - 1) / n expected; 0.26 measured
-for 36 values drawn like the training ones), while KS's p-value allows for the count.
+the forecasts it made, one value per forecast point (series and timestamp, as the
+training values are): the newest forecast of it. The target's values and its forecasts
+are compared with the target values of its training history, each exogenous column
+with that column's, by the Population Stability Index (ten bins at the training
+deciles) and the two-sample Kolmogorov-Smirnov test. A part drifts when the KS p-value
+< 0.01, given at least MIN_POINTS recent values, or when PSI > 0.25 given
+PSI_MIN_POINTS: over fewer values PSI's chance deviations alone pass 0.25 (about
+(bins - 1) / n expected; 0.26 measured for 36 values drawn like the training ones),
+while KS's p-value allows for the count. Both read the recent values as a sample of
+the whole history: values that cover only part of a seasonal cycle (forecasts of a
+horizon shorter than the season, from one moment) can differ from it with nothing
+changed.
 """
 
 from __future__ import annotations
@@ -80,7 +85,9 @@ def drift_report(session: Session, store: ArtifactStore, model: RegisteredModel,
     ).all()
     # One value per observed point, however many forecasts it scored.
     observed = list({(p["series_id"], p["timestamp"]): p["actual"] for outputs, _ in recent for p in outputs if "actual" in p}.values())
-    forecast = [p["value"] for outputs, _ in recent for p in outputs]
+    # The newest forecast of each point (`recent` runs newest first): the same request
+    # made fifty times says nothing new, and would otherwise weigh fifty times.
+    forecast = list({(p["series_id"], p["timestamp"]): p["value"] for outputs, _ in reversed(recent) for p in outputs}.values())
     parts = [_part("observed", reference, observed), _part("predicted", reference, forecast)]
     for column in forecaster.exogenous:
         # The training values in the units of the upload, as requests give them.

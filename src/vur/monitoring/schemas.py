@@ -232,7 +232,7 @@ class AlertRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    kind: str = Field(description="job_failed | stream_failed | stream_stalled | error_threshold")
+    kind: str = Field(description="job_failed | stream_failed | stream_stalled | error_threshold | drift")
     severity: str
     status: str = Field(description="open | acknowledged | resolved")
     title: str

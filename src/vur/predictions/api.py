@@ -37,7 +37,7 @@ from vur.predictions.schemas import (
     StreamRead,
     StreamStart,
 )
-from vur.registry.models import RegisteredModel
+from vur.registry.models import ModelVersion, RegisteredModel
 from vur.registry.service import get_model
 
 router = APIRouter(prefix="/api/v1/predictions", tags=["predictions"])
@@ -119,20 +119,21 @@ def predict_batch_upload(
 
 
 def _batch(session: DbSession, store: Store, principal: WorkspaceWriter, model: RegisteredModel, requests: list[PredictRequest], response: Response) -> BatchResponse | BatchAccepted:
-    version = service.servable_version(session, model, None)  # refuse an untrained model now, not in the job
-    if len(requests) <= DIRECT_BATCH:
-        results = []
-        for index, request in enumerate(requests):
-            try:
-                results.append(service.predict_with(session, store, model, version, request, "batch"))
-            except InvalidPredictionRequest as exc:
-                raise service.in_batch(index, exc) from exc
-        return BatchResponse(model_id=model.id, results=results)
-    for index, request in enumerate(requests):  # what can be refused now is refused now, not by a failed job
+    versions: dict[int | None, ModelVersion] = {None: service.servable_version(session, model, None)}  # refuse an untrained model now, not in the job
+    direct = len(requests) <= DIRECT_BATCH
+    results = []
+    for index, request in enumerate(requests):
         try:
-            service.check_request(store, model, version, request)
+            if request.version not in versions:
+                versions[request.version] = service.servable_version(session, model, request.version)
+            if direct:
+                results.append(service.predict_with(session, store, model, versions[request.version], request, "batch"))
+            else:  # what can be refused now is refused now, not by a failed job
+                service.check_request(store, model, versions[request.version], request)
         except InvalidPredictionRequest as exc:
             raise service.in_batch(index, exc) from exc
+    if direct:
+        return BatchResponse(model_id=model.id, results=results)
     payload = {"model_id": str(model.id), "workspace_id": str(principal.workspace_id), "requests": [r.model_dump(mode="json") for r in requests]}
     job = jobs.enqueue(session, BATCH_JOB, payload, workspace_id=principal.workspace_id, created_by=principal.user_id)
     response.status_code = 202
@@ -225,7 +226,7 @@ def start_stream(body: StreamStart, principal: WorkspaceWriter, session: DbSessi
 
 
 @monitoring_router.get("/predictions", response_model=list[StreamRead], summary="The workspace's prediction streams")
-def list_streams(principal: WorkspaceReader, session: DbSession, status: str | None = None) -> list[StreamRead]:
+def list_streams(principal: WorkspaceReader, session: DbSession, status: Literal["running", "stopped", "failed"] | None = None) -> list[StreamRead]:
     return [StreamRead.model_validate(s) for s in streams.list_streams(session, principal.workspace_id, status)]
 
 

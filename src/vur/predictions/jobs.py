@@ -14,7 +14,6 @@ from vur.jobs.runner import JobContext
 from vur.predictions import service
 from vur.predictions.exceptions import InvalidPredictionRequest
 from vur.predictions.schemas import PredictRequest
-from vur.registry.service import get_model
 
 BATCH_JOB = "predictions.batch"
 
@@ -27,17 +26,22 @@ def batch_result_key(workspace_id: uuid.UUID, job_id: uuid.UUID) -> str:
 def predict_batch(ctx: JobContext, model_id: str, workspace_id: str, requests: list[dict[str, Any]]) -> dict[str, Any]:
     database = get_database(ctx.settings.resolved_database_url)
     store = LocalArtifactStore(ctx.settings.artifacts_dir)
-    results = []
+    answers = []
     for done, request in enumerate(requests, start=1):
+        body = PredictRequest.model_validate(request)
         with database.session() as session:
-            model = get_model(session, uuid.UUID(model_id), uuid.UUID(workspace_id))
+            model, version = service.servable_model(session, uuid.UUID(model_id), uuid.UUID(workspace_id), body.version)
             try:
-                results.append(service.predict(session, store, model, PredictRequest.model_validate(request), "batch").model_dump(mode="json"))
-            except InvalidPredictionRequest as exc:  # what only forecasting finds out (observations with a gap, say)
+                answers.append(service.compute(store, model, version, body, "batch"))
+            except InvalidPredictionRequest as exc:  # what only forecasting finds out (a forecast that is not finite, say)
                 failed = service.in_batch(done - 1, exc)
                 raise ValueError(f"{failed.message} {failed.details}") from exc
         if done % 50 == 0 or done == len(requests):
             ctx.progress(100 * done / len(requests), f"{done}/{len(requests)} predictions")
+    # All or nothing: the answers are recorded (and counted) in one transaction once all
+    # are made, so a batch that fails part-way leaves no predictions behind.
     key = batch_result_key(uuid.UUID(workspace_id), ctx.job_id)
-    store.write_bytes(key, json.dumps({"model_id": model_id, "results": results}).encode())
+    with database.session() as session:
+        results = [service.record(session, answer).model_dump(mode="json") for answer in answers]
+        store.write_bytes(key, json.dumps({"model_id": model_id, "results": results}).encode())
     return {"result_key": key, "predictions": len(results)}

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
 
-from vur.core.db import MAX_DB_INT
+from vur.core.db import MAX_DB_INT, naive_utc
 
 MAX_OBSERVATIONS = 10_000  # the request body limit (1 MiB by default) binds first
 # The largest value taken: forecasts from it, and the squares of its errors summed over
@@ -16,6 +16,19 @@ MAX_MAGNITUDE = 1e100
 # A batch up to this many requests is answered in the response; a larger one is a job.
 DIRECT_BATCH = 20
 MAX_BATCH = 5_000
+# The days inside pandas' datetime64[ns] range, in which the forecasting libraries hold
+# times: one outside it would wrap around to a time centuries away.
+EARLIEST = datetime(1677, 9, 22, tzinfo=UTC)
+LATEST = datetime(2262, 4, 11, tzinfo=UTC)
+
+
+def _forecastable(moment: datetime) -> datetime:
+    if not EARLIEST <= (moment if moment.tzinfo else moment.replace(tzinfo=UTC)) <= LATEST:
+        raise ValueError(f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}, the range of the forecasting libraries' timestamps")
+    return moment
+
+
+Timestamp = Annotated[datetime, AfterValidator(_forecastable)]
 
 
 class Observation(BaseModel):
@@ -24,7 +37,7 @@ class Observation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     series_id: str | None = Field(default=None, min_length=1, max_length=255, description="Omit for a model trained on one series")
-    timestamp: datetime
+    timestamp: Timestamp
     value: StrictFloat | StrictInt
 
     @field_validator("value")
@@ -41,7 +54,7 @@ class FutureValues(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     series_id: str | None = Field(default=None, min_length=1, max_length=255, description="Omit for a model trained on one series")
-    timestamp: datetime
+    timestamp: Timestamp
     values: dict[str, StrictFloat | StrictInt] = Field(min_length=1, max_length=100, description="Column name to value")
 
     @field_validator("values")
@@ -76,6 +89,18 @@ class PredictRequest(BaseModel):
         max_length=MAX_OBSERVATIONS,
         description="Future values of the exogenous columns of a model trained with them, at each step to forecast (of each series asked for)",
     )
+
+    @field_validator("observations", "exogenous")
+    @classmethod
+    def once_each(cls, rows: list[Any] | None) -> list[Any] | None:
+        """Two values of a series at one timestamp are ambiguous (which is meant?): refused."""
+        seen: set[tuple[str | None, datetime]] = set()
+        for row in rows or []:
+            key = (row.series_id, naive_utc(row.timestamp))
+            if key in seen:
+                raise ValueError(f"{f'series {row.series_id!r}' if row.series_id else 'the series'} is given twice at {key[1].isoformat()}")
+            seen.add(key)
+        return rows
 
 
 class ModelPredictRequest(PredictRequest):

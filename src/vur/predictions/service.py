@@ -14,17 +14,20 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Histogram
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Select, and_, bindparam, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
 from vur.core.db import naive_utc, on_commit, utcnow
+from vur.core.errors import validation_details
 from vur.core.events import Event, publish_after_commit
 from vur.core.metrics import REGISTRY, relayed_counter
 from vur.core.repository import get_scoped, paginate
@@ -153,6 +156,23 @@ def predict(session: Session, store: ArtifactStore, model: RegisteredModel, body
 def predict_with(session: Session, store: ArtifactStore, model: RegisteredModel, version: ModelVersion, body: PredictRequest, source: str) -> PredictionResponse:
     """Forecast with `version` of `model` and record the answer (flushed, not committed);
     its observations score the model's earlier predictions (`scoring`)."""
+    return record(session, compute(store, model, version, body, source))
+
+
+@dataclass(frozen=True)
+class Computed:
+    """An answer made and not yet recorded: its prediction's row, the response, and the
+    actual values its observations give."""
+
+    row: dict[str, Any]
+    response: PredictionResponse
+    actuals: Actuals
+    seconds: float
+
+
+def compute(store: ArtifactStore, model: RegisteredModel, version: ModelVersion, body: PredictRequest, source: str) -> Computed:
+    """The answer to `body` with `version` of `model`, recorded by nothing yet (a batch
+    job makes all its answers before it records any)."""
     key, forecaster = fitted_model(store, model, version)
     levels = _check(forecaster, model, body)
     started = time.perf_counter()
@@ -163,12 +183,12 @@ def predict_with(session: Session, store: ArtifactStore, model: RegisteredModel,
     seconds = time.perf_counter() - started
     summary: dict[str, Any] = {"levels": levels, "series_ids": body.series_ids[:20] if body.series_ids else None, "observations": len(body.observations or [])}
     if body.observations:
-        stamps = [o.timestamp for o in body.observations]
-        summary.update(observed_from=min(stamps).isoformat(), observed_to=max(stamps).isoformat())
+        stamps = [o.timestamp for o in body.observations]  # naive (UTC) and zoned ones alike
+        summary.update(observed_from=min(stamps, key=naive_utc).isoformat(), observed_to=max(stamps, key=naive_utc).isoformat())
     if body.exogenous and forecaster.exogenous:
         # The inputs drift is judged on, beside the observed values (monitoring.drift).
         summary["exogenous"] = {c: [row.values[c] for row in body.exogenous if c in row.values][:EXOGENOUS_KEPT] for c in forecaster.exogenous}
-    record = {
+    row = {
         "id": uuid.uuid4(),
         "workspace_id": model.workspace_id,
         "model_id": model.id,
@@ -183,32 +203,45 @@ def predict_with(session: Session, store: ArtifactStore, model: RegisteredModel,
         "latency_ms": round(seconds * 1000, 3),
         "created_at": utcnow(),
     }
-    if body.observations:
-        score_from(session, model.id, _actuals(body.observations, model))
-    # A Core insert (the columns' defaults still apply): the ORM's unit of work for one new
-    # row costs more than the rest of a served forecast.
-    session.execute(insert(Prediction.__table__), record)
-    on_commit(session, partial(_count, source, seconds))  # counted once recorded: a batch refused later rolls it back
     response = PredictionResponse(
-        prediction_id=record["id"],
+        prediction_id=row["id"],
         model_id=model.id,
         model_version=version.number,
         source=source,
         horizon=body.horizon,
         levels=levels,
         predictions=list(answer.points),
-        latency_ms=record["latency_ms"],
-        created_at=record["created_at"],
+        latency_ms=row["latency_ms"],
+        created_at=row["created_at"],
     )
-    if source == "real_time":
-        publish_after_commit(session, Event("predictions", "prediction", response.model_dump(mode="json"), str(model.workspace_id)))
-    return response
+    return Computed(row, response, _actuals(body.observations, model) if body.observations else {}, seconds)
+
+
+def record(session: Session, computed: Computed) -> PredictionResponse:
+    """Record an answer (flushed, not committed), its actual values scoring the model's
+    earlier predictions first (`scoring`); the response."""
+    row = computed.row
+    if computed.actuals:
+        score_from(session, row["model_id"], computed.actuals)
+    # A Core insert (the columns' defaults still apply): the ORM's unit of work for one new
+    # row costs more than the rest of a served forecast.
+    session.execute(insert(Prediction.__table__), row)
+    on_commit(session, partial(_count, row["source"], computed.seconds))  # counted once recorded: a batch refused later rolls it back
+    if row["source"] == "real_time":
+        publish_after_commit(session, Event("predictions", "prediction", computed.response.model_dump(mode="json"), str(row["workspace_id"])))
+    return computed.response
 
 
 def check_request(store: ArtifactStore, model: RegisteredModel, version: ModelVersion, body: PredictRequest) -> None:
     """What can be known of a request without forecasting: a 422 naming the field for
-    anything the model cannot do (a batch job's requests are checked so before it runs)."""
-    _check(fitted_model(store, model, version)[1], model, body)
+    anything the model cannot do, as `compute` would refuse it (a batch job's requests
+    are checked so before it runs)."""
+    _, forecaster = fitted_model(store, model, version)
+    _check(forecaster, model, body)
+    if body.observations or body.exogenous:
+        observations, future = _inputs(body, model)
+        with _refusals():
+            forecaster.check(body.horizon, observations, future)
 
 
 def in_batch(index: int, error: InvalidPredictionRequest) -> InvalidPredictionRequest:
@@ -285,23 +318,35 @@ def _forecast(forecaster: Forecaster, model: RegisteredModel, body: PredictReque
     on the future exogenous values it was fitted to read)."""
     import numpy as np
 
-    from vur.forecasting.forecasters import POINT, InvalidFutureValues, UnknownSeriesError, original_units
+    from vur.forecasting.forecasters import POINT, original_units
 
-    observations = _observation_frame(body.observations or [], model)
-    future = _future_frame(body.exogenous, model) if body.exogenous else None
-    try:
-        with _model_locks[key]:
-            frame = forecaster.predict(body.horizon, levels, observations, future)
-    except InvalidFutureValues as exc:
-        raise InvalidPredictionRequest(f"The model cannot forecast from these future values: {exc}", {"exogenous": str(exc)}) from exc
-    except (UnknownSeriesError, ValueError) as exc:
-        raise InvalidPredictionRequest(f"The model cannot forecast from these observations: {exc}", {"observations": str(exc)}) from exc
+    observations, future = _inputs(body, model)
+    with _refusals(), _model_locks[key]:
+        frame = forecaster.predict(body.horizon, levels, observations, future)
     if not np.isfinite(frame[POINT].to_numpy(np.float64)).all():
         problem = "the model's forecast from them is not a finite number"
         raise InvalidPredictionRequest(f"The model cannot forecast from these observations: {problem}", {"observations": problem})
     if body.series_ids:
         frame = frame[frame["unique_id"].astype(str).isin(body.series_ids)]
     return original_units(model.config)(frame)
+
+
+def _inputs(body: PredictRequest, model: RegisteredModel) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The request's observations and future values as the forecaster reads them."""
+    return _observation_frame(body.observations or [], model), _future_frame(body.exogenous, model) if body.exogenous else None
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """The forecaster's refusal of a request's inputs as a 422 naming the field."""
+    from vur.forecasting.forecasters import InvalidFutureValues, UnknownSeriesError
+
+    try:
+        yield
+    except InvalidFutureValues as exc:
+        raise InvalidPredictionRequest(f"The model cannot forecast from these future values: {exc}", {"exogenous": str(exc)}) from exc
+    except (UnknownSeriesError, ValueError) as exc:
+        raise InvalidPredictionRequest(f"The model cannot forecast from these observations: {exc}", {"observations": str(exc)}) from exc
 
 
 def _observation_frame(observations: list[Observation], model: RegisteredModel) -> pd.DataFrame:
@@ -366,7 +411,6 @@ def requests_from_csv(data: bytes, horizon: int, exogenous: list[str]) -> list[P
     For a model fitted with `exogenous` columns, a row whose value is empty gives their
     future values instead. 422 naming the column or the row that is wrong."""
     import polars as pl
-    from pydantic import ValidationError
 
     try:
         frame = pl.read_csv(data, infer_schema=False)
@@ -391,11 +435,21 @@ def requests_from_csv(data: bytes, horizon: int, exogenous: list[str]) -> list[P
             observed.setdefault(series_id, []).append(Observation(series_id=series_id, timestamp=row["timestamp"], value=value))  # type: ignore[arg-type]
         except (ValidationError, ValueError, TypeError) as exc:
             kind = "future values" if exogenous and row["value"] in (None, "") else "observation"
-            raise InvalidPredictionRequest(f"Row {row_number} is not a valid {kind}", {f"row {row_number}": str(exc).splitlines()[0][:300]}) from exc
-    return [
-        PredictRequest(horizon=horizon, observations=observed.get(sid), exogenous=ahead.get(sid), series_ids=[sid] if sid else None)
-        for sid in dict.fromkeys([*observed, *ahead])
-    ]
+            raise InvalidPredictionRequest(f"Row {row_number} is not a valid {kind}", {f"row {row_number}": _problem(exc)}) from exc
+    try:
+        return [
+            PredictRequest(horizon=horizon, observations=observed.get(sid), exogenous=ahead.get(sid), series_ids=[sid] if sid else None)
+            for sid in dict.fromkeys([*observed, *ahead])
+        ]
+    except ValidationError as exc:  # a series given twice at one timestamp
+        raise InvalidPredictionRequest("The rows of the CSV are not a valid request", {"file": _problem(exc)}) from exc
+
+
+def _problem(exc: Exception) -> str:
+    """What is wrong, in pydantic's words for each field it names."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{field}: {message}" for field, message in validation_details(exc.errors()).items())[:300]
+    return str(exc)[:300]
 
 
 # --- reading ---------------------------------------------------------------------
