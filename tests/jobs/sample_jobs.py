@@ -38,3 +38,10 @@ def crash(ctx: JobContext, after_steps: int = 1, delay: float = 0.1, exit_code: 
         time.sleep(delay)
         ctx.progress(10 * step, f"step {step}")
     os._exit(exit_code)
+
+
+@job("tests.read_missing", retry_safe=False)
+def read_missing(ctx: JobContext) -> dict[str, Any]:
+    """Fails as a job does that meets a file the store lost: an error naming its path."""
+    (ctx.settings.data_dir / "artifacts" / "lost.parquet").read_bytes()
+    return {}

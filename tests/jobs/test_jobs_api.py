@@ -87,6 +87,12 @@ async def test_a_job_runs_with_rising_progress_to_its_result(client: httpx.Async
         assert j["log"] == [f"step {i}/5" for i in range(1, steps + 1)]
 
 
+async def test_a_job_error_does_not_show_the_server_folders(client: httpx.AsyncClient, account: Account, database: Database, settings: Settings) -> None:
+    job = await wait_job(client, account, enqueue(database, account, "tests.read_missing"))
+    assert job["status"] == "failed" and "<data>/artifacts/lost.parquet" in job["error"], job
+    assert str(settings.data_dir) not in job["error"]
+
+
 async def test_a_failing_job_records_its_error(client: httpx.AsyncClient, account: Account, database: Database) -> None:
     job_id = enqueue(database, account, steps=5, delay=0.05, fail_at=3)
     job = await wait_job(client, account, job_id)

@@ -215,7 +215,9 @@ def execute_job(job_id: uuid.UUID) -> None:
         return
     except Exception as exc:  # a job's failure is recorded, never raised into the pool
         log.warning("job_failed", error=repr(exc), traceback=traceback.format_exc())
-        final, fields = JobStatus.failed, {"error": f"{type(exc).__name__}: {exc}"}
+        # Users read the error: the server's own folders (a file error's path) are not theirs to see.
+        error = f"{type(exc).__name__}: {exc}".replace(str(settings.data_dir.resolve()), "<data>").replace(str(settings.data_dir), "<data>")
+        final, fields = JobStatus.failed, {"error": error}
     finally:
         structlog.contextvars.unbind_contextvars("job_id", "job_type", "workspace_id")
         # Before the final status is written: a job read as finished has its counts on the way.
