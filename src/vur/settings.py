@@ -63,7 +63,8 @@ class Settings(BaseSettings):
 
     # Prediction streams from external databases. Each API process checks for due
     # streams this often; a source's host must be one of `source_allowed_hosts` when
-    # that list is not empty. SQLite sources must lie in `sources_dir`.
+    # that list is not empty. SQLite sources must lie in the workspace's own folder of
+    # `sources_dir` (`<sources_dir>/<workspace id>/`).
     stream_scheduler: bool = True
     stream_poll_seconds: float = 0.5
     source_allowed_hosts: list[str] = Field(default_factory=list)

@@ -25,10 +25,12 @@ from tests.core.test_websocket import authed, receive_until, subscribe
 from tests.forecasting.test_exogenous import LEVEL, POINTS, START, driven, driven_dataset, stamp
 from tests.forecasting.test_test_split import trained
 from tests.predictions.test_predictions import LAST, predict, train
-from vur.core.db import Database, get_database
+from vur.core.db import Database, get_database, utcnow
 from vur.core.storage import LocalArtifactStore
+from vur.monitoring.alerts import evaluate
 from vur.predictions import sources
 from vur.predictions.models import DatabaseConnection, PredictionStream
+from vur.predictions.schemas import MAX_OBSERVATIONS
 from vur.predictions.streams import _claim, run_due_streams, run_stream_once
 from vur.settings import Settings
 
@@ -71,10 +73,10 @@ def mysql_database(admin_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(params=["platform", "mysql"])
-def source(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Iterator[SourceTable]:
+def source(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path, account: Account) -> Iterator[SourceTable]:
     """A source in a database of its own: PostgreSQL's or MySQL's (the test roles may
     create databases, not tables in the servers' default one); on SQLite, a file in the
-    sources folder."""
+    account's workspace folder of the sources folder."""
     name = f"readings_{uuid.uuid4().hex[:8]}"
     if request.param == "mysql":
         if not (admin_url := os.environ.get("VUR_TEST_MYSQL_URL")):
@@ -90,8 +92,9 @@ def source(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -
             yield table
             table.drop()
         return
-    settings.sources_dir.mkdir(parents=True, exist_ok=True)
-    table = SourceTable(f"sqlite:///{settings.sources_dir / f'{name}.db'}", name)
+    folder = settings.sources_dir / account.workspace_id
+    folder.mkdir(parents=True, exist_ok=True)
+    table = SourceTable(f"sqlite:///{folder / f'{name}.db'}", name)
     yield table
     table.drop()
 
@@ -304,6 +307,7 @@ async def test_a_failing_source_is_recorded_and_stops_the_stream(client: httpx.A
     [
         ({"url": "sqlite:////etc/passwd"}, "url"),
         ({"url": "sqlite:///../../vur.db"}, "url"),
+        ({"url": "sqlite:///../another-workspace/readings.db"}, "url"),
         ({"url": "sqlite://"}, "url"),
         ({"url": "postgresql://u:p@169.254.169.254/db"}, "url"),
         # The same metadata address in the other spellings a resolver accepts.
@@ -313,6 +317,13 @@ async def test_a_failing_source_is_recorded_and_stops_the_stream(client: httpx.A
         ({"url": "postgresql://u:p@0xa9fea9fe:5432/db"}, "url"),
         ({"url": "mysql://u:p@metadata.google.internal./db"}, "url"),
         ({"url": "postgresql:///db?host=/var/run/postgresql"}, "url"),
+        # Options that name files or services on the VUR server.
+        ({"url": "postgresql://u:p@db.internal/db?service=foo"}, "url"),
+        ({"url": "postgresql://u:p@db.internal/db?sslmode=verify-full&sslrootcert=/etc/passwd"}, "url"),
+        ({"url": "postgresql://u:p@db.internal/db?passfile=/etc/shadow"}, "url"),
+        ({"url": "postgresql://u:p@db.internal/db?options=-c%20default_transaction_read_only%3Doff"}, "url"),
+        ({"url": "mysql://u:p@db.internal/db?ssl_ca=/etc/passwd"}, "url"),
+        ({"url": "mysql://u:p@db.internal/db?read_default_file=/etc/mysql/debian.cnf"}, "url"),
         ({"url": "postgresql://u:p@db.internal/"}, "url"),
         ({"url": "oracle://u:p@db.internal/x"}, "url"),
         ({"url": "not a url at all"}, "url"),
@@ -370,8 +381,8 @@ async def test_streams_refuse_what_cannot_run(client: httpx.AsyncClient, account
     assert (await predict(client, account, model_id, horizon=1)).status_code == 200
 
 
-def test_sources_are_opened_read_only(source: SourceTable, settings: Settings) -> None:
-    url = sources.checked_url(source.url, settings).render_as_string(hide_password=False)
+async def test_sources_are_opened_read_only(source: SourceTable, settings: Settings, account: Account) -> None:
+    url = sources.checked_url(source.url, settings, uuid.UUID(account.workspace_id)).render_as_string(hide_password=False)
     engine = sources.open_engine(url)
     try:
         with pytest.raises(sa.exc.DBAPIError), engine.begin() as connection:
@@ -380,3 +391,161 @@ def test_sources_are_opened_read_only(source: SourceTable, settings: Settings) -
         engine.dispose()
     with source.engine.connect() as connection:
         assert connection.execute(sa.text(f"SELECT count(*) FROM {source.name}")).scalar() == 0
+
+
+async def test_source_urls_carry_only_the_safe_options(client: httpx.AsyncClient, account: Account) -> None:
+    body = {"name": "remote", "table_name": "readings", "timestamp_column": "measured_at", "value_column": "reading"}
+    url = "/api/v1/monitoring/databases"
+    refused = assert_envelope(await client.post(url, headers=account.headers, json={**body, "url": "postgresql://u:p@db.internal/db?sslmode=require&service=foo"}), 422)
+    assert "'service'" in refused["details"]["url"] and "application_name, sslmode" in refused["details"]["url"]
+    for accepted in ("postgresql://u:p@db.internal/db?sslmode=require&application_name=vur", "mysql://u:p@db.internal/db?charset=utf8mb4"):
+        created = await client.post(url, headers=account.headers, json={**body, "url": accepted})
+        assert created.status_code == 201, created.text
+
+
+async def test_sqlite_sources_are_files_of_the_workspace(client: httpx.AsyncClient, account: Account, other_account: Account, settings: Settings) -> None:
+    """Each workspace has its own folder of the sources folder: another workspace can
+    neither name a file there nor reach it by the same relative name."""
+    folder = settings.sources_dir / account.workspace_id
+    folder.mkdir(parents=True, exist_ok=True)
+    placed = SourceTable(f"sqlite:///{folder / 'shared-name.db'}", "readings")
+    try:
+        placed.insert((hours_after_training(1), "A", 1.0))
+        body = {"name": "meters", "table_name": "readings", "timestamp_column": "measured_at", "value_column": "reading"}
+        url = "/api/v1/monitoring/databases"
+        own = (await client.post(url, headers=account.headers, json={**body, "url": "sqlite:///shared-name.db"})).json()
+        assert (await client.post(f"{url}/{own['id']}/test", headers=account.headers)).json()["status"] == "connected"
+        for named in (placed.url, f"sqlite:///../{account.workspace_id}/shared-name.db"):
+            refused = assert_envelope(await client.post(url, headers=other_account.headers, json={**body, "url": named}), 422)
+            assert str(settings.sources_dir.resolve() / other_account.workspace_id) in refused["details"]["url"]
+        theirs = (await client.post(url, headers=other_account.headers, json={**body, "url": "sqlite:///shared-name.db"})).json()
+        tested = (await client.post(f"{url}/{theirs['id']}/test", headers=other_account.headers)).json()
+        assert tested["status"] == "failed", "the same name in another workspace's folder: no such file"
+    finally:
+        placed.drop()
+
+
+# A query that runs far longer than the (shortened) time limit, in each dialect's words.
+ENDLESS = {
+    "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT measured_at, meter, reading FROM {table} CROSS JOIN (SELECT max(x) AS m FROM c) AS endless",
+    "postgresql": "SELECT measured_at, meter, reading FROM {table} CROSS JOIN pg_sleep(60)",
+    "mysql": "SELECT measured_at, meter, reading FROM {table} CROSS JOIN (SELECT SLEEP(60) AS s) AS slow",
+}
+
+
+async def test_a_slow_source_query_is_stopped_and_holds_no_one_up(
+    client: httpx.AsyncClient, account: Account, tmp_path: Path, source: SourceTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection test and a stream's read end at the time limit, saying so; while a
+    stream's read runs, stopping the stream does not wait for it."""
+    monkeypatch.setattr(sources, "SOURCE_QUERY_SECONDS", 3)
+    model_id = await train(client, account, tmp_path, algorithm="naive")
+    source.insert((hours_after_training(1), "A", 1.0))  # a row to run the slow part for
+    query = ENDLESS[source.engine.dialect.name].format(table=source.name)
+    database_id = (await register_source(client, account, source, table_name=None, query=query)).json()["id"]
+    began = asyncio.get_running_loop().time()
+    tested = (await client.post(f"/api/v1/monitoring/databases/{database_id}/test", headers=account.headers)).json()
+    assert (tested["status"], tested["last_error"]) == ("failed", "the source query took longer than 3 s")
+    assert asyncio.get_running_loop().time() - began < 3 + 5
+
+    start = {"model_id": model_id, "database_id": database_id, "interval_seconds": 3600}
+    stream_id = (await client.post("/api/v1/monitoring/predictions/start", headers=account.headers, json=start)).json()["id"]
+    stream_url = f"/api/v1/monitoring/predictions/{stream_id}"
+
+    async def reading() -> bool:
+        return (await client.get(stream_url, headers=account.headers)).json()["last_run_at"] is not None
+
+    await wait_until(reading)  # the scheduler has claimed the run: its read takes 3 s
+    began = asyncio.get_running_loop().time()
+    stopped = await client.post(f"{stream_url}/stop", headers=account.headers)
+    assert stopped.json()["status"] == "stopped" and asyncio.get_running_loop().time() - began < 1.5, "the stop waited for the read"
+
+    async def failed_once() -> bool:
+        return (await client.get(stream_url, headers=account.headers)).json()["consecutive_failures"] == 1
+
+    await wait_until(failed_once)
+    status = (await client.get(stream_url, headers=account.headers)).json()
+    assert (status["status"], status["last_error"]) == ("stopped", "the source query took longer than 3 s")
+
+
+async def test_a_stream_waits_for_a_missing_row(client: httpx.AsyncClient, account: Account, tmp_path: Path, source: SourceTable, database: Database, settings: Settings) -> None:
+    """Rows that skip a step are not a failure: the stream waits for the missing one (a
+    row late to the source) and predicts once it has arrived; one that never does leaves
+    the stream without new rows, which the stalled-stream alert reports."""
+    model_id = await train(client, account, tmp_path, algorithm="naive")
+    source.insert((hours_after_training(1), "A", 1.0), (hours_after_training(3), "A", 3.0))
+    database_id = (await register_source(client, account, source)).json()["id"]
+    start = {"model_id": model_id, "database_id": database_id, "interval_seconds": 3600}
+    stream_id = (await client.post("/api/v1/monitoring/predictions/start", headers=account.headers, json=start)).json()["id"]
+    stream_url = f"/api/v1/monitoring/predictions/{stream_id}"
+
+    async def waiting() -> bool:
+        return ((await client.get(stream_url, headers=account.headers)).json()["last_error"] or "").startswith("waiting for missing rows")
+
+    await wait_until(waiting)
+    store = LocalArtifactStore(settings.artifacts_dir)
+    for _ in range(5):  # as many runs as would fail a stream
+        run_stream_once(database, store, settings, uuid.UUID(stream_id))
+    status = (await client.get(stream_url, headers=account.headers)).json()
+    assert (status["status"], status["consecutive_failures"], status["predictions_made"], status["last_timestamp"]) == ("running", 0, 0, None)
+    assert status["last_error"] == f"waiting for missing rows: none for series 'A' at {hours_after_training(2).isoformat()}"
+    with database.session() as session:
+        evaluate(session, utcnow() + timedelta(hours=11))  # ten intervals without a new row
+    stalled = (await client.get("/api/v1/monitoring/alerts", headers=account.headers, params={"kind": "stream_stalled"})).json()
+    assert [a["subject_id"] for a in stalled] == [stream_id]
+
+    source.insert((hours_after_training(2), "A", 2.0))
+    run_stream_once(database, store, settings, uuid.UUID(stream_id))
+    status = (await client.get(stream_url, headers=account.headers)).json()
+    assert (status["predictions_made"], status["rows_read"], status["last_error"]) == (1, 3, None)
+    assert status["last_timestamp"].startswith(hours_after_training(3).isoformat())
+
+
+async def test_a_horizon_beyond_the_models_is_refused_at_start_and_a_refused_run_says_why(
+    client: httpx.AsyncClient, account: Account, tmp_path: Path, source: SourceTable, database: Database, settings: Settings
+) -> None:
+    model_id = await train(client, account, tmp_path, algorithm="naive")
+    database_id = (await register_source(client, account, source)).json()["id"]
+    url = "/api/v1/monitoring/predictions/start"
+    body = {"model_id": model_id, "database_id": database_id, "interval_seconds": 3600}
+    refused = assert_envelope(await client.post(url, headers=account.headers, json={**body, "horizon": 999}), 422)
+    assert "24" in refused["error"] and "at most 24" in refused["details"]["horizon"]
+    assert (await client.get("/api/v1/monitoring/predictions", headers=account.headers)).json() == []
+
+    # A stream whose model was since retrained with a shorter horizon: its runs are refused.
+    source.insert((hours_after_training(1), "A", 1.0))
+    stream_id = (await client.post(url, headers=account.headers, json={**body, "horizon": 24})).json()["id"]
+    stream_url = f"/api/v1/monitoring/predictions/{stream_id}"
+    await wait_until(lambda: _predicted_once(client, account, stream_url))
+    with database.session() as session:
+        session.execute(sa.update(PredictionStream).where(PredictionStream.id == uuid.UUID(stream_id)).values(horizon=999))
+    source.insert((hours_after_training(2), "A", 2.0))
+    run_stream_once(database, LocalArtifactStore(settings.artifacts_dir), settings, uuid.UUID(stream_id))
+    status = (await client.get(stream_url, headers=account.headers)).json()
+    assert status["consecutive_failures"] == 1
+    assert status["last_error"].startswith("The model cannot answer this request; horizon: this model forecasts at most 24 steps"), status["last_error"]
+
+
+async def _predicted_once(client: httpx.AsyncClient, account: Account, stream_url: str) -> bool:
+    """The server's scheduler has run the stream to the end (and leaves it to the test for an interval)."""
+    return (await client.get(stream_url, headers=account.headers)).json()["predictions_made"] == 1
+
+
+async def test_rows_beyond_one_read_are_reported(client: httpx.AsyncClient, account: Account, tmp_path: Path, source: SourceTable, database: Database, settings: Settings) -> None:
+    """A source that holds more rows since training than a run reads (a burst, or a model
+    trained long ago): the run predicts from the newest, and says the older ones went unread."""
+    model_id = await train(client, account, tmp_path, algorithm="naive")
+    source.insert((hours_after_training(1), "A", 1.0))
+    database_id = (await register_source(client, account, source)).json()["id"]
+    start = {"model_id": model_id, "database_id": database_id, "interval_seconds": 3600}
+    stream_id = (await client.post("/api/v1/monitoring/predictions/start", headers=account.headers, json=start)).json()["id"]
+    stream_url = f"/api/v1/monitoring/predictions/{stream_id}"
+    await wait_until(lambda: _predicted_once(client, account, stream_url))
+    # A burst: hours 2 and 3 are older than the newest MAX_OBSERVATIONS rows.
+    source.insert(*((hours_after_training(k), "A", float(k)) for k in range(2, MAX_OBSERVATIONS + 4)))
+    run_stream_once(database, LocalArtifactStore(settings.artifacts_dir), settings, uuid.UUID(stream_id))
+    status = (await client.get(stream_url, headers=account.headers)).json()
+    assert (status["predictions_made"], status["rows_read"], status["consecutive_failures"]) == (2, 1 + MAX_OBSERVATIONS, 0)
+    assert status["last_error"].startswith(f"rows skipped: the source holds more than {MAX_OBSERVATIONS} rows since the model's training data ends")
+    logs = (await client.get("/api/v1/monitoring/logs", headers=account.headers, params={"contains": stream_id})).json()
+    assert [r["event"] for r in logs] == ["stream_rows_skipped"]

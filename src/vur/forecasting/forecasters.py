@@ -66,6 +66,15 @@ class UnknownSeriesError(ValueError):
     """Observations for a series this model holds no fitted state for."""
 
 
+class MissingStep(ValueError):
+    """Observations that skip a step of the model's frequency: `missing` (series
+    `series_id`) is the first one absent. A source streaming rows may yet deliver it."""
+
+    def __init__(self, message: str, series_id: str, missing: str) -> None:
+        super().__init__(message)
+        self.series_id, self.missing = series_id, missing
+
+
 class InvalidFutureValues(ValueError):
     """A model fitted with exogenous columns was not given their values (only theirs)
     at every step it is asked to forecast."""
@@ -463,10 +472,13 @@ def _check_steps(series: Any, stamps: Any, observed: Any, uids: Any, freq: str) 
     if (wrong := np.flatnonzero(stamps[checked] != expected)).size:
         at, step = checked[wrong[0]], wrong[0]
         shown = [pd.Timestamp(t).isoformat() for t in (stamps[at], stamps[at - 1], expected[step])]
-        raise ValueError(
+        message = (
             f"series {uids[series[at]]!r}: {shown[0]} follows {shown[1]}, where the model's frequency ({freq}) has {shown[2]} next; "
             "give observations that continue the series one step at a time, without gaps"
         )
+        if stamps[at] > expected[step]:  # a step left out, not a time off the grid
+            raise MissingStep(message, str(uids[series[at]]), shown[2])
+        raise ValueError(message)
 
 
 def _dates_after_each(ends: Any, horizon: int, freq: str) -> Any:

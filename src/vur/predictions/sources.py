@@ -5,7 +5,9 @@ A source is a table or a single SELECT, with a timestamp column, a value column,
 optionally a series column, and the exogenous columns a model needs (their future
 values are the rows ahead whose value is still missing). PostgreSQL and MySQL must name a network host (not a
 socket path, not a link-local or metadata address, and one of `source_allowed_hosts`
-when that list is set); SQLite files must lie in the installation's sources folder.
+when that list is set) and carry no URL options but the few in URL_OPTIONS; SQLite files
+must lie in the workspace's own folder of the installation's sources folder. Every query
+is stopped after SOURCE_QUERY_SECONDS.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +34,17 @@ from vur.settings import Settings
 DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql", "sqlite": "sqlite"}
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
 CONNECT_TIMEOUT_SECONDS = 5
+# One query's time limit (the server stops it; SQLite, a progress handler): a slow source
+# would otherwise hold a connection test, or the scheduler thread that runs every stream.
+SOURCE_QUERY_SECONDS = 10
+# The only URL options a source may carry. Others can name files or services on the VUR
+# server (libpq's service, sslrootcert, passfile; pymysql's ssl_ca, read_default_file),
+# which would read them or lead to hosts the checks above never saw.
+URL_OPTIONS = {"postgresql": frozenset({"sslmode", "application_name"}), "mysql": frozenset({"charset"})}
+
+
+class SourceTimeout(Exception):
+    """A source query ran past SOURCE_QUERY_SECONDS and was stopped."""
 
 
 class SourceProblem(ValueError):
@@ -51,7 +66,7 @@ class SourceSpec:
     exogenous_columns: tuple[str, ...] = ()
 
 
-def checked_url(raw: str, settings: Settings) -> URL:
+def checked_url(raw: str, settings: Settings, workspace_id: uuid.UUID) -> URL:
     """The URL with its driver fixed, or SourceProblem saying why it is refused."""
     try:
         url = make_url(raw)
@@ -62,9 +77,12 @@ def checked_url(raw: str, settings: Settings) -> URL:
         raise SourceProblem({"url": f"dialect {dialect!r} is not supported; use postgresql, mysql or sqlite"})
     url = url.set(drivername=DRIVERS[dialect])
     if dialect == "sqlite":
-        return _checked_sqlite(url, settings)
+        return _checked_sqlite(url, settings, workspace_id)
+    if refused := sorted(set(url.query) - URL_OPTIONS[dialect]):
+        allowed = ", ".join(sorted(URL_OPTIONS[dialect]))
+        raise SourceProblem({"url": f"the URL option {refused[0]!r} is not accepted; a {dialect} source URL may carry only {allowed}"})
     host = url.host or ""
-    if not host or host.startswith("/") or any(key in url.query for key in ("host", "hostaddr", "unix_socket")):
+    if not host or host.startswith("/"):
         raise SourceProblem({"url": "name a network host; socket paths and files are not accepted"})
     if _forbidden_address(host):
         raise SourceProblem({"url": f"host {host!r} is a link-local, metadata or unspecified address"})
@@ -75,13 +93,14 @@ def checked_url(raw: str, settings: Settings) -> URL:
     return url
 
 
-def _checked_sqlite(url: URL, settings: Settings) -> URL:
+def _checked_sqlite(url: URL, settings: Settings, workspace_id: uuid.UUID) -> URL:
+    """A file in the workspace's folder of the sources folder: no workspace reads another's."""
     if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
-        raise SourceProblem({"url": "name an SQLite file in the sources folder"})
-    folder = settings.sources_dir.resolve()
+        raise SourceProblem({"url": "name an SQLite file in the workspace's sources folder"})
+    folder = (settings.sources_dir / str(workspace_id)).resolve()
     path = (folder / url.database).resolve() if not Path(url.database).is_absolute() else Path(url.database).resolve()
     if not path.is_relative_to(folder):
-        raise SourceProblem({"url": f"SQLite sources must be files in {folder}; this URL points elsewhere"})
+        raise SourceProblem({"url": f"this workspace's SQLite sources must be files in {folder}; this URL points elsewhere"})
     return url.set(database=str(path), query={})
 
 
@@ -150,26 +169,45 @@ def _resolved(host: str, port: int | None) -> str:
 
 def open_engine(url: str) -> Engine:
     """An engine that can only read: the session is read-only on the server side
-    (PostgreSQL, MySQL) or the file is opened read-only (SQLite). A network host is
-    connected to at the address it resolves to now (`_resolved`)."""
+    (PostgreSQL, MySQL) or the file is opened read-only (SQLite); a query is stopped
+    after SOURCE_QUERY_SECONDS. A network host is connected to at the address it
+    resolves to now (`_resolved`)."""
     parsed = make_url(url)
     dialect = parsed.get_backend_name()
     if dialect == "sqlite":
-        return sa.create_engine(f"sqlite:///file:{parsed.database}?mode=ro&uri=true", poolclass=NullPool)
+        engine = sa.create_engine(f"sqlite:///file:{parsed.database}?mode=ro&uri=true", poolclass=NullPool)
+        sa.event.listen(engine, "connect", _sqlite_deadline)
+        return engine
     address = _resolved(parsed.host or "", parsed.port)
     if dialect == "postgresql":
         # libpq connects to hostaddr and keeps host for authentication and TLS.
-        args = {"options": "-c default_transaction_read_only=on", "connect_timeout": CONNECT_TIMEOUT_SECONDS, "hostaddr": address}
+        options = f"-c default_transaction_read_only=on -c statement_timeout={round(SOURCE_QUERY_SECONDS * 1000)}"
+        args = {"options": options, "connect_timeout": CONNECT_TIMEOUT_SECONDS, "hostaddr": address}
         return sa.create_engine(parsed, poolclass=NullPool, connect_args=args)
-    engine = sa.create_engine(parsed.set(host=address), poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS})
-    sa.event.listen(engine, "connect", _mysql_read_only)
+    # The server stops the query (_mysql_session); read_timeout is for a server that does not.
+    args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, "read_timeout": SOURCE_QUERY_SECONDS + CONNECT_TIMEOUT_SECONDS}
+    engine = sa.create_engine(parsed.set(host=address), poolclass=NullPool, connect_args=args)
+    sa.event.listen(engine, "connect", _mysql_session)
     return engine
 
 
-def _mysql_read_only(connection: Any, _: Any) -> None:
+def _mysql_session(connection: Any, _: Any) -> None:
+    """Read-only, with a time limit: MariaDB's max_statement_time (seconds) or MySQL's
+    max_execution_time (milliseconds, which covers SELECTs: all a source runs)."""
     cursor = connection.cursor()
     cursor.execute("SET SESSION TRANSACTION READ ONLY")
+    if "MariaDB" in connection.get_server_info():
+        cursor.execute(f"SET SESSION max_statement_time = {SOURCE_QUERY_SECONDS:g}")
+    else:
+        cursor.execute(f"SET SESSION max_execution_time = {round(SOURCE_QUERY_SECONDS * 1000)}")
     cursor.close()
+
+
+def _sqlite_deadline(connection: Any, _: Any) -> None:
+    """Interrupt the file's queries SOURCE_QUERY_SECONDS after connecting (each read
+    connects anew: NullPool). SQLite calls the handler every 10,000 instructions."""
+    deadline = time.monotonic() + SOURCE_QUERY_SECONDS
+    connection.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
 
 
 def _selectable(spec: SourceSpec) -> Any:
@@ -226,8 +264,15 @@ def _newest(engine: Engine, spec: SourceSpec, source: Any, columns: list[Any], c
     if in_sql:
         statement = statement.where(timestamp > after)
     statement = statement.order_by(timestamp.desc()).limit(limit)
-    with engine.connect() as connection:
-        fetched = connection.execute(statement).all()
+    started = time.monotonic()
+    try:
+        with engine.connect() as connection:
+            fetched = connection.execute(statement).all()
+    except sa.exc.DBAPIError as exc:
+        # Each dialect words its stop differently; that the limit has passed says it all.
+        if time.monotonic() - started >= SOURCE_QUERY_SECONDS:
+            raise SourceTimeout(f"the source query took longer than {SOURCE_QUERY_SECONDS:g} s") from exc
+        raise
     rows = [(_naive_utc(r[0]), (None if r[1] is None else str(r[1])) if series else None, r[1 + len(series) :]) for r in fetched]
     if after is not None and not in_sql:
         rows = [row for row in rows if row[0] > after]
@@ -257,6 +302,8 @@ def probe_source(spec: SourceSpec) -> str | None:
 
 
 def _reason(exc: Exception) -> str:
+    if isinstance(exc, SourceTimeout):
+        return str(exc)
     original = getattr(exc, "orig", None) or exc
     first = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
     return f"{type(original).__name__}: {first}"[:500]

@@ -6,7 +6,8 @@ history, and when some arrived since the previous run it predicts from them (the
 prediction service records the answer and scores earlier forecasts against the new
 actual values), pushes the answer on the `predictions` topic and moves the cursor. A
 model fitted with exogenous columns forecasts from the source's rows ahead (value still
-empty, exogenous columns filled); until they cover the horizon, the run waits.
+empty, exogenous columns filled); until they cover the horizon, the run waits, as it
+does while a series' rows skip a step (a row late or missing in the source).
 Taking a run is a compare-and-set on `last_run_at`, so several API processes never run
 the same tick twice, and a restarted server carries on from the stored cursor.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -22,11 +24,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from vur.core.db import Database, utcnow
+from vur.core.errors import VurError
 from vur.core.events import Event, publish_after_commit
 from vur.core.periodic import PeriodicTask
 from vur.core.repository import get_scoped
 from vur.core.security import decrypt_secret, encrypt_secret
 from vur.core.storage import ArtifactStore
+from vur.forecasting.forecasters import MissingStep
 from vur.pipelines.service import get_pipeline
 from vur.predictions import service, sources
 from vur.predictions.exceptions import DatabaseNotFound, InvalidPredictionRequest, InvalidSource, ModelNotServable, StreamNotFound, StreamNotRunning
@@ -47,7 +51,7 @@ MAX_CONSECUTIVE_FAILURES = 5
 
 def create_connection(session: Session, settings: Settings, workspace_id: uuid.UUID, body: DatabaseCreate) -> DatabaseConnection:
     try:
-        url = sources.checked_url(body.url, settings)
+        url = sources.checked_url(body.url, settings, workspace_id)
         sources.checked_spec(url, body.table_name, body.query, body.timestamp_column, body.value_column, body.series_column, body.exogenous_columns)
     except sources.SourceProblem as exc:
         raise InvalidSource("The source is not acceptable", exc.problems) from exc
@@ -109,6 +113,11 @@ def start_stream(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, 
             f"Model '{model.id}' forecasts from future values of {missing}, which source '{connection.id}' does not give",
             {"database_id": f"register the source with exogenous_columns {missing}, its rows ahead holding their future values"},
         )
+    if body.horizon is not None and body.horizon > (most := int(model.config.get("horizon", 1))):
+        # Every run would be refused.
+        raise InvalidPredictionRequest(
+            f"Model '{model.id}' forecasts at most {most} steps", {"horizon": f"at most {most}, the model's horizon; train it with a longer horizon for more"}
+        )
     stream = PredictionStream(
         workspace_id=workspace_id,
         model_id=model.id,
@@ -167,53 +176,100 @@ def _claim(database: Database, stream_id: uuid.UUID, seen: datetime | None, now:
 
 
 def run_stream_once(database: Database, store: ArtifactStore, settings: Settings, stream_id: uuid.UUID) -> None:
-    """One read-predict-push; a failure is counted on the stream, never raised."""
+    """One read-predict-push; a failure is counted on the stream, never raised. The source
+    is read with no transaction open on the stream, so a stop request never waits for a
+    slow source (whose reads are time-limited too: sources.SOURCE_QUERY_SECONDS)."""
     workspace_id = None  # on the failure's log record: the workspace's members may read it
     try:
         with database.session() as session:
-            stream = session.get(PredictionStream, stream_id, with_for_update=True)
+            stream = session.get(PredictionStream, stream_id)
             if stream is None or stream.status != "running":
                 return
-            workspace_id = str(stream.workspace_id)
-            stream.consecutive_failures, stream.last_error = 0, _tick(session, store, settings, stream)
+            workspace_id, cursor = str(stream.workspace_id), stream.last_timestamp
+            spec, trained_until, exogenous = _source_of(session, store, settings, stream)
+        read = _read(spec, trained_until, cursor.replace(tzinfo=None) if cursor else None, exogenous)
+        with database.session() as session:
+            stream = session.get(PredictionStream, stream_id, with_for_update=True)
+            # Stopped meanwhile, or another run moved the cursor: what was read is stale.
+            if stream is None or stream.status != "running" or stream.last_timestamp != cursor:
+                return
+            stream.consecutive_failures, stream.last_error = 0, _tick(session, store, stream, read)
     except Exception as exc:  # the source went away, the model was retrained badly...: recorded, retried next interval
         log.warning("stream_run_failed", stream_id=str(stream_id), workspace_id=workspace_id, error=repr(exc))
         with database.session() as session:
             stream = session.get(PredictionStream, stream_id, with_for_update=True)
             if stream is not None:
                 stream.consecutive_failures += 1
-                stream.last_error = getattr(exc, "message", None) or str(exc)[:1000]
+                stream.last_error = _described(exc)
                 if stream.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
                     stream.status, stream.stopped_at = "failed", utcnow()
 
 
-def _tick(session: Session, store: ArtifactStore, settings: Settings, stream: PredictionStream) -> str | None:
-    """One run; what the stream waits for, when it could not predict yet."""
+def _described(exc: Exception) -> str:
+    """A failure as the stream keeps it: a refusal with its details (which say why)."""
+    if not isinstance(exc, VurError):
+        return str(exc)[:1000]
+    details = [f"{field}: {problem}" for field, problem in exc.details.items() if str(problem) not in exc.message]
+    return "; ".join([exc.message, *details])[:1000]
+
+
+def _source_of(session: Session, store: ArtifactStore, settings: Settings, stream: PredictionStream) -> tuple[sources.SourceSpec, datetime, bool]:
+    """The stream's source, where the model's training history ends (naive UTC, like the
+    source's times) and whether the model reads future exogenous values."""
     model = session.get(RegisteredModel, stream.model_id)
     connection = session.get(DatabaseConnection, stream.database_id)
     assert model is not None and connection is not None  # both cascade-delete the stream
-    version = service.servable_version(session, model, None)
-    _, forecaster = service.fitted_model(store, model, version)
+    _, forecaster = service.fitted_model(store, model, service.servable_version(session, model, None))
     trained_until = forecaster.history.groupby("unique_id")["ds"].max().min().to_pydatetime()
-    # Source times are naive UTC, like the training data; the cursor is stored aware.
-    cursor = stream.last_timestamp.replace(tzinfo=None) if stream.last_timestamp else None
-    spec = spec_of(connection, settings)  # decrypts the URL: once per run
+    return spec_of(connection, settings), trained_until, bool(forecaster.exogenous)  # decrypts the URL: once per run
+
+
+@dataclass(frozen=True)
+class _Read:
+    rows: list[sources.SourceRow]  # since the end of training, oldest first
+    ahead: list[sources.FutureRow]
+    trained_until: datetime
+    # The source holds more rows since training than a run reads: the oldest were left.
+    cut: bool
+
+
+def _read(spec: sources.SourceSpec, trained_until: datetime, cursor: datetime | None, exogenous: bool) -> _Read:
     engine = sources.open_engine(spec.url)
     try:
-        rows = sources.read_rows(engine, spec, trained_until, limit=MAX_OBSERVATIONS)
+        rows = sources.read_rows(engine, spec, trained_until, limit=MAX_OBSERVATIONS + 1)
+        cut, rows = len(rows) > MAX_OBSERVATIONS, rows[-MAX_OBSERVATIONS:]
         newest = rows[-1].timestamp if rows else None
-        if newest is None or (cursor is not None and newest <= cursor):
-            return None
         # The rows ahead are read only when there is something to forecast from.
-        ahead = sources.read_future(engine, spec, newest, limit=MAX_OBSERVATIONS) if forecaster.exogenous else []
+        fresh = newest is not None and (cursor is None or newest > cursor)
+        ahead = sources.read_future(engine, spec, newest, limit=MAX_OBSERVATIONS) if exogenous and fresh else []
     finally:
         engine.dispose()
+    return _Read(rows, ahead, trained_until, cut)
+
+
+def _tick(session: Session, store: ArtifactStore, stream: PredictionStream, read: _Read) -> str | None:
+    """Predict from what a run read; what the stream waits for, when it could not predict yet."""
+    model = session.get(RegisteredModel, stream.model_id)
+    assert model is not None  # it cascade-deletes the stream
+    # Source times are naive UTC, like the training data; the cursor is stored aware.
+    cursor = stream.last_timestamp.replace(tzinfo=None) if stream.last_timestamp else None
+    rows = read.rows
+    newest = rows[-1].timestamp if rows else None
+    if newest is None or (cursor is not None and newest <= cursor):
+        return None
     arrived = sum(1 for row in rows if cursor is None or row.timestamp > cursor)
     observations = [Observation(series_id=row.series_id, timestamp=row.timestamp, value=row.value) for row in rows]
-    future = [FutureValues(series_id=row.series_id, timestamp=row.timestamp, values=known) for row in ahead if (known := _known(row.values))] or None
+    future = [FutureValues(series_id=row.series_id, timestamp=row.timestamp, values=known) for row in read.ahead if (known := _known(row.values))] or None
+    too_many = f"the source holds more than {MAX_OBSERVATIONS} rows since the model's training data ends ({read.trained_until.isoformat()}) and a run reads the newest {MAX_OBSERVATIONS}"
     try:
         answer = service.predict(session, store, model, PredictRequest(horizon=stream.horizon, observations=observations, exogenous=future), "stream")
     except InvalidPredictionRequest as exc:
+        if isinstance(gap := exc.__cause__, MissingStep):
+            if read.cut:  # the step is among the rows left unread, not missing
+                raise InvalidPredictionRequest(f"{too_many}, which leaves the series a gap: retrain the model on newer data", exc.details) from exc
+            # The cursor stays: the next run tries again once the missing row has arrived
+            # (one that never does leaves the stream without new rows: the stalled alert).
+            return f"waiting for missing rows: none for series {gap.series_id!r} at {gap.missing}"
         if set(exc.details) != {"exogenous"}:
             raise
         # The cursor stays: the next run tries again once the rows ahead are filled in.
@@ -223,6 +279,10 @@ def _tick(session: Session, store: ArtifactStore, settings: Settings, stream: Pr
     stream.predictions_made += 1
     data = {**answer.model_dump(mode="json"), "stream_id": str(stream.id), "rows_arrived": arrived}
     publish_after_commit(session, Event("predictions", "prediction", data, str(stream.workspace_id)))
+    if read.cut and (cursor is None or rows[0].timestamp > cursor):
+        # Rows that arrived since the last run were never read: neither counted nor scored.
+        log.warning("stream_rows_skipped", stream_id=str(stream.id), workspace_id=str(stream.workspace_id), reason=too_many)
+        return f"rows skipped: {too_many}; the older ones that arrived since the last run were not read (retrain the model on newer data)"
     return None
 
 
