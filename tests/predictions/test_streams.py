@@ -501,6 +501,17 @@ async def test_a_stream_waits_for_a_missing_row(client: httpx.AsyncClient, accou
     assert status["last_timestamp"].startswith(hours_after_training(3).isoformat())
 
 
+async def test_a_row_the_source_holds_twice_is_read_once(client: httpx.AsyncClient, account: Account, tmp_path: Path, source: SourceTable, database: Database, settings: Settings) -> None:
+    model_id = await train(client, account, tmp_path, algorithm="naive")
+    source.insert((hours_after_training(1), "A", 1.0), (hours_after_training(1), "A", 1.0), (hours_after_training(2), "A", 2.0))
+    database_id = (await register_source(client, account, source)).json()["id"]
+    start = {"model_id": model_id, "database_id": database_id, "interval_seconds": 3600}
+    stream_id = (await client.post("/api/v1/monitoring/predictions/start", headers=account.headers, json=start)).json()["id"]
+    run_stream_once(database, LocalArtifactStore(settings.artifacts_dir), settings, uuid.UUID(stream_id))
+    status = (await client.get(f"/api/v1/monitoring/predictions/{stream_id}", headers=account.headers)).json()
+    assert (status["predictions_made"], status["consecutive_failures"], status["last_error"]) == (1, 0, None), status
+
+
 async def test_a_horizon_beyond_the_models_is_refused_at_start_and_a_refused_run_says_why(
     client: httpx.AsyncClient, account: Account, tmp_path: Path, source: SourceTable, database: Database, settings: Settings
 ) -> None:

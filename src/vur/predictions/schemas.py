@@ -192,7 +192,7 @@ class DatabaseCreate(BaseModel):
     )
 
     name: str = Field(min_length=1, max_length=200)
-    url: str = Field(min_length=1, max_length=2000, description="SQLAlchemy URL: postgresql://, mysql:// or sqlite:/// (a file in the sources folder)")
+    url: str = Field(min_length=1, max_length=2000, description="SQLAlchemy URL: postgresql://, mysql:// or sqlite:/// (a file in the workspace's folder of the sources folder)")
     table_name: str | None = Field(default=None, max_length=127)
     query: str | None = Field(default=None, max_length=10_000, description="One SELECT, instead of a table")
     timestamp_column: str = Field(min_length=1, max_length=63)

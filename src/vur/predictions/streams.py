@@ -258,8 +258,11 @@ def _tick(session: Session, store: ArtifactStore, stream: PredictionStream, read
     if newest is None or (cursor is not None and newest <= cursor):
         return None
     arrived = sum(1 for row in rows if cursor is None or row.timestamp > cursor)
-    observations = [Observation(series_id=row.series_id, timestamp=row.timestamp, value=row.value) for row in rows]
-    future = [FutureValues(series_id=row.series_id, timestamp=row.timestamp, values=known) for row in read.ahead if (known := _known(row.values))] or None
+    # A source may hold a row twice (a correction appended): the later read wins, as a request may give each point once.
+    observed = {(row.series_id, row.timestamp): row for row in rows}
+    observations = [Observation(series_id=row.series_id, timestamp=row.timestamp, value=row.value) for row in observed.values()]
+    planned = {(row.series_id, row.timestamp): known for row in read.ahead if (known := _known(row.values))}
+    future = [FutureValues(series_id=series_id, timestamp=timestamp, values=known) for (series_id, timestamp), known in planned.items()] or None
     too_many = f"the source holds more than {MAX_OBSERVATIONS} rows since the model's training data ends ({read.trained_until.isoformat()}) and a run reads the newest {MAX_OBSERVATIONS}"
     try:
         answer = service.predict(session, store, model, PredictRequest(horizon=stream.horizon, observations=observations, exogenous=future), "stream")
