@@ -95,7 +95,7 @@ async def test_a_csv_batch_gives_future_values_in_rows_without_a_value(client: h
     dataset = await driven_dataset(client, account)
     model_id = await trained(client, account, {"dataset_id": dataset, "algorithm": "linear", "hyperparameters": LEVEL, "horizon": 3, "validation": {"method": "holdout"}})
     rows = [f"{stamp(POINTS)},{driven(POINTS, 2.0)},2.0"] + [f"{stamp(POINTS + k)},,{x}" for k, x in zip((1, 2, 3), AHEAD[1:4], strict=True)]
-    url = "/api/v1/predictions/batch/upload"
+    url = "/api/v1/predictions/batch"
 
     def send(lines: list[str], header: str = "timestamp,value,x") -> object:
         content = (header + "\n" + "\n".join(lines) + "\n").encode()

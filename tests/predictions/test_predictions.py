@@ -371,7 +371,7 @@ async def test_a_csv_of_observations_is_a_batch_of_one_forecast_per_series(clien
     naive = await train(client, account, tmp_path, algorithm="naive")
     rows = [f"{(LAST + timedelta(hours=k)).isoformat()},{series},{value}" for k, series, value in ((1, "A", 300.0), (2, "A", 301.5), (1, "B", 7.25))]
     csv = ("timestamp,series_id,value\n" + "\n".join(rows) + "\n").encode()
-    url = "/api/v1/predictions/batch/upload"
+    url = "/api/v1/predictions/batch"
     response = await client.post(url, headers=account.headers, data={"model_id": naive, "horizon": "2"}, files={"file": ("obs.csv", io.BytesIO(csv), "text/csv")})
     assert response.status_code == 200, response.text
     answers = {r["predictions"][0]["series_id"]: [p["value"] for p in r["predictions"]] for r in response.json()["results"]}
@@ -406,6 +406,36 @@ async def test_a_csv_of_observations_is_a_batch_of_one_forecast_per_series(clien
     assert "the model was not fitted on series ['S0']" in assert_envelope(refused, 422)["details"]["requests.0.observations"]
     assert_envelope(await client.post(url, headers=account.headers, data={"model_id": naive, "horizon": "0"}, files={"file": ("x.csv", io.BytesIO(csv), "text/csv")}), 422)
     assert await count_predictions(client, account) == before
+
+
+async def test_a_batch_body_that_is_neither_valid_json_nor_a_valid_form_is_refused(client: httpx.AsyncClient, account: Account, model_id: str, settings: Settings) -> None:
+    """POST /batch reads JSON or a multipart form; each malformed, missing or oversized
+    part is a 4xx envelope naming it, and nothing is recorded."""
+    url, before = "/api/v1/predictions/batch", await count_predictions(client, account)
+    csv = ("timestamp,series_id,value\n" + f"{(LAST + timedelta(hours=1)).isoformat()},A,1\n").encode()
+    sent = lambda **kwargs: client.post(url, headers=account.headers, **kwargs)  # noqa: E731
+    json_type = {**account.headers, "content-type": "application/json"}
+    assert assert_envelope(await client.post(url, headers=json_type, content=b'{"model_id": '), 400)["details"]["body"].startswith("Invalid JSON")
+    assert "requests" in assert_envelope(await sent(json={"model_id": model_id}), 422)["details"]
+    assert "model_id" in assert_envelope(await sent(json={"model_id": "../etc", "requests": [{"horizon": 1}]}), 422)["details"]
+    assert assert_envelope(await sent(json=[1, 2]), 422)["details"] == {"body": "Input should be an object"}
+    # JSON at this upload route still has the JSON limit; the file has the upload one.
+    padding = {"model_id": model_id, "requests": [{"horizon": 1}], "pad": "x" * settings.max_body_bytes}
+    assert assert_envelope(await sent(json=padding), 413)["details"] == {"max_bytes": settings.max_body_bytes}
+    form = {"model_id": model_id, "horizon": "1"}
+    assert assert_envelope(await sent(data=form, files={"other": ("x.csv", io.BytesIO(csv), "text/csv")}), 422)["details"] == {"file": "a CSV file of observations is required"}
+    assert set(assert_envelope(await sent(data={"horizon": "lots"}, files={"file": ("x.csv", io.BytesIO(csv), "text/csv")}), 422)["details"]) == {"model_id", "horizon"}
+    assert "horizon" in assert_envelope(await sent(data={**form, "horizon": "10001"}, files={"file": ("x.csv", io.BytesIO(csv), "text/csv")}), 422)["details"]
+    two = [("file", ("a.csv", io.BytesIO(csv), "text/csv")), ("file", ("b.csv", io.BytesIO(csv), "text/csv"))]
+    assert assert_envelope(await sent(data=form, files=two), 400)["error"] == "Too many files. Maximum number of files is 1."
+    broken = {**account.headers, "content-type": "multipart/form-data; boundary=xyz"}
+    truncated = b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\nno end"
+    assert assert_envelope(await client.post(url, headers=broken, content=truncated), 422)["details"] == {"file": "a CSV file of observations is required"}
+    assert_envelope(await client.post(url, headers=broken, content=b"--xyz\r\nContent-Disposition: form-data\r\n\r\nno name\r\n--xyz--\r\n"), 400)
+    assert_envelope(await sent(data={**form, "model_id": str(uuid.uuid4())}, files={"file": ("x.csv", io.BytesIO(csv), "text/csv")}), 404)
+    assert_envelope(await client.post(url, data=form, files={"file": ("x.csv", io.BytesIO(csv), "text/csv")}), 401)
+    assert (await sent(data=form, files={"file": ("x.csv", io.BytesIO(csv), "text/csv")})).status_code == 200
+    assert await count_predictions(client, account) == before + 1
 
 
 async def test_a_damaged_fitted_model_is_a_409_not_a_500(client: httpx.AsyncClient, account: Account, model_id: str, settings: Settings) -> None:

@@ -125,8 +125,10 @@ async def _send_envelope(send: Send, start: Message, body: bytes, request_id: st
 
 
 class BodyLimitMiddleware:
-    """Request body limits by path: `upload_limit` on the upload routes (`upload_paths`
-    are their templates, "/api/v1/machines/{machine_id}/train"), `limit` on every other.
+    """Request body limits: `upload_limit` on a multipart body sent to an upload route
+    (`upload_paths` are their templates, "/api/v1/machines/{machine_id}/train"), `limit`
+    on every other body: a route that takes a file or JSON (POST /predictions/batch)
+    takes its JSON at the JSON limit.
 
     Placed inside RequestContextMiddleware so that a refusal is the envelope with the
     request id. A declared Content-Length over the limit is refused before the app runs;
@@ -139,6 +141,8 @@ class BodyLimitMiddleware:
         self.upload_patterns = [compile_path(path)[0] for path in upload_paths]
 
     def limit_for(self, scope: Scope) -> int:
+        if not _header(scope, b"content-type").lower().startswith(b"multipart/form-data"):
+            return self.limit
         path = get_route_path(scope)
         return self.upload_limit if any(pattern.match(path) for pattern in self.upload_patterns) else self.limit
 
@@ -166,6 +170,10 @@ class BodyLimitMiddleware:
         await self.app(scope, counted_receive, send)
 
 
+def _header(scope: Scope, name: bytes) -> bytes:
+    return next((v for k, v in scope["headers"] if k == name), b"")
+
+
 def _content_length(scope: Scope) -> int | None:
-    value = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-    return int(value) if value is not None and value.isdigit() else None
+    value = _header(scope, b"content-length")
+    return int(value) if value.isdigit() else None

@@ -9,11 +9,14 @@ from datetime import datetime
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from vur.core.db import Database
 from vur.core.deps import AppDatabase, AppSettings, DbSession, Store
-from vur.core.errors import PayloadTooLarge
+from vur.core.errors import PayloadTooLarge, UnprocessableEntity, validation_details
 from vur.core.pagination import PageParams, set_total
 from vur.core.storage import ArtifactStore
 from vur.identity.auth import WorkspaceReader, WorkspaceWriter
@@ -28,6 +31,7 @@ from vur.predictions.schemas import (
     BatchAccepted,
     BatchRequest,
     BatchResponse,
+    BatchUpload,
     DatabaseCreate,
     DatabaseRead,
     ModelPredictRequest,
@@ -41,7 +45,7 @@ from vur.registry.models import ModelVersion, RegisteredModel
 from vur.registry.service import get_model
 
 router = APIRouter(prefix="/api/v1/predictions", tags=["predictions"])
-# Files: this router gets the upload size limit.
+# Files: this router gets the upload size limit (for multipart bodies).
 upload_router = APIRouter(prefix="/api/v1/predictions", tags=["predictions"])
 model_router = APIRouter(prefix="/api/v1/models", tags=["predictions"])
 
@@ -84,38 +88,68 @@ async def predict_real_time(body: ModelPredictRequest, principal: WorkspaceWrite
     return await _predict_in_thread(database, store, principal.workspace_id, body.model_id, body, "real_time")
 
 
-@router.post(
-    "/batch",
-    response_model=BatchResponse | BatchAccepted,
-    summary=f"Several forecasts with one model: up to {DIRECT_BATCH} answered here, more become a job (202) whose result GET /predictions/batch/{{batch_id}} serves",
-    responses={202: {"model": BatchAccepted, "description": "A job runs the batch"}},
-)
-def predict_batch(body: BatchRequest, principal: WorkspaceWriter, session: DbSession, store: Store, response: Response) -> BatchResponse | BatchAccepted:
-    return _batch(session, store, principal, get_model(session, body.model_id, principal.workspace_id), body.requests, response)
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": BatchRequest.model_json_schema(), "example": BatchRequest.model_config["json_schema_extra"]["examples"][0]},  # type: ignore[index]
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "model_id", "horizon"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "CSV: timestamp,value[,series_id][,one column per exogenous variable of the model]"},
+                        "model_id": {"type": "string", "format": "uuid"},
+                        "horizon": {"type": "integer", "minimum": 1, "maximum": 10_000},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+async def batch_body(request: Request, settings: AppSettings) -> BatchRequest | tuple[BatchUpload, bytes]:
+    """JSON requests, or a CSV of observations with the model and horizon as form fields."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        try:
+            return BatchRequest.model_validate_json(await request.body())
+        except ValidationError as exc:  # answered as FastAPI answers a body it validated
+            raise RequestValidationError([{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]) from exc
+    form = await request.form(max_files=1, max_fields=10)  # a malformed one is Starlette's 400
+    file = form.get("file")
+    if not isinstance(file, StarletteUploadFile):
+        raise UnprocessableEntity("Validation failed", {"file": "a CSV file of observations is required"})
+    try:
+        fields = BatchUpload.model_validate({name: form.get(name) for name in BatchUpload.model_fields})
+    except ValidationError as exc:
+        raise UnprocessableEntity("Validation failed", validation_details(exc.errors(include_url=False))) from exc
+    data = await file.read(settings.max_upload_bytes + 1)
+    if len(data) > settings.max_upload_bytes:
+        raise PayloadTooLarge(f"File exceeds the limit of {settings.max_upload_bytes} bytes", {"max_bytes": settings.max_upload_bytes})
+    return fields, data
 
 
 @upload_router.post(
-    "/batch/upload",
+    "/batch",
     response_model=BatchResponse | BatchAccepted,
-    summary="A batch from a CSV of observations (columns timestamp, value and, for several series, series_id): one forecast per series from its newest value; "
-    "for a model trained with exogenous columns, rows with an empty value give those columns' future values",
+    summary=f"Several forecasts with one model: JSON requests, or a CSV of observations (multipart `file`, `model_id`, `horizon`: one forecast per series from its "
+    f"newest value). Up to {DIRECT_BATCH} are answered here, more become a job (202) whose result GET /predictions/batch/{{batch_id}} serves",
     responses={202: {"model": BatchAccepted, "description": "A job runs the batch"}},
+    openapi_extra=_BATCH_BODY,
 )
-def predict_batch_upload(
-    principal: WorkspaceWriter,
+def predict_batch(
+    principal: WorkspaceWriter,  # first: a caller who may not is refused before the body is read
+    body: Annotated[BatchRequest | tuple[BatchUpload, bytes], Depends(batch_body)],
     session: DbSession,
     store: Store,
-    settings: AppSettings,
     response: Response,
-    file: Annotated[UploadFile, File(description="CSV: timestamp,value[,series_id][,one column per exogenous variable of the model]")],
-    model_id: Annotated[uuid.UUID, Form()],
-    horizon: Annotated[int, Form(ge=1, le=10_000)],
 ) -> BatchResponse | BatchAccepted:
-    data = file.file.read(settings.max_upload_bytes + 1)
-    if len(data) > settings.max_upload_bytes:
-        raise PayloadTooLarge(f"File exceeds the limit of {settings.max_upload_bytes} bytes", {"max_bytes": settings.max_upload_bytes})
-    model = get_model(session, model_id, principal.workspace_id)
-    return _batch(session, store, principal, model, service.requests_from_csv(data, horizon, model.config.get("exogenous") or []), response)
+    if isinstance(body, BatchRequest):
+        return _batch(session, store, principal, get_model(session, body.model_id, principal.workspace_id), body.requests, response)
+    fields, data = body
+    model = get_model(session, fields.model_id, principal.workspace_id)
+    return _batch(session, store, principal, model, service.requests_from_csv(data, fields.horizon, model.config.get("exogenous") or []), response)
 
 
 def _batch(session: DbSession, store: Store, principal: WorkspaceWriter, model: RegisteredModel, requests: list[PredictRequest], response: Response) -> BatchResponse | BatchAccepted:

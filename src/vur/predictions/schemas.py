@@ -119,6 +119,13 @@ class BatchRequest(BaseModel):
     requests: list[PredictRequest] = Field(min_length=1, max_length=MAX_BATCH)
 
 
+class BatchUpload(BaseModel):
+    """The form fields of a batch sent as a CSV of observations (multipart, beside `file`)."""
+
+    model_id: uuid.UUID
+    horizon: int = Field(ge=1, le=10_000)
+
+
 class PredictionPoint(BaseModel):
     series_id: str
     timestamp: datetime
