@@ -1,5 +1,6 @@
-"""What a training job stores: records (the forecast's points, forecast against actual)
-built column-wise, each what the row itself would give; JSON that reads back as the
+"""What a training job stores: the forecast's points and forecast against actual, column
+by column, read back as records each what the row itself would give (and records stored
+by earlier versions as they are); JSON that reads back as the
 standard library's would; files written on a thread, all there when the job goes on."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 from vur.core.storage import LocalArtifactStore
 from vur.forecasting import training
 from vur.forecasting.engines import POINT
+from vur.forecasting.service import point_records
 
 
 def _frame() -> pd.DataFrame:
@@ -45,7 +47,9 @@ def test_forecast_points_are_the_rows_values() -> None:
             }
             for row in frame.to_dict("records")
         ]
-        assert repr(training._forecast_points(frame, levels)) == repr(expected)
+        stored = json.loads(training._json(training._forecast_columns(frame, levels)))
+        assert repr(point_records(stored)) == repr(json.loads(json.dumps(expected)))
+        assert point_records(expected) is expected
 
 
 def test_forecast_against_actual_is_the_rows_values() -> None:
@@ -54,7 +58,7 @@ def test_forecast_against_actual_is_the_rows_values() -> None:
         {"series_id": r["unique_id"], "timestamp": r["ds"].isoformat(), "actual": float(r["y"]), "forecast": float(r[POINT]), "residual": float(r["y"] - r[POINT])}
         for r in frame.to_dict("records")
     ]
-    assert repr(training._against_actual(frame)) == repr(expected)
+    assert repr(point_records(json.loads(training._json(training._against_actual(frame))))) == repr(json.loads(json.dumps(expected)))
 
 
 def test_stored_json_reads_back_as_the_values_json_writes() -> None:

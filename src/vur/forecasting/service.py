@@ -342,7 +342,8 @@ def stored_forecast(store: ArtifactStore, model: RegisteredModel) -> ForecastRes
     if model.artifact_key is None:  # no version yet (a retraining model keeps its last one)
         raise ForecastNotReady(f"Model '{model.id}' has no forecast yet", {"status": model.status.value})
     with store.open(model.artifact_key) as handle:
-        return ForecastResponse.model_validate({"model_id": model.id, **json.load(handle)})
+        stored = json.load(handle)
+    return ForecastResponse.model_validate({"model_id": model.id, **stored, "predictions": point_records(stored["predictions"])})
 
 
 def read_results(store: ArtifactStore, model: RegisteredModel) -> dict:
@@ -354,4 +355,19 @@ def read_results(store: ArtifactStore, model: RegisteredModel) -> dict:
         raise ForecastNotReady(f"Model '{model.id}' has no results yet", {"status": model.status.value})
     with store.open(model.artifact_key.rsplit("/", 1)[0] + "/results.json") as handle:
         # Versions trained before the test part existed answer the same fields.
-        return {"test_metrics": None, "test": [], "split": None, **json.load(handle)}
+        results = {"test_metrics": None, "test": [], "split": None, **json.load(handle)}
+    return {**results, "validation": point_records(results["validation"]), "test": point_records(results["test"])}
+
+
+def point_records(columns: dict[str, Any] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Points a training stored column by column (`lower` and `upper` hold a column per
+    level), as one record per point. Versions stored before columns hold records."""
+    if isinstance(columns, list):
+        return columns
+    flat = {name: values for name, values in columns.items() if isinstance(values, list)}
+    by_level = {name: levels for name, levels in columns.items() if isinstance(levels, dict)}
+    rows = [dict(zip(flat, row, strict=True)) for row in zip(*flat.values(), strict=True)]
+    for name, levels in by_level.items():
+        for index, row in enumerate(rows):
+            row[name] = {level: values[index] for level, values in levels.items()}
+    return rows
