@@ -487,7 +487,7 @@ def _dates_after_each(ends: Any, horizon: int, freq: str) -> Any:
     import pandas as pd
 
     ends = np.asarray(ends, dtype="datetime64[ns]")
-    offset = _offset(freq)
+    offset = offset_of(freq)
     if isinstance(offset, pd.offsets.Tick):  # a fixed length (hours, days, minutes): plain arithmetic
         return (ends[:, None] + np.arange(1, horizon + 1) * np.timedelta64(offset.nanos, "ns")).ravel()
     # Calendar steps (months, business days): a date range per distinct end; series usually end together.
@@ -582,12 +582,13 @@ def _positions_from_end(series: Any) -> Any:
 def _dates_after(last: Any, horizon: int, freq: str) -> Any:
     import pandas as pd
 
-    offset = _offset(freq)
+    offset = offset_of(freq)
     return pd.date_range(pd.Timestamp(last) + offset, periods=horizon, freq=offset)
 
 
 @cache
-def _offset(freq: str) -> Any:
+def offset_of(freq: str) -> Any:
+    """The pandas offset of a frequency alias ("h", "MS"), parsed once per alias."""
     import pandas as pd
 
     return pd.tseries.frequencies.to_offset(freq)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from vur.forecasting.forecasters import SeriesRuns, _offset
+from vur.forecasting.forecasters import SeriesRuns, offset_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,7 +92,7 @@ def _missing_steps(spans: pd.DataFrame, runs: SeriesRuns, freq: str) -> Any:
     import numpy as np
     import pandas as pd
 
-    offset = _offset(freq)
+    offset = offset_of(freq)
     stamps = spans["ds"].to_numpy("datetime64[ns]")
     if isinstance(offset, pd.offsets.Tick):
         # Fixed-length steps: the gap between two rows is a whole number of them.
@@ -128,7 +128,7 @@ def _refuse(spans: pd.DataFrame, row: int, freq: str) -> None:
 def _filled_series(part: pd.DataFrame, freq: str, columns: list[str]) -> pd.DataFrame:
     import pandas as pd
 
-    grid = pd.date_range(part["ds"].iloc[0], part["ds"].iloc[-1], freq=_offset(freq), name="ds")
+    grid = pd.date_range(part["ds"].iloc[0], part["ds"].iloc[-1], freq=offset_of(freq), name="ds")
     indexed = part.set_index("ds")
     full = indexed.reindex(grid)
     full["unique_id"] = part["unique_id"].iloc[0]
