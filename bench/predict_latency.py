@@ -1,35 +1,42 @@
 """Prediction latency and throughput through HTTP, beside the bare library predict call.
 
     .venv/bin/python bench/predict_latency.py
-    .venv/bin/python bench/predict_latency.py --requests 500
+    .venv/bin/python bench/predict_latency.py --seconds 60
 
 A `vur serve` on a fresh data dir (SQLite, in-process jobs) trains two models on one
 1,000-point M4 Hourly series: LightGBM on lag features (mlforecast) and seasonal
 ARIMA (1,0,1)(0,1,1)24 (statsforecast), horizon 24, intervals at 80 %. Then, for each model:
 
-- "served": `POST /api/v1/models/{id}/predict` with `{"horizon": 24}`: the fitted model
-  forecasting from the end of its history. The platform answers from the forecast that
-  model made when it was fitted (its state has not changed since), so no library runs.
-- "new data": the same with 24 new observations of the series in the body: the fitted
-  model runs on the extended history (mlforecast's recursive predict, statsforecast's
-  `forward`), which is what a stream or any request with fresh values costs.
+- "new data": `POST /api/v1/models/{id}/predict` with 24 new observations of the series:
+  the fitted model runs on the extended history (mlforecast's recursive predict,
+  statsforecast's `forward`), which is what a stream or any request with fresh values costs.
+- "served": the same with `{"horizon": 24}` alone: the fitted model forecasting from the
+  end of its history. The platform answers from the forecast that model made when it was
+  fitted (its state has not changed since), so no library runs.
 
 Each mode is timed at concurrency 1 (p50, p99 of sequential requests) and 32 (requests
 per second over a burst). Every request is a full one: authentication, validation, the
 forecast, a row in the predictions table, the JSON answer.
 
-Both are measured with httpx (a client in this process) and, when `wrk` is on PATH, with
-wrk too: at concurrency 1 over one connection (its latency percentiles), and for the
-burst. On a 2-core machine the load generator shares the cores with the server, and
-httpx spends several times wrk's CPU per request (and sends a body in a write of its
-own), so its figures carry more of the client's own cost. The targets are judged by wrk's
-figures when it is there (`--generator` chooses); both are printed.
-
 The baseline, in the same process as this script and the same run: the library's own
 predict call on the same fitted object, unpickled from the model's version folder
-(`predict(24, level=[80])`; with new data, `predict(new_df=...)` / `forward(...)`).
-httpx requests and baseline calls take turns, so that both meet the same machine; wrk
-runs alone, so the baseline is timed just before and just after it.
+(`predict(24, level=[80])`; with new data, `predict(new_df=...)` / `forward(y=..., h=24)`).
+With new data it is the call the platform makes: neither asks the library for intervals
+(the platform keeps the fitted forecast's widths), which would cost statsforecast's
+`forward` a tenth more time that the platform does not spend.
+
+The machine is shared, and its speed drifts from one second to the next by more than the
+5 ms judged (ARIMA's bare call has taken 15 ms over two seconds, 21 ms over the next two). So at
+concurrency 1 requests and baseline calls take turns, one each, for `--seconds`: both meet
+the machine as it is at that moment, and "added p50" is the requests' p50 minus the
+calls' p50. The requests go over one keep-alive connection from a client that sends a
+prepared request and reads the answer with plain socket calls, a small fraction of a
+millisecond of its own per request; it is the one judged. wrk (when on PATH) times the
+same requests too, in slices of `--slice-seconds` each followed by as long of baseline
+calls (wrk runs alone: turns any finer are not to be had); its figures are the medians
+over the slices, and its added p50 the median of the slices' differences.
+
+At concurrency 32, wrk (when on PATH) and httpx each run one burst.
 
 Targets (issue 6): the platform adds at most 5 ms to p50 at concurrency 1 over the bare
 predict call, and sustains at least 200 predictions/s at concurrency 32 for LightGBM
@@ -41,11 +48,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import pickle
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -86,20 +95,117 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def time_calls(calls: list[Callable[[], object]], count: int) -> list[list[float]]:
-    """Milliseconds per call of each of `calls`, after two warm-up rounds. They take turns,
-    one call each: on a shared machine whose speed drifts from one second to the next,
-    the platform and its baseline are then timed under the same conditions."""
-    for _ in range(2):
-        for call in calls:
-            call()
-    times: list[list[float]] = [[] for _ in calls]
-    for _ in range(count):
-        for call, taken in zip(calls, times, strict=True):
-            started = time.perf_counter()
-            call()
-            taken.append((time.perf_counter() - started) * 1000)
+class Connection:
+    """One keep-alive HTTP/1.1 connection that sends one prepared POST again and again and
+    reads each answer with plain socket calls: a client that costs a request far less of
+    its own than httpx does, and leaves the Python process free to time the baseline."""
+
+    def __init__(self, base_url: str, path: str, token: str, body: dict) -> None:
+        url = httpx.URL(base_url)
+        payload = json.dumps(body).encode()
+        head = f"POST {path} HTTP/1.1\r\nHost: {url.host}:{url.port}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+        self.request = head.encode() + payload
+        self.socket = socket.create_connection((url.host, url.port))
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.received = b""
+
+    def post(self) -> None:
+        """Send the request and read its answer; anything but a 200 is an error."""
+        self.socket.sendall(self.request)
+        head = self._read_until(b"\r\n\r\n")
+        length = re.search(rb"\r\ncontent-length: *(\d+)", head, re.IGNORECASE)
+        body = self._read(int(length.group(1)) if length else 0)
+        if not head.startswith(b"HTTP/1.1 200 "):
+            raise RuntimeError(f"{head.splitlines()[0].decode()}: {body[:300].decode(errors='replace')}")
+
+    def close(self) -> None:
+        self.socket.close()
+
+    def _read_until(self, end: bytes) -> bytes:
+        while (at := self.received.find(end)) < 0:
+            self._receive()
+        head, self.received = self.received[: at + len(end)], self.received[at + len(end) :]
+        return head
+
+    def _read(self, size: int) -> bytes:
+        while len(self.received) < size:
+            self._receive()
+        body, self.received = self.received[:size], self.received[size:]
+        return body
+
+    def _receive(self) -> None:
+        if not (chunk := self.socket.recv(65536)):
+            raise ConnectionError("the server closed the connection")
+        self.received += chunk
+
+
+@dataclass
+class Turns:
+    """Requests and baseline calls timed in turns: milliseconds of each."""
+
+    requests: list[float]
+    calls: list[float]
+
+    def added(self) -> float:
+        return statistics.median(self.requests) - statistics.median(self.calls)
+
+
+def in_turns(request: Callable[[], None], bare: Callable[[], object], seconds: float, least: int = 30) -> Turns:
+    """A request, then a baseline call, again and again for `seconds` (at least `least` times)."""
+    turns = Turns([], [])
+    ends = time.perf_counter() + seconds
+    while len(turns.requests) < least or time.perf_counter() < ends:
+        started = time.perf_counter()
+        request()
+        answered = time.perf_counter()
+        bare()
+        turns.requests.append((answered - started) * 1000)
+        turns.calls.append((time.perf_counter() - answered) * 1000)
+    return turns
+
+
+def calls_for(call: Callable[[], object], seconds: float, least: int = 3) -> list[float]:
+    """Milliseconds per call of `call`, called again and again for `seconds` (at least `least` times)."""
+    times: list[float] = []
+    ends = time.perf_counter() + seconds
+    while len(times) < least or time.perf_counter() < ends:
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
     return times
+
+
+@dataclass
+class Slices:
+    """wrk's slices of requests, each with the baseline calls timed right after it: the
+    slices' p50 and p99 and the calls' p50, milliseconds."""
+
+    p50: list[float]
+    p99: list[float]
+    bare_p50: list[float]
+
+    def added(self) -> list[float]:
+        return [http - bare for http, bare in zip(self.p50, self.bare_p50, strict=True)]
+
+
+def in_slices(run_slice: Callable[[], WrkRun], bare: Callable[[], object], slices: int, seconds: float) -> Slices:
+    measured = Slices([], [], [])
+    for _ in range(slices):
+        run = run_slice()
+        measured.p50.append(run.p50_ms)
+        measured.p99.append(run.p99_ms)
+        measured.bare_p50.append(statistics.median(calls_for(bare, seconds)))
+    return measured
+
+
+def fresh_token(client: httpx.Client) -> str:
+    """The client's access token, renewed when it has less than a minute left: wrk and
+    `Connection` send it as it is, and tokens last 15 minutes, less than a run."""
+    auth = client.auth
+    payload = auth.token.split(".")[1]  # type: ignore[attr-defined]
+    if json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"] - time.time() < 60:
+        auth.token = auth.login()  # type: ignore[attr-defined]
+    return auth.token  # type: ignore[attr-defined]
 
 
 async def burst(base_url: str, token: str, path: str, body: dict, count: int, concurrency: int) -> float:
@@ -128,7 +234,7 @@ class WrkRun:
 
 def wrk_run(base_url: str, token: str, path: str, body: dict, seconds: float, concurrency: int, scratch: str) -> WrkRun:
     """wrk (one thread, `concurrency` connections) over `seconds`: requests per second and
-    latency percentiles; any answer but a 2xx fails the run, as with httpx."""
+    latency percentiles; any answer but a 2xx fails the run."""
     script, body_file = Path(scratch, "post.lua"), Path(scratch, "body.json")
     script.write_text(WRK_SCRIPT)
     body_file.write_text(json.dumps(body))
@@ -145,31 +251,33 @@ def wrk_run(base_url: str, token: str, path: str, body: dict, seconds: float, co
     return WrkRun(float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)), percentile_ms(50), percentile_ms(99))  # type: ignore[union-attr]
 
 
-def generators(choice: str) -> list[str]:
-    """The load generators to run the burst with; the first is the one judged."""
-    on_path = shutil.which("wrk") is not None
-    if choice == "wrk" and not on_path:
-        raise SystemExit("--generator wrk: wrk is not on PATH (apt-get install wrk)")
-    if choice == "auto":
-        return ["wrk", "httpx"] if on_path else ["httpx"]
-    return [choice]
-
-
 def forecaster_of(scratch: str, model_id: str) -> object:
     path = next(Path(scratch).rglob(f"{model_id.replace('-', '')}/versions/*/forecaster.pkl"))
     with path.open("rb") as handle:
         return pickle.load(handle)
 
 
+@dataclass
+class Row:
+    algorithm: str
+    mode: str
+    turns: Turns
+    slices: Slices | None  # wrk's, when it is on PATH
+    rps: dict[str, float]  # at concurrency 32, by generator
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    parser.add_argument("--requests", type=int, default=300, help="sequential requests per measurement (a fifth with new data)")
+    parser.add_argument("--seconds", type=float, default=20, help="requests and baseline calls in turns, per model and mode")
+    parser.add_argument("--slices", type=int, default=5, help="wrk's slices per model and mode, each followed by baseline calls")
+    parser.add_argument("--slice-seconds", type=int, default=2, help="length of a wrk slice, and of the baseline calls after it (whole seconds: wrk's unit)")
     parser.add_argument("--workers", type=int, default=1, help="API processes of the server (vur serve --workers)")
-    parser.add_argument("--generator", choices=("auto", "httpx", "wrk"), default="auto", help="load generator of the burst at 32 (auto: wrk and httpx when wrk is on PATH)")
-    parser.add_argument("--wrk-seconds", type=float, default=5, help="length of each wrk burst")
+    parser.add_argument("--wrk-seconds", type=float, default=5, help="length of each wrk burst at 32")
+    parser.add_argument("--burst", type=int, default=300, help="requests of each httpx burst at 32 (a fifth with new data)")
     args = parser.parse_args()
-    used = generators(args.generator)
+    with_wrk = shutil.which("wrk") is not None
+    burst_generators = ["wrk", "httpx"] if with_wrk else ["httpx"]
 
     import pandas as pd
 
@@ -180,14 +288,16 @@ def main() -> int:
     stamps = pd.date_range(START, periods=POINTS, freq="h")
     observations = [{"series_id": uid, "timestamp": t.isoformat(), "value": float(v)} for t, v in zip(stamps[POINTS - HORIZON :], newer, strict=True)]
     new_df = pd.DataFrame({"unique_id": uid, "ds": stamps, "y": values})
-    print(f"Series {uid}: {len(history)} points to train on, then {HORIZON} newer observations; {args.requests} sequential requests per mode; {args.workers} API process(es)")
-    print(f"Burst at {CONCURRENCY} driven by: {', '.join(used)} (the target is judged by {used[0]})")
+    print(f"Series {uid}: {len(history)} points to train on, then {HORIZON} newer observations; {args.workers} API process(es)")
+    print(f"Concurrency 1: requests and baseline calls in turns for {args.seconds:.0f} s per model and mode" + (f"; wrk in {args.slices} slices of {args.slice_seconds} s" if with_wrk else " (wrk not on PATH)"))
+    print(f"Concurrency {CONCURRENCY}: {' and '.join(burst_generators)} (the rate is judged by {burst_generators[0]})", flush=True)
 
     rows = []
     with tempfile.TemporaryDirectory() as scratch, running_platform({uid: history}, scratch, args.workers) as (client, dataset_id):
-        token = client.auth.token  # type: ignore[attr-defined]
+        base_url = str(client.base_url)
         for algorithm, params in MODELS.items():
             _, seconds, results = run_platform(client, dataset_id, algorithm, params, levels=(80,), validation={"method": "holdout"}, horizon=HORIZON)
+            print(f"  trained {algorithm} in {seconds:.1f} s", flush=True)
             model_id = results["model_id"]
             fitted = forecaster_of(scratch, model_id)
             if algorithm == "lightgbm":
@@ -196,60 +306,62 @@ def main() -> int:
             else:
                 model = fitted.models[uid]
                 bare_served = lambda: model.predict(h=HORIZON, level=[80])  # noqa: E731
-                bare_new = lambda: model.forward(y=values, h=HORIZON, level=[80])  # noqa: E731
+                bare_new = lambda: model.forward(y=values, h=HORIZON)  # noqa: E731
             path = f"/api/v1/models/{model_id}/predict"
+            # New data first: its observations are the actual values of the span the served
+            # forecasts cover, so after thousands of those its first requests would score
+            # them all (a once-only cost, not the steady state measured here).
             for mode, body, bare, count in (
-                ("served", {"horizon": HORIZON}, bare_served, args.requests),
-                ("new data", {"horizon": HORIZON, "observations": observations}, bare_new, max(20, args.requests // 5)),
+                ("new data", {"horizon": HORIZON, "observations": observations}, bare_new, max(64, args.burst // 5)),
+                ("served", {"horizon": HORIZON}, bare_served, args.burst),
             ):
-                def call(body: dict = body) -> None:
-                    client.post(path, json=body).raise_for_status()
-
-                platform, library = time_calls([call, bare], count)
-                row = {"httpx": (statistics.median(platform), percentile(platform, 99))}
-                if "wrk" in used:
-                    # One connection, one request at a time: latency without httpx's own cost
-                    # per request. wrk runs alone, so the baseline is timed before and after it.
-                    before = time_calls([bare], count // 2)[0]
-                    single = wrk_run(str(client.base_url), token, path, body, args.wrk_seconds, 1, scratch)
-                    library = before + time_calls([bare], count // 2)[0]
-                    row["wrk"] = (single.p50_ms, single.p99_ms)
-                row["bare"] = (statistics.median(library), percentile(library, 99))
+                connection = Connection(base_url, path, fresh_token(client), body)
+                in_turns(connection.post, bare, 0, least=3)  # warm up: the first request of a version loads its model
+                turns = in_turns(connection.post, bare, args.seconds)
+                connection.close()
+                slices = None
+                if with_wrk:
+                    slices = in_slices(lambda body=body: wrk_run(base_url, fresh_token(client), path, body, args.slice_seconds, 1, scratch), bare, args.slices, args.slice_seconds)
                 rps = {
-                    generator: asyncio.run(burst(str(client.base_url), token, path, body, count=max(64, count), concurrency=CONCURRENCY))
+                    generator: asyncio.run(burst(base_url, fresh_token(client), path, body, count=count, concurrency=CONCURRENCY))
                     if generator == "httpx"
-                    else wrk_run(str(client.base_url), token, path, body, args.wrk_seconds, CONCURRENCY, scratch).requests_per_second
-                    for generator in used
+                    else wrk_run(base_url, fresh_token(client), path, body, args.wrk_seconds, CONCURRENCY, scratch).requests_per_second
+                    for generator in burst_generators
                 }
-                rows.append((algorithm, mode, row, rps))
-            print(f"  trained {algorithm} in {seconds:.1f} s")
+                rows.append(Row(algorithm, mode, turns, slices, rps))
+                print(f"  measured {algorithm}/{mode}", flush=True)
 
     print()
-    latency_headers = "".join(f"{f'{generator} p50':>11}{f'{generator} p99':>11}" for generator in used)
-    rps_headers = "".join(f"{f'req/s {generator}':>13}" for generator in used)
-    print(f"{'model':<10}{'mode':<10}{'bare p50':>10}{'bare p99':>10}{latency_headers}{'added p50':>11}{rps_headers}   (ms; req/s at concurrency {CONCURRENCY})")
-    judged = []
-    for algorithm, mode, row, rps in rows:
-        latency = "".join(f"{row[g][0]:>11.2f}{row[g][1]:>11.2f}" for g in used)
-        added = row[used[0]][0] - row["bare"][0]
-        judged.append((algorithm, mode, added, rps, row["bare"][0]))
-        rps_cells = "".join(f"{rps[generator]:>13.1f}" for generator in used)
-        print(f"{algorithm:<10}{mode:<10}{row['bare'][0]:>10.2f}{row['bare'][1]:>10.2f}{latency}{added:>+11.2f}{rps_cells}")
-    print(f"(added p50: {used[0]}'s p50 at concurrency 1 minus the bare p50)")
+    wrk_header = f"{'wrk p50':>10}{'wrk p99':>10}{'wrk added':>11}" if with_wrk else ""
+    rps_header = "".join(f"{f'req/s {g}':>13}" for g in burst_generators)
+    print(f"{'model':<10}{'mode':<10}{'requests':>9}{'bare p50':>10}{'bare p99':>10}{'p50':>9}{'p99':>9}{'added p50':>11}{wrk_header}{rps_header}   (ms; req/s at concurrency {CONCURRENCY})")
+    for row in rows:
+        turns = row.turns
+        cells = f"{len(turns.requests):>9}{statistics.median(turns.calls):>10.2f}{percentile(turns.calls, 99):>10.2f}"
+        cells += f"{statistics.median(turns.requests):>9.2f}{percentile(turns.requests, 99):>9.2f}{turns.added():>+11.2f}"
+        if row.slices is not None:
+            cells += f"{statistics.median(row.slices.p50):>10.2f}{statistics.median(row.slices.p99):>10.2f}{statistics.median(row.slices.added()):>+11.2f}"
+        print(f"{row.algorithm:<10}{row.mode:<10}{cells}" + "".join(f"{row.rps[g]:>13.1f}" for g in burst_generators))
+    print("(p50, p99, added p50: requests in turns with the baseline calls, one each; wrk: medians over its slices)")
+    if with_wrk:
+        print()
+        for row in rows:
+            print(f"{row.algorithm}/{row.mode}, wrk's added p50 by slice: {' '.join(f'{added:+.2f}' for added in row.slices.added())}")  # type: ignore[union-attr]
     print()
     cores = os.cpu_count() or 1
-    for algorithm, mode, added, rps, bare_ms in judged:
+    for row in rows:
+        added = row.turns.added()
         verdict = "PASS" if added <= TARGET_ADDED_MS else "MISS"
-        print(f"{verdict}  {algorithm}/{mode}: adds {added:+.2f} ms to the bare p50 (target <= {TARGET_ADDED_MS} ms)")
-        if algorithm == "lightgbm":
-            throughput = rps[used[0]]
-            if mode == "served":
+        print(f"{verdict}  {row.algorithm}/{row.mode}: adds {added:+.2f} ms to the bare p50 (target <= {TARGET_ADDED_MS} ms)")
+        if row.algorithm == "lightgbm":
+            throughput = row.rps[burst_generators[0]]
+            if row.mode == "served":
                 verdict = "PASS" if throughput >= TARGET_RPS else "MISS"
-                print(f"{verdict}  {algorithm}/{mode}: {throughput:.0f} predictions/s at concurrency {CONCURRENCY} with {used[0]} (target >= {TARGET_RPS:.0f})")
+                print(f"{verdict}  {row.algorithm}/{row.mode}: {throughput:.0f} predictions/s at concurrency {CONCURRENCY} with {burst_generators[0]} (target >= {TARGET_RPS:.0f})")
             else:
                 # Each such request runs the library's recursive predict: its own CPU time bounds the rate.
-                ceiling = cores * 1000 / bare_ms
-                print(f"      {algorithm}/{mode}: {throughput:.0f} predictions/s at concurrency {CONCURRENCY}, {throughput / ceiling:.0%} of the {ceiling:.0f}/s the bare call alone allows on {cores} cores")
+                ceiling = cores * 1000 / statistics.median(row.turns.calls)
+                print(f"      {row.algorithm}/{row.mode}: {throughput:.0f} predictions/s at concurrency {CONCURRENCY}, {throughput / ceiling:.0%} of the {ceiling:.0f}/s the bare call alone allows on {cores} cores")
     return 0
 
 

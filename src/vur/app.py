@@ -171,6 +171,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     hub.register_topic("job", job_in_workspace)
     app.include_router(hub.router)
     for router in (
+        # First: a forecast's route (its only one, POST /models/{id}/predict, which no other
+        # route matches). FastAPI tries the routes in order, a few Python calls for each
+        # route and each included router: placed after the forecasting and registry
+        # routers, finding it cost a single forecast about half a millisecond.
+        predictions_api.model_router,
         *upload_routers,
         health.router,
         identity_api.router,
@@ -181,7 +186,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         forecasting_api.router,
         registry_api.router,
         predictions_api.router,
-        predictions_api.model_router,
         pipelines_api.router,
         monitoring_api.router,
         monitoring_api.dashboard_router,

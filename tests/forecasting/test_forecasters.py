@@ -133,6 +133,33 @@ def test_new_observations_extend_the_kept_history_as_grouping_would(monkeypatch:
     pd.testing.assert_frame_equal(forecaster.history, history.groupby("unique_id").tail(50).reset_index(drop=True))
 
 
+def test_integer_series_ids_extend_their_history_and_are_named_as_given(history: pd.DataFrame) -> None:
+    """Series ids of a numeric column code the observations as strings do; a series the
+    model never saw is named as the request names it, not as numpy prints its scalars."""
+    numbered = history.assign(unique_id=history["unique_id"].map({"a": 1, "b": 2}))
+    entry = get_algorithm("naive")
+    forecaster = engines.forecast(entry, entry.resolve({}), numbered, 6, "h", []).forecaster
+    newest = numbered["ds"].max()
+    observed = pd.DataFrame({"unique_id": [2, 1], "ds": [newest + pd.Timedelta(hours=1)] * 2, "y": [5.0, 7.0]})
+    expected = pd.concat([forecaster.history, observed], ignore_index=True).sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(forecaster._extended(observed).frame(), expected)
+    with pytest.raises(UnknownSeriesError, match=re.escape("series [9]")):
+        forecaster.predict(3, [], observed.assign(unique_id=9))
+
+
+def test_a_forecast_as_columns_is_the_forecast_frame(history: pd.DataFrame) -> None:
+    """The prediction service gives observations and reads the forecast as arrays: the
+    same answer as the frame. The history's arrays taken out for it are not pickled (the
+    history is, once)."""
+    entry = get_algorithm("seasonal_naive")
+    forecaster = engines.forecast(entry, entry.resolve({"season_length": 24}), history, 6, "h", [80]).forecaster
+    newest = history["ds"].max()
+    observed = pd.DataFrame({"unique_id": ["b", "a", "b"], "ds": [newest + pd.Timedelta(hours=h) for h in (1, 1, 2)], "y": [20.5, 10.4, 20.1]})
+    columns = forecaster.forecast_columns(6, [80], {name: observed[name].to_numpy() for name in observed.columns})
+    pd.testing.assert_frame_equal(pd.DataFrame(columns), forecaster.predict(6, [80], observed))
+    assert "_columns" in forecaster.__dict__ and "_columns" not in pickle.loads(pickle.dumps(forecaster)).__dict__
+
+
 @pytest.mark.parametrize(
     ("hours", "named"),
     [

@@ -496,6 +496,21 @@ def test_forecast_points_keep_the_zone_of_their_timestamps(zone: str | None, fir
     assert points[0].model_dump(mode="json") == {"series_id": "a", "timestamp": first, "value": 1.0, "lower": {"80": 0.5}, "upper": {"80": 1.5}}
 
 
+def test_observed_times_become_the_datetimes_numpy_would_make() -> None:
+    """The request's times are converted by way of their microseconds since the epoch (not
+    numpy's slow conversion of datetime objects): the same instants, zoned ones in UTC."""
+    from datetime import UTC, timezone
+
+    from vur.predictions import service
+    from vur.predictions.schemas import Observation
+
+    moments = [datetime(2026, 1, 1, 0, 0, 0, 250), datetime(1969, 12, 31, 23, 59, 59, 999999), datetime(2026, 3, 29, 2, 30, tzinfo=timezone(timedelta(hours=2))), datetime(1700, 1, 1, tzinfo=UTC)]
+    model = service.ServedModel(uuid.uuid4(), uuid.uuid4(), "forecaster", service.ModelStatus.trained, {})
+    columns = service._observation_columns([Observation(timestamp=moment, value=1.0) for moment in moments], model)
+    expected = np.array([moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment for moment in moments], dtype="datetime64[ns]")
+    assert columns["ds"].dtype == np.dtype("datetime64[ns]") and (columns["ds"] == expected).all()
+
+
 async def test_a_model_trained_on_zoned_times_forecasts_from_new_observations(client: httpx.AsyncClient, account: Account) -> None:
     """An upload whose times carry an offset is kept as UTC; the model forecasts in naive
     UTC, as requests give their times, and extends its history with them."""

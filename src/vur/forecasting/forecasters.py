@@ -24,7 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import pandas as pd
+
+    # Rows given as a frame, or as its columns' arrays (Forecaster.forecast_columns).
+    Columns = pd.DataFrame | Mapping[str, Any]
 
 POINT = "mean"
 # Points of each series' history kept with the model: the longest lag, season or
@@ -34,12 +39,19 @@ HISTORY_KEPT = 2000
 
 def original_units(config: dict[str, Any]) -> Callable[[Any], Any]:
     """A function that brings a frame's target, forecast and bounds back to the units
-    the data was uploaded in, undoing the normalizations preprocessing applied."""
+    the data was uploaded in, undoing the normalizations preprocessing applied (or those
+    of a dict of its columns' arrays, as `Forecaster.forecast_columns` answers)."""
     undo = config.get("target_restoration") or []
 
     def restore(frame: Any) -> Any:
         if not undo:
             return frame
+        if isinstance(frame, dict):
+            restored = dict(frame)
+            for name in [c for c in restored if c in ("y", POINT) or c.startswith(("lo-", "hi-"))]:
+                for step in undo:
+                    restored[name] = restored[name] * step["scale"] + step["center"]
+            return restored
         frame = frame.copy()
         columns = [c for c in frame.columns if c in ("y", POINT) or c.startswith(("lo-", "hi-"))]
         for step in undo:
@@ -97,12 +109,14 @@ class Forecaster:
 
     def __getstate__(self) -> dict[str, Any]:
         """The history's ids pickled as each series' id and length: one reference a row
-        costs pickle more than the rest of the history (M4 Hourly: 353,000 of them)."""
+        costs pickle more than the rest of the history (M4 Hourly: 353,000 of them).
+        Its columns' arrays (`_history_columns`) are the history again: not pickled."""
         import pandas as pd
 
         runs = SeriesRuns.of(self.history)
         history = pd.DataFrame({name: column for name, column in self.history.items() if name != "unique_id"}, copy=False)
-        return {**self.__dict__, "history": history, "history_series": (runs.ids, runs.lengths)}
+        state = {name: value for name, value in self.__dict__.items() if name != "_columns"}
+        return {**state, "history": history, "history_series": (runs.ids, runs.lengths)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         import numpy as np
@@ -126,48 +140,74 @@ class Forecaster:
         `horizon` steps (at most `self.horizon`) after each series' latest point.
         `future` (unique_id, ds and the exogenous columns) is read only by a model that
         has `exogenous` columns."""
+        import pandas as pd
+
+        if self.exogenous or _has_rows(observations):
+            return pd.DataFrame(self.forecast_columns(horizon, levels, observations, future))
         bounds = [f"{side}-{level}" for level in levels for side in ("lo", "hi")]
-        if observations is None or observations.empty:
-            frame = self.baseline[self.baseline.groupby("unique_id").cumcount() < horizon]
-            return frame[["unique_id", "ds", POINT, *bounds]].reset_index(drop=True)
+        frame = self.baseline[self.baseline.groupby("unique_id").cumcount() < horizon]
+        return frame[["unique_id", "ds", POINT, *bounds]].reset_index(drop=True)
+
+    def forecast_columns(self, horizon: int, levels: list[int], observations: Columns | None, future: pd.DataFrame | None = None) -> dict[str, Any]:
+        """What `predict` answers from new inputs (observations, or the future values a
+        model with `exogenous` columns reads), as its columns' arrays; `observations`
+        (unique_id, ds, y) may be given as a frame or as its columns' arrays. The
+        prediction service reads the columns straight into its answer: building a frame of
+        them and reading it back column by column would cost a request about a millisecond."""
         return self._with_intervals(self._points(self._extended(observations), horizon), levels)
 
-    def check(self, horizon: int, observations: pd.DataFrame | None = None, future: pd.DataFrame | None = None) -> None:
+    def check(self, horizon: int, observations: Columns | None = None, future: pd.DataFrame | None = None) -> None:
         """What `predict` would refuse these inputs for (the errors it raises), found
         without forecasting: a batch's requests are checked so before its job runs."""
-        if observations is not None and not observations.empty:
+        if _has_rows(observations):
             self._extended(observations)
 
-    def _extended(self, observations: pd.DataFrame) -> History:
+    def _extended(self, observations: Columns) -> History:
         """The kept history of the observed series with the observations added (one
         replaces a kept point at its timestamp), sorted, each series' latest HISTORY_KEPT.
         Worked on the columns' arrays, and left as arrays: a request pays pandas' fixed
-        cost per operation once (building the one frame it answers), not a dozen times."""
+        cost per operation once (building the one frame it answers), not a dozen times.
+        Every numpy call counts too: a request runs these right after a library call has
+        left the processor's caches cold, where each costs several microseconds."""
         import numpy as np
-        import pandas as pd
 
-        spans = self._history_spans()
-        observed = [spans[uid] for uid in pd.unique(observations["unique_id"]) if uid in spans]
-        rows = np.concatenate([np.arange(start, stop) for start, stop in observed]) if observed else np.arange(0)
-        columns = {}
-        for name in self.history.columns:
-            kept = self.history[name].to_numpy()[rows]
-            given = observations[name].to_numpy() if name in ("unique_id", "ds", "y") else np.full(len(observations), np.nan)
-            columns[name] = np.concatenate([kept, given.astype(kept.dtype) if name == "ds" else given])
-        series, uids = pd.factorize(columns["unique_id"], sort=True)
-        if self.per_series and (unseen := set(uids[np.bincount(series[: len(rows)], minlength=len(uids)) == 0])):
+        spans, history = self._history_spans(), self._history_columns()
+        # The series are those the observations name, sorted (as statsforecast sorts them),
+        # coded by a dict: for a request's few ids, a fraction of pandas' factorize.
+        given_ids = np.asarray(observations["unique_id"])
+        uids = np.asarray(sorted(set(given_ids.tolist())), dtype=given_ids.dtype)
+        code_of = {uid: code for code, uid in enumerate(uids.tolist())}
+        if self.per_series and (unseen := [uid for uid in code_of if uid not in spans]):
             raise UnknownSeriesError(f"the model was not fitted on series {sorted(unseen)[:5]}")
+        kept = [(code, *spans[uid]) for uid, code in code_of.items() if uid in spans]
+        given = len(given_ids)
+        kept_codes = np.repeat(np.array([code for code, _, _ in kept], dtype=np.int64), [stop - start for _, start, stop in kept])
+        series = np.concatenate([kept_codes, np.fromiter(map(code_of.__getitem__, given_ids.tolist()), np.int64, given)])
+        columns = {}
+        for name, values in history.items():
+            if name != "unique_id":  # made again from the series' codes, once sorted
+                added = np.asarray(observations[name]) if name in ("ds", "y") else np.full(given, np.nan)
+                columns[name] = np.concatenate([*(values[start:stop] for _, start, stop in kept), added.astype(values.dtype) if name == "ds" else added])
         # Stable: at a repeated timestamp the newest row comes last, and is the one kept.
-        order = np.lexsort((columns["ds"].view(np.int64), series))
-        ordered_series, ordered_stamps = series[order], columns["ds"][order]
+        stamps = columns["ds"].view(np.int64)
+        order = np.lexsort((stamps, series))
+        ordered_series, ordered_stamps = series[order], stamps[order]
         latest = order[np.append((ordered_series[1:] != ordered_series[:-1]) | (ordered_stamps[1:] != ordered_stamps[:-1]), True)]
-        latest = latest[_positions_from_end(series[latest]) < HISTORY_KEPT]
-        # `latest` runs series by series (by code), each by time: the runs start where the code changes.
+        # `latest` runs series by series (by code, each code at least once), each by time.
         ordered = series[latest]
-        _check_steps(ordered, columns["ds"][latest], latest >= len(rows), uids, self.freq)
-        starts = np.flatnonzero(np.diff(ordered, prepend=-1))
-        runs = SeriesRuns(uids[ordered[starts]], starts, np.diff(np.append(starts, len(ordered))))
-        return History({name: values[latest] for name, values in columns.items()}, runs)
+        lengths = np.bincount(ordered, minlength=len(uids))
+        if lengths.max() > HISTORY_KEPT:
+            latest = latest[_positions_from_end(ordered) < HISTORY_KEPT]
+            ordered, lengths = series[latest], np.minimum(lengths, HISTORY_KEPT)
+        _check_steps(ordered, columns["ds"][latest], latest >= len(series) - given, uids, self.freq)
+        runs = SeriesRuns(uids, np.cumsum(lengths) - lengths, lengths)
+        return History({"unique_id": np.repeat(uids, lengths), **{name: values[latest] for name, values in columns.items()}}, runs)
+
+    def _history_columns(self) -> dict[str, Any]:
+        """The kept history's columns as arrays, taken out of the frame once per model."""
+        if "_columns" not in self.__dict__:
+            self.__dict__["_columns"] = {name: self.history[name].to_numpy() for name in self.history.columns}
+        return self.__dict__["_columns"]
 
     def _history_spans(self) -> dict[Any, tuple[int, int]]:
         """Each kept series' rows in the history (start, stop), worked out once per model:
@@ -177,24 +217,27 @@ class Forecaster:
             self.__dict__["_spans"] = {uid: (int(start), int(start + length)) for uid, start, length in zip(runs.ids, runs.starts, runs.lengths, strict=True)}
         return self.__dict__["_spans"]
 
-    def _with_intervals(self, points: Points, levels: list[int]) -> pd.DataFrame:
-        """The points as a frame with a bound per level and side, each at the baseline's
+    def _with_intervals(self, points: Points, levels: list[int]) -> dict[str, Any]:
+        """The points' columns with a bound per level and side, each at the baseline's
         distance from its point, step by step; a series the baseline lacks (or a step it
         has no bound at) takes the median distance over the series that have it."""
         import numpy as np
-        import pandas as pd
 
-        frame = {"unique_id": points.unique_id, "ds": points.ds, POINT: points.mean}
+        answer = {"unique_id": points.unique_id, "ds": points.ds, POINT: points.mean}
         if levels:
             columns = [f"{side}-{level}" for level in levels for side in ("lo", "hi")]
             row_of, by_series, typical = self._interval_offsets(tuple(columns))
-            codes, seen = pd.factorize(points.unique_id)
+            # Each point's series coded by a dict, in the order they come: for a request's
+            # few series, a fraction of pandas' factorize.
+            code_of: dict[Any, int] = {}
+            ids = points.unique_id.tolist()
+            codes = np.fromiter((code_of.setdefault(uid, len(code_of)) for uid in ids), np.int64, len(ids))
             steps = _positions_from_start(codes)
-            rows = np.array([row_of.get(uid, -1) for uid in seen], dtype=np.int64)[codes]
+            rows = np.array([row_of.get(uid, -1) for uid in code_of], dtype=np.int64)[codes]
             known = by_series[np.maximum(rows, 0), steps]
             offsets = np.where((rows >= 0)[:, None] & ~np.isnan(known), known, typical[steps])
-            frame.update(zip(columns, (points.mean[:, None] + offsets).T, strict=True))
-        return pd.DataFrame(frame)
+            answer.update(zip(columns, (points.mean[:, None] + offsets).T, strict=True))
+        return answer
 
     def _interval_offsets(self, columns: tuple[str, ...]) -> tuple[dict[Any, int], Any, Any]:
         """Each baseline series' row; each one's distance from point to bound per step and
@@ -255,23 +298,23 @@ class RegressionForecaster(Forecaster):
         super().__init__(baseline, history, freq)
         self.fitted, self.exogenous = fitted, exogenous
 
-    def predict(self, horizon: int, levels: list[int], observations: pd.DataFrame | None = None, future: pd.DataFrame | None = None) -> pd.DataFrame:
+    def forecast_columns(self, horizon: int, levels: list[int], observations: Columns | None, future: pd.DataFrame | None = None) -> dict[str, Any]:
         if not self.exogenous:
-            return super().predict(horizon, levels, observations)
+            return super().forecast_columns(horizon, levels, observations)
         history, values = self._inputs(horizon, observations, future)
         return self._with_intervals(Points.of(self.fitted.predict(horizon, new_df=history, X_df=values)), levels)
 
-    def check(self, horizon: int, observations: pd.DataFrame | None = None, future: pd.DataFrame | None = None) -> None:
+    def check(self, horizon: int, observations: Columns | None = None, future: pd.DataFrame | None = None) -> None:
         if self.exogenous:
             self._inputs(horizon, observations, future)
         else:
             super().check(horizon, observations)
 
-    def _inputs(self, horizon: int, observations: pd.DataFrame | None, future: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _inputs(self, horizon: int, observations: Columns | None, future: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The history to forecast from and the exogenous values of each step ahead."""
         if future is None or future.empty:
             raise InvalidFutureValues(f"this model forecasts from future values of {self.exogenous}: give them for each step to forecast")
-        history = self._extended(observations).frame() if observations is not None and not observations.empty else self.history
+        history = self._extended(observations).frame() if _has_rows(observations) else self.history
         history = history[history["unique_id"].isin(future["unique_id"].unique())]
         if history.empty:
             raise InvalidFutureValues(f"the model has no history of the series the future values are for ({sorted(map(str, future['unique_id'].unique()))[:5]}); give their observations too")
@@ -391,9 +434,11 @@ class History:
     runs: SeriesRuns
 
     def frame(self) -> pd.DataFrame:
+        """The columns as a frame, not copied: they are this history's own (`_extended`
+        makes them for it), and a regressor reads the frame once."""
         import pandas as pd
 
-        return pd.DataFrame(self.columns)
+        return pd.DataFrame(self.columns, copy=False)
 
     def values(self) -> list[Any]:
         """Each series' `y` as float64, series in their order."""
@@ -449,6 +494,11 @@ def _steps_ahead(history: pd.DataFrame, horizon: int, freq: str) -> pd.DataFrame
     latest = history.groupby("unique_id", sort=False)["ds"].last()
     steps = Points.after(latest.index, latest, horizon, freq)
     return pd.DataFrame({"unique_id": steps.unique_id, "ds": steps.ds})
+
+
+def _has_rows(observations: Columns | None) -> bool:
+    """Whether observations (a frame, or its columns' arrays) were given at all."""
+    return observations is not None and len(observations["unique_id"]) > 0
 
 
 def _check_steps(series: Any, stamps: Any, observed: Any, uids: Any, freq: str) -> None:

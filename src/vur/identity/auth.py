@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import structlog
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -20,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 
 from vur.core import security
 from vur.core.db import Database, on_commit
-from vur.core.deps import AppDatabase, AppSettings
 from vur.identity.exceptions import AdminRequired, InvalidToken, ReadOnlyRole
 from vur.identity.models import Role, User
 from vur.settings import Settings
@@ -87,8 +86,11 @@ def _forget_principals_of_changed_users(session: Session, _context: Any) -> None
         on_commit(session, _principals.clear)
 
 
-async def current_principal(database: AppDatabase, settings: AppSettings, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
-    principal = await _principal_of_token(database, settings, token)
+async def current_principal(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
+    # The app's database and settings are read off the request rather than declared as
+    # dependencies: FastAPI's solving of each costs every request more than its work.
+    state = request.app.state
+    principal = await _principal_of_token(state.database, state.settings, token)
     # The request's log records name its workspace: /monitoring/logs shows a workspace its own.
     structlog.contextvars.bind_contextvars(workspace_id=str(principal.workspace_id))
     return principal
@@ -110,13 +112,17 @@ async def _principal_of_token(database: Database, settings: Settings, token: str
     return principal
 
 
-async def require_writer(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+# The roles' checks take the request and token themselves, not the principal as a
+# dependency of theirs: one dependency fewer for each request to solve.
+async def require_writer(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
+    principal = await current_principal(request, token)
     if not principal.can_write:
         raise ReadOnlyRole()
     return principal
 
 
-async def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def require_admin(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
+    principal = await current_principal(request, token)
     if principal.role != Role.admin:
         raise AdminRequired()
     return principal

