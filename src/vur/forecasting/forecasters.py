@@ -46,17 +46,12 @@ def original_units(config: dict[str, Any]) -> Callable[[Any], Any]:
     def restore(frame: Any) -> Any:
         if not undo:
             return frame
-        if isinstance(frame, dict):
-            restored = dict(frame)
-            for name in [c for c in restored if c in ("y", POINT) or c.startswith(("lo-", "hi-"))]:
-                for step in undo:
-                    restored[name] = restored[name] * step["scale"] + step["center"]
-            return restored
-        frame = frame.copy()
-        columns = [c for c in frame.columns if c in ("y", POINT) or c.startswith(("lo-", "hi-"))]
-        for step in undo:
-            frame[columns] = frame[columns] * step["scale"] + step["center"]
-        return frame
+        # A frame and a dict both iterate over their column names and assign columns.
+        restored = dict(frame) if isinstance(frame, dict) else frame.copy()
+        for name in [c for c in restored if c in ("y", POINT) or c.startswith(("lo-", "hi-"))]:
+            for step in undo:
+                restored[name] = restored[name] * step["scale"] + step["center"]
+        return restored
 
     return restore
 
