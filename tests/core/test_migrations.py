@@ -114,3 +114,45 @@ def test_0014_gives_existing_predictions_their_forecast_span(fresh_database_url:
     finally:
         engine.dispose()
     assert spans == {spanned: (datetime(2026, 1, 10, 0, 0), datetime(2026, 1, 10, 1, 0)), empty: (None, None)}
+
+
+def test_0020_gives_each_model_the_longest_span_of_its_unscored_predictions(fresh_database_url: str) -> None:
+    """Only predictions with points left to score count: a longer one already scored
+    bounds nothing. A model without any keeps no span (scoring is then unbounded)."""
+    migrations.upgrade(fresh_database_url, "0019")
+    workspace, spanned, bare = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    moment = datetime(2026, 1, 1)
+    stamps = {"created_at": moment, "updated_at": moment}
+    workspaces = sa.table("workspaces", sa.column("id", sa.Uuid()), sa.column("name"), sa.column("created_at", sa.DateTime()), sa.column("updated_at", sa.DateTime()))
+    model_columns = ("id", "workspace_id", "kind", "name", "algorithm", "hyperparameters", "config", "status", "metrics", "created_at", "updated_at", "longest_forecast_seconds")
+    models = sa.table("models", *(sa.column(name, sa.Uuid() if name.endswith("id") else sa.JSON() if name in ("hyperparameters", "config", "metrics") else None) for name in model_columns))
+    prediction_columns = ("id", "workspace_id", "model_id", "model_version", "source", "horizon", "series_count", "input_summary", "outputs", "first_ts", "last_ts", "latency_ms")
+    predictions = sa.table(
+        "predictions",
+        sa.column("created_at", sa.DateTime()),
+        sa.column("updated_at", sa.DateTime()),
+        sa.column("scored_points"),
+        sa.column("absolute_error_sum"),
+        sa.column("squared_error_sum"),
+        *(sa.column(name, sa.Uuid() if name.endswith("id") else sa.JSON() if name in ("input_summary", "outputs") else sa.DateTime() if name.endswith("_ts") else None) for name in prediction_columns),
+    )
+
+    def prediction(hours: int, scored: int) -> dict[str, object]:
+        values = (uuid.uuid4(), workspace, spanned, 1, "api", hours + 1, 1, {}, [], moment, datetime(2026, 1, 1, hours), 1.0)
+        return dict(zip(prediction_columns, values, strict=True)) | stamps | {"scored_points": scored, "absolute_error_sum": 0.0, "squared_error_sum": 0.0}
+
+    engine = create_engine(fresh_database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(workspaces.insert().values(id=workspace, name="w", **stamps))
+            for model_id in (spanned, bare):
+                model = {"id": model_id, "workspace_id": workspace, "kind": "forecaster", "name": "m", "algorithm": "naive", "hyperparameters": {}, "config": {}}
+                connection.execute(models.insert().values(**model, status="trained", metrics={}, **stamps))
+            # Unscored spans of 5 and 3 hours; a fully scored one of 20 hours.
+            connection.execute(predictions.insert(), [prediction(5, 0), prediction(3, 2), prediction(20, 21)])
+        migrations.upgrade(fresh_database_url)
+        with engine.connect() as connection:
+            longest = dict(connection.execute(sa.select(models.c.id, models.c.longest_forecast_seconds)).all())
+    finally:
+        engine.dispose()
+    assert longest == {spanned: 5 * 3600.0, bare: None}

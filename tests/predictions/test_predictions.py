@@ -131,6 +131,19 @@ async def test_actual_values_score_earlier_predictions(client: httpx.AsyncClient
     assert [p.get("actual") for p in detail["predictions"]] == [*actual, None]
 
 
+async def test_observations_score_a_forecast_longer_than_any_before_it(client: httpx.AsyncClient, account: Account, model_id: str) -> None:
+    """Scoring reads only the predictions that end within the model's longest forecast
+    after the newest observation: a longer forecast lengthens that bound, or the values
+    observed near its start would never reach it."""
+    short = (await predict(client, account, model_id, horizon=2, series_ids=["A"])).json()
+    long = (await predict(client, account, model_id, horizon=24, series_ids=["A"])).json()
+    # Twenty hours observed: the long forecast ends four hours after them, the short one is all covered.
+    observed = [{"series_id": "A", "timestamp": (LAST + timedelta(hours=k)).isoformat(), "value": 100.0 + k} for k in range(1, 21)]
+    assert (await predict(client, account, model_id, horizon=1, series_ids=["A"], observations=observed)).status_code == 200
+    scored = {p["id"]: p["scored_points"] for p in (await client.get("/api/v1/predictions", headers=account.headers, params={"model_id": model_id})).json()}
+    assert scored[short["prediction_id"]] == 2 and scored[long["prediction_id"]] == 20
+
+
 async def test_history_lists_with_filters_and_paging(client: httpx.AsyncClient, account: Account, model_id: str) -> None:
     for horizon in (1, 2, 3):
         assert (await predict(client, account, model_id, horizon=horizon)).status_code == 200
@@ -472,17 +485,24 @@ async def test_observations_score_every_earlier_prediction_they_reach(client: ht
 
 
 @pytest.mark.parametrize("after_a_page", [False, True])
-def test_scoring_seeks_through_the_index_of_unscored_spans(database: Database, after_a_page: bool) -> None:
+@pytest.mark.parametrize("bounded", [False, True])
+def test_scoring_seeks_through_the_index_of_unscored_spans(database: Database, after_a_page: bool, bounded: bool) -> None:
     """The scoring query states the partial index's condition as the index does: were
-    they to drift apart, every request with observations would scan the model's rows."""
+    they to drift apart, every request with observations would scan the model's rows.
+    Bounded by the model's longest forecast, it seeks a range of spans' ends, not all
+    those after the earliest observation."""
     moment = datetime(2026, 1, 1)
-    query = scoring._candidates(scoring.PAGE, after_a_page).params(model_id=uuid.uuid4(), earliest=moment, latest=moment, after_ts=moment, after_id=uuid.uuid4())
+    query = scoring._candidates(scoring.PAGE, after_a_page, bounded).params(
+        model_id=uuid.uuid4(), earliest=moment, latest=moment, reach=moment + timedelta(days=1), after_ts=moment, after_id=uuid.uuid4()
+    )
     with database.engine.connect() as connection:
         sql = query.compile(connection, compile_kwargs={"literal_binds": True})
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql("SET enable_seqscan = off")  # a near-empty table is otherwise scanned
-        plan = connection.exec_driver_sql(f"EXPLAIN {'QUERY PLAN ' if connection.dialect.name == 'sqlite' else ''}{sql}").all()
-    assert "ix_predictions_unscored_span" in " ".join(str(row) for row in plan), plan
+        plan = " ".join(str(row) for row in connection.exec_driver_sql(f"EXPLAIN {'QUERY PLAN ' if connection.dialect.name == 'sqlite' else ''}{sql}").all())
+    assert "ix_predictions_unscored_span" in plan, plan
+    if bounded:
+        assert ("last_ts>? AND last_ts<?" if connection.dialect.name == "sqlite" else "last_ts <=") in plan, plan
 
 
 @pytest.mark.parametrize(("zone", "first"), [(None, "2026-01-01T00:00:00"), ("Europe/Berlin", "2026-01-01T00:00:00+01:00")])

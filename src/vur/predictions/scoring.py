@@ -18,7 +18,7 @@ import logging
 import threading
 import uuid
 from collections import deque
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -40,10 +40,13 @@ PAGE = 200
 INLINE_PAGES = 2
 
 
-def score_earlier(session: Session, model_id: uuid.UUID, actuals: Actuals, *, after: Cursor | None = None, pages: int | None = None) -> Cursor | None:
+def score_earlier(
+    session: Session, model_id: uuid.UUID, actuals: Actuals, longest: float | None, *, after: Cursor | None = None, pages: int | None = None
+) -> Cursor | None:
     """Score the model's predictions whose forecast span the actuals reach and that still
     have points without an actual, latest span first, a page at a time from `after`; stop
-    after `pages` pages and answer where to go on (None: all done). Rows are locked as
+    after `pages` pages and answer where to go on (None: all done). `longest` is the
+    model's longest forecast span in seconds (None: unknown, no bound). Rows are locked as
     they are read (where the database can), so two processes that score the same
     prediction take turns instead of overwriting each other's points. Read and written as
     plain rows: the ORM's per-attribute tracking would cost more than the scoring."""
@@ -51,12 +54,15 @@ def score_earlier(session: Session, model_id: uuid.UUID, actuals: Actuals, *, af
         return None
     moments = [datetime.fromisoformat(stamp) for _, stamp in actuals]
     span = {"model_id": model_id, "earliest": min(moments), "latest": max(moments)}
+    if longest is not None:  # a prediction the actuals reach begins by the latest of them, so ends by this
+        span["reach"] = span["latest"] + timedelta(seconds=longest)
+    bounded = "reach" in span
     read = 0
     while pages is None or read < pages:
         if after is None:
-            page = session.execute(_candidates(PAGE, after=False), span).all()
+            page = session.execute(_candidates(PAGE, after=False, bounded=bounded), span).all()
         else:
-            page = session.execute(_candidates(PAGE, after=True), {**span, "after_ts": after[0], "after_id": after[1]}).all()
+            page = session.execute(_candidates(PAGE, after=True, bounded=bounded), {**span, "after_ts": after[0], "after_id": after[1]}).all()
         read += 1
         if scored := [row for row in (_scored(prediction, actuals) for prediction in page) if row is not None]:
             session.execute(update(Prediction), scored)
@@ -67,9 +73,12 @@ def score_earlier(session: Session, model_id: uuid.UUID, actuals: Actuals, *, af
 
 
 @cache
-def _candidates(page: int, after: bool) -> Select[Any]:
+def _candidates(page: int, after: bool, bounded: bool) -> Select[Any]:
     """A page of the predictions a span of actuals reaches that still have points without
-    an actual (after a cursor, or from the latest). Built once, with bound parameters:
+    an actual (after a cursor, or from the latest), their ends no later than `reach` when
+    `bounded`: the index is then read from there down, not from the latest forecast of
+    all (those of times not yet observed are never scored by these actuals, and yet were
+    each walked past). Built once, with bound parameters:
     SQLAlchemy then reuses its compiled SQL instead of working it out for every forecast.
     On the table's columns, not the ORM's attributes: plain rows are read, and a Core
     statement skips the ORM's execution steps (every request with observations runs it)."""
@@ -79,6 +88,8 @@ def _candidates(page: int, after: bool) -> Select[Any]:
         .where(table.model_id == bindparam("model_id", type_=Uuid()), table.last_ts >= bindparam("earliest"), table.first_ts <= bindparam("latest"))
         .where(text(UNSCORED))
     )
+    if bounded:
+        query = query.where(table.last_ts <= bindparam("reach"))
     if after:
         last_ts, prediction_id = bindparam("after_ts"), bindparam("after_id")
         query = query.where((table.last_ts < last_ts) | ((table.last_ts == last_ts) & (table.id < prediction_id)))
@@ -109,14 +120,14 @@ class Scorer:
     earlier predictions stay unscored for these values."""
 
     def __init__(self) -> None:
-        self._pending: deque[tuple[Engine, uuid.UUID, Actuals, Cursor]] = deque()
+        self._pending: deque[tuple[Engine, uuid.UUID, Actuals, float | None, Cursor]] = deque()
         self._busy = False
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def go_on(self, engine: Engine, model_id: uuid.UUID, actuals: Actuals, after: Cursor) -> None:
+    def go_on(self, engine: Engine, model_id: uuid.UUID, actuals: Actuals, longest: float | None, after: Cursor) -> None:
         with self._changed:
-            self._pending.append((engine, model_id, actuals, after))
+            self._pending.append((engine, model_id, actuals, longest, after))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="vur-scorer", daemon=True)
                 self._thread.start()
@@ -131,13 +142,13 @@ class Scorer:
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: bool(self._pending))
-                engine, model_id, actuals, after = self._pending.popleft()
+                engine, model_id, actuals, longest, after = self._pending.popleft()
                 self._busy = True
             try:
                 cursor: Cursor | None = after
                 while cursor is not None:
                     with Session(engine) as session, session.begin():
-                        cursor = score_earlier(session, model_id, actuals, after=cursor, pages=1)
+                        cursor = score_earlier(session, model_id, actuals, longest, after=cursor, pages=1)
             except Exception:  # a failed pass must not stop the thread
                 log.exception("scoring earlier predictions of model %s failed", model_id)
             finally:
@@ -149,9 +160,9 @@ class Scorer:
 scorer = Scorer()
 
 
-def score_from(session: Session, model_id: uuid.UUID, actuals: Actuals) -> None:
+def score_from(session: Session, model_id: uuid.UUID, actuals: Actuals, longest: float | None) -> None:
     """Score what a forecast's transaction can, and leave the rest to the scorer thread
     once it commits."""
-    if (rest := score_earlier(session, model_id, actuals, pages=INLINE_PAGES)) is not None:
+    if (rest := score_earlier(session, model_id, actuals, longest, pages=INLINE_PAGES)) is not None:
         engine = session.get_bind()
-        on_commit(session, lambda: scorer.go_on(engine, model_id, actuals, rest))
+        on_commit(session, lambda: scorer.go_on(engine, model_id, actuals, longest, rest))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Histogram
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Select, and_, bindparam, func, insert, select
+from sqlalchemy import Select, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from vur.core.db import naive_utc, on_commit, utcnow
@@ -86,6 +86,7 @@ class ServedModel:
     kind: str
     status: ModelStatus
     config: dict[str, Any]
+    longest_forecast_seconds: float | None
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def servable_model(session: Session, model_id: uuid.UUID, workspace_id: uuid.UUI
     row = session.execute(_model_with_version(latest=number is None), params).first()
     if row is None:
         raise ModelNotFound.for_id(RegisteredModel.__resource__, model_id)
-    model = ServedModel(row.id, row.workspace_id, row.kind, row.status, row.config)
+    model = ServedModel(row.id, row.workspace_id, row.kind, row.status, row.config, row.longest_forecast_seconds)
     _check_forecaster(model)
     return model, _servable(model, ServedVersion(row.number, row.artifact_prefix) if row.number is not None else None, number)
 
@@ -126,7 +127,9 @@ def _model_with_version(latest: bool) -> Select[Any]:
     numbered = versions.alias()  # the versions the latest is chosen among, apart from the one joined
     wanted = select(func.max(numbered.c.number)).where(numbered.c.model_id == models.c.id).scalar_subquery() if latest else bindparam("number")
     return (
-        select(models.c.id, models.c.workspace_id, models.c.kind, models.c.status, models.c.config, versions.c.number, versions.c.artifact_prefix)
+        select(
+            models.c.id, models.c.workspace_id, models.c.kind, models.c.status, models.c.config, models.c.longest_forecast_seconds, versions.c.number, versions.c.artifact_prefix
+        )
         .select_from(models.outerjoin(versions, and_(versions.c.model_id == models.c.id, versions.c.number == wanted)))
         .where(models.c.id == bindparam("model_id"), models.c.workspace_id == bindparam("workspace_id"))
     )
@@ -189,13 +192,15 @@ def predict_with(session: Session, store: ArtifactStore, model: Model, version: 
 
 @dataclass(frozen=True)
 class Computed:
-    """An answer made and not yet recorded: its prediction's row, the response, and the
-    actual values its observations give."""
+    """An answer made and not yet recorded: its prediction's row, the response, the
+    actual values its observations give, and the longest forecast span (seconds) recorded
+    for the model when it was read."""
 
     row: dict[str, Any]
     response: PredictionResponse
     actuals: Actuals
     seconds: float
+    longest: float | None
 
 
 def compute(store: ArtifactStore, model: Model, version: ServedVersion, body: PredictRequest, source: str) -> Computed:
@@ -242,22 +247,47 @@ def compute(store: ArtifactStore, model: Model, version: ServedVersion, body: Pr
         latency_ms=row["latency_ms"],
         created_at=row["created_at"],
     )
-    return Computed(row, response, _actuals(body.observations, model) if body.observations else {}, seconds)
+    return Computed(row, response, _actuals(body.observations, model) if body.observations else {}, seconds, model.longest_forecast_seconds)
 
 
 def record(session: Session, computed: Computed) -> PredictionResponse:
     """Record an answer (flushed, not committed), its actual values scoring the model's
     earlier predictions first (`scoring`); the response."""
     row = computed.row
+    longest = _longest_forecasts(session)
+    known = max((s for s in (computed.longest, longest.get(row["model_id"])) if s is not None), default=None)
     if computed.actuals:
-        score_from(session, row["model_id"], computed.actuals)
+        score_from(session, row["model_id"], computed.actuals, known)
     # A Core insert (the columns' defaults still apply): the ORM's unit of work for one new
     # row costs more than the rest of a served forecast.
     session.execute(insert(Prediction.__table__), row)
+    if row["first_ts"] is not None and (span := (row["last_ts"] - row["first_ts"]).total_seconds()) > (known if known is not None else -1):
+        session.execute(_lengthen_longest_forecast(), {"model_id": row["model_id"], "seconds": span})
+        longest[row["model_id"]] = span
     on_commit(session, partial(_count, row["source"], computed.seconds))  # counted once recorded: a batch refused later rolls it back
     if row["source"] == "real_time":
         publish_after_commit(session, Event("predictions", "prediction", computed.response.model_dump(mode="json"), str(row["workspace_id"])))
     return computed.response
+
+
+def _longest_forecasts(session: Session) -> dict[uuid.UUID, float]:
+    """The longest forecast span of each model that this transaction has lengthened (a
+    batch records many answers in one, each read before any was recorded). Kept for the
+    transaction only: one rolled back lengthened nothing."""
+    transaction = session.get_transaction()
+    held = session.info.get("longest_forecast_seconds")
+    if held is None or held[0] is not transaction:
+        held = session.info["longest_forecast_seconds"] = (transaction, {})
+    return held[1]
+
+
+@cache
+def _lengthen_longest_forecast() -> Any:
+    """Only ever lengthened: two transactions that lengthen it at once keep the longer."""
+    models = RegisteredModel.__table__.c
+    longest = models.longest_forecast_seconds
+    seconds = bindparam("seconds")
+    return update(RegisteredModel.__table__).where(models.id == bindparam("model_id"), longest.is_(None) | (longest < seconds)).values(longest_forecast_seconds=seconds)
 
 
 def check_request(store: ArtifactStore, model: Model, version: ServedVersion, body: PredictRequest) -> None:

@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import JSON, Boolean, Enum, Float, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vur.core.db import Base, RecordMixin
@@ -43,6 +43,10 @@ class RegisteredModel(RecordMixin, Base):
     training_job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     artifact_key: Mapped[str | None] = mapped_column(String(300), default=None)
     trained_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The longest span (first to last timestamp, seconds) of the forecasts recorded for
+    # it: a prediction that new observations can score ends at most this long after the
+    # latest of them, which bounds the scoring query's scan (predictions.scoring).
+    longest_forecast_seconds: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class ModelVersion(RecordMixin, Base):
