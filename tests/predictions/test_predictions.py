@@ -20,7 +20,7 @@ from tests.core.test_websocket import authed, receive_until, subscribe
 from vur.core.db import Database
 from vur.forecasting import forecasters
 from vur.predictions import scoring
-from vur.predictions.schemas import DIRECT_BATCH
+from vur.predictions.schemas import DIRECT_BATCH, PredictionResponse
 from vur.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -71,6 +71,7 @@ async def test_a_trained_model_forecasts_what_it_forecast_at_the_end_of_training
     response = await predict(client, account, model_id, horizon=12)
     assert response.status_code == 200, response.text
     answer = response.json()
+    assert PredictionResponse.model_validate(answer).model_dump(mode="json") == answer  # written as its documented model writes it
     assert answer["model_version"] == 1 and answer["levels"] == [80] and answer["horizon"] == 12
     points = answer["predictions"]
     assert sorted({p["series_id"] for p in points}) == ["A", "B"] and len(points) == 24
@@ -93,6 +94,7 @@ async def test_newer_observations_move_the_forecast_on(client: httpx.AsyncClient
     observed = [{"series_id": "A", "timestamp": (LAST + timedelta(hours=k)).isoformat(), "value": 400.0} for k in (1, 2, 3)]
     response = await predict(client, account, model_id, horizon=6, series_ids=["A"], observations=observed)
     assert response.status_code == 200, response.text
+    assert PredictionResponse.model_validate(response.json()).model_dump(mode="json") == response.json()
     moved = response.json()["predictions"]
     assert moved[0]["timestamp"].startswith((LAST + timedelta(hours=4)).isoformat())
     assert len(moved) == 6 and all(p["lower"]["80"] <= p["value"] <= p["upper"]["80"] for p in moved)
@@ -512,8 +514,9 @@ def test_forecast_points_keep_the_zone_of_their_timestamps(zone: str | None, fir
     from vur.predictions import service
 
     frame = pd.DataFrame({"unique_id": ["a", "a"], "ds": pd.date_range("2026-01-01", periods=2, freq="h", tz=zone), "mean": [1.0, 2.0], "lo-80": [0.5, 1.5], "hi-80": [1.5, 2.5]})
-    points = service._points(frame, [80])
-    assert points[0].model_dump(mode="json") == {"series_id": "a", "timestamp": first, "value": 1.0, "lower": {"80": 0.5}, "upper": {"80": 1.5}}
+    answer = service.Answer.of(frame, [80])
+    assert answer.outputs[0] == {"series_id": "a", "timestamp": first, "value": 1.0, "lower": {"80": 0.5}, "upper": {"80": 1.5}}
+    assert answer.first_ts == (datetime(2026, 1, 1) if zone is None else datetime(2025, 12, 31, 23)) and answer.series_count == 1
 
 
 def test_observed_times_become_the_datetimes_numpy_would_make() -> None:
@@ -525,7 +528,7 @@ def test_observed_times_become_the_datetimes_numpy_would_make() -> None:
     from vur.predictions.schemas import Observation
 
     moments = [datetime(2026, 1, 1, 0, 0, 0, 250), datetime(1969, 12, 31, 23, 59, 59, 999999), datetime(2026, 3, 29, 2, 30, tzinfo=timezone(timedelta(hours=2))), datetime(1700, 1, 1, tzinfo=UTC)]
-    model = service.ServedModel(uuid.uuid4(), uuid.uuid4(), "forecaster", service.ModelStatus.trained, {})
+    model = service.ServedModel(uuid.uuid4(), uuid.uuid4(), "forecaster", service.ModelStatus.trained, {}, None)
     columns = service._observation_columns([Observation(timestamp=moment, value=1.0) for moment in moments], model)
     expected = np.array([moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment for moment in moments], dtype="datetime64[ns]")
     assert columns["ds"].dtype == np.dtype("datetime64[ns]") and (columns["ds"] == expected).all()

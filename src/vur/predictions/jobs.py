@@ -42,6 +42,6 @@ def predict_batch(ctx: JobContext, model_id: str, workspace_id: str, requests: l
     # are made, so a batch that fails part-way leaves no predictions behind.
     key = batch_result_key(uuid.UUID(workspace_id), ctx.job_id)
     with database.session() as session:
-        results = [service.record(session, answer).model_dump(mode="json") for answer in answers]
+        results = [service.record(session, answer) for answer in answers]
         store.write_bytes(key, json.dumps({"model_id": model_id, "results": results}).encode())
     return {"result_key": key, "predictions": len(results)}

@@ -22,7 +22,8 @@ from functools import cache, lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Histogram
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
 from sqlalchemy import Select, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -34,7 +35,7 @@ from vur.core.repository import get_scoped, paginate
 from vur.core.storage import ArtifactStore
 from vur.predictions.exceptions import InvalidPredictionRequest, ModelNotServable, PredictionNotFound
 from vur.predictions.models import Prediction
-from vur.predictions.schemas import MAX_OBSERVATIONS, FutureValues, Observation, PredictionPoint, PredictionResponse, PredictRequest
+from vur.predictions.schemas import MAX_OBSERVATIONS, FutureValues, Observation, PredictRequest
 from vur.predictions.scoring import Actuals, score_from
 from vur.registry.exceptions import ModelNotFound
 from vur.registry.models import ModelStatus, ModelVersion, RegisteredModel
@@ -51,7 +52,6 @@ PREDICTIONS = relayed_counter("vur_predictions_total", "Predictions answered", [
 PREDICTION_SECONDS = Histogram(
     "vur_prediction_seconds", "Time to compute one prediction", ["source"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5), registry=REGISTRY
 )
-_POINTS = TypeAdapter(list[PredictionPoint])
 # Future values of each exogenous column a prediction's record keeps.
 EXOGENOUS_KEPT = 1000
 # The series id of a model trained without a series column (as training names it).
@@ -166,25 +166,53 @@ def fitted_model(store: ArtifactStore, model: Model, version: ServedVersion) -> 
 
 @dataclass(frozen=True)
 class Answer:
-    """A forecast's points, and what its record keeps of them."""
+    """A forecast's points as JSON (as a PredictionPoint writes them: the response and
+    the record both hold them so), and their series and span."""
 
-    points: tuple[PredictionPoint, ...]
-    outputs: tuple[dict[str, Any], ...]  # the points as JSON
+    outputs: tuple[dict[str, Any], ...]
     series_count: int
     first_ts: datetime | None
     last_ts: datetime | None
 
     @classmethod
-    def of(cls, points: list[PredictionPoint]) -> Answer:
-        stamps = [naive_utc(p.timestamp) for p in points]
-        return cls(tuple(points), tuple(_POINTS.dump_python(points, mode="json")), len({p.series_id for p in points}), min(stamps, default=None), max(stamps, default=None))
+    def of(cls, forecast: pd.DataFrame | dict[str, Any], levels: list[int]) -> Answer:
+        """The points of a forecast: a frame, or its columns' arrays (`_forecast`). Written
+        as JSON straight from the columns, without a PredictionPoint each to validate and
+        dump again: at a request's sizes, most of what making its answer cost."""
+        import numpy as np
+
+        from vur.forecasting.forecasters import POINT
+
+        bounds = {str(level): (forecast[f"lo-{level}"].tolist(), forecast[f"hi-{level}"].tolist()) for level in levels}
+        ds = forecast["ds"]
+        # Naive times straight from numpy as datetimes, without making pandas Timestamps first; zoned ones keep their zone.
+        moments = np.asarray(ds, dtype="datetime64[us]").tolist() if isinstance(ds.dtype, np.dtype) else ds.tolist()
+        series = [str(uid) for uid in forecast["unique_id"].tolist()]
+        outputs = tuple(
+            {
+                "series_id": uid,
+                "timestamp": stamp,
+                "value": value,
+                "lower": {level: lower[i] for level, (lower, _) in bounds.items()},
+                "upper": {level: upper[i] for level, (_, upper) in bounds.items()},
+            }
+            for i, (uid, stamp, value) in enumerate(zip(series, to_jsonable_python(moments), forecast[POINT].tolist(), strict=True))
+        )
+        # A forecast's times are all naive or all zoned: the earliest and latest compare as they are.
+        first, last = (naive_utc(min(moments)), naive_utc(max(moments))) if moments else (None, None)
+        return cls(outputs, len(set(series)), first, last)
 
 
-def predict(session: Session, store: ArtifactStore, model: Model, body: PredictRequest, source: str) -> PredictionResponse:
+# A PredictionResponse as JSON: made so, not validated and dumped, for a single
+# forecast's sake (the API writes it out with pydantic-core; a batch validates its own).
+ResponseJson = dict[str, Any]
+
+
+def predict(session: Session, store: ArtifactStore, model: Model, body: PredictRequest, source: str) -> ResponseJson:
     return predict_with(session, store, model, servable_version(session, model, body.version), body, source)
 
 
-def predict_with(session: Session, store: ArtifactStore, model: Model, version: ServedVersion, body: PredictRequest, source: str) -> PredictionResponse:
+def predict_with(session: Session, store: ArtifactStore, model: Model, version: ServedVersion, body: PredictRequest, source: str) -> ResponseJson:
     """Forecast with `version` of `model` and record the answer (flushed, not committed);
     its observations score the model's earlier predictions (`scoring`)."""
     return record(session, compute(store, model, version, body, source))
@@ -197,7 +225,7 @@ class Computed:
     for the model when it was read."""
 
     row: dict[str, Any]
-    response: PredictionResponse
+    response: ResponseJson
     actuals: Actuals
     seconds: float
     longest: float | None
@@ -210,7 +238,7 @@ def compute(store: ArtifactStore, model: Model, version: ServedVersion, body: Pr
     levels = _check(forecaster, model, body)
     started = time.perf_counter()
     if body.observations or body.exogenous:
-        answer = Answer.of(_points(_forecast(forecaster, model, body, levels, key), levels))
+        answer = Answer.of(_forecast(forecaster, model, body, levels, key), levels)
     else:
         answer = _served(store, key, body.horizon, tuple(levels), tuple(body.series_ids or ()), _restoration(model))
     seconds = time.perf_counter() - started
@@ -236,21 +264,21 @@ def compute(store: ArtifactStore, model: Model, version: ServedVersion, body: Pr
         "latency_ms": round(seconds * 1000, 3),
         "created_at": utcnow(),
     }
-    response = PredictionResponse(
-        prediction_id=row["id"],
-        model_id=model.id,
-        model_version=version.number,
-        source=source,
-        horizon=body.horizon,
-        levels=levels,
-        predictions=list(answer.points),
-        latency_ms=row["latency_ms"],
-        created_at=row["created_at"],
-    )
+    response = {
+        "prediction_id": str(row["id"]),
+        "model_id": str(model.id),
+        "model_version": version.number,
+        "source": source,
+        "horizon": body.horizon,
+        "levels": levels,
+        "predictions": row["outputs"],
+        "latency_ms": row["latency_ms"],
+        "created_at": to_jsonable_python(row["created_at"]),
+    }
     return Computed(row, response, _actuals(body.observations, model) if body.observations else {}, seconds, model.longest_forecast_seconds)
 
 
-def record(session: Session, computed: Computed) -> PredictionResponse:
+def record(session: Session, computed: Computed) -> ResponseJson:
     """Record an answer (flushed, not committed), its actual values scoring the model's
     earlier predictions first (`scoring`); the response."""
     row = computed.row
@@ -266,7 +294,7 @@ def record(session: Session, computed: Computed) -> PredictionResponse:
         longest[row["model_id"]] = span
     on_commit(session, partial(_count, row["source"], computed.seconds))  # counted once recorded: a batch refused later rolls it back
     if row["source"] == "real_time":
-        publish_after_commit(session, Event("predictions", "prediction", computed.response.model_dump(mode="json"), str(row["workspace_id"])))
+        publish_after_commit(session, Event("predictions", "prediction", computed.response, str(row["workspace_id"])))
     return computed.response
 
 
@@ -362,7 +390,7 @@ def _served(store: ArtifactStore, key: str, horizon: int, levels: tuple[int, ...
     frame = load_forecaster(store, key).predict(horizon, list(levels))
     if series_ids:
         frame = frame[frame["unique_id"].astype(str).isin(series_ids)]
-    return Answer.of(_points(original_units({"target_restoration": json.loads(restoration)})(frame), list(levels)))
+    return Answer.of(original_units({"target_restoration": json.loads(restoration)})(frame), list(levels))
 
 
 def _restoration(model: Model) -> str:
@@ -449,26 +477,6 @@ def _future_frame(rows: list[FutureValues], model: Model) -> pd.DataFrame:
         if column in frame.columns:
             frame[column] = training_units(undo)(frame[column])
     return frame.assign(ds=pd.to_datetime(frame["ds"]))
-
-
-def _points(frame: pd.DataFrame | dict[str, Any], levels: list[int]) -> list[PredictionPoint]:
-    """The points of a forecast: a frame, or its columns' arrays (`_forecast`)."""
-    import numpy as np
-
-    bounds = {str(level): (frame[f"lo-{level}"].tolist(), frame[f"hi-{level}"].tolist()) for level in levels}
-    ds = frame["ds"]
-    # Naive times straight from numpy as datetimes, without making pandas Timestamps first; zoned ones keep their zone.
-    stamps = np.asarray(ds, dtype="datetime64[us]").tolist() if isinstance(ds.dtype, np.dtype) else ds.tolist()
-    return [
-        PredictionPoint(
-            series_id=str(uid),
-            timestamp=stamp,
-            value=value,
-            lower={level: lower[i] for level, (lower, _) in bounds.items()},
-            upper={level: upper[i] for level, (_, upper) in bounds.items()},
-        )
-        for i, (uid, stamp, value) in enumerate(zip(frame["unique_id"].tolist(), stamps, frame["mean"].tolist(), strict=True))
-    ]
 
 
 def _actuals(observations: list[Observation], model: Model) -> Actuals:

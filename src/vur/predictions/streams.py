@@ -280,7 +280,7 @@ def _tick(session: Session, store: ArtifactStore, stream: PredictionStream, read
     stream.last_timestamp, stream.last_new_rows_at = newest.replace(tzinfo=UTC), utcnow()
     stream.rows_read += arrived
     stream.predictions_made += 1
-    data = {**answer.model_dump(mode="json"), "stream_id": str(stream.id), "rows_arrived": arrived}
+    data = {**answer, "stream_id": str(stream.id), "rows_arrived": arrived}
     publish_after_commit(session, Event("predictions", "prediction", data, str(stream.workspace_id)))
     if read.cut and (cursor is None or rows[0].timestamp > cursor):
         # Rows that arrived since the last run were never read: neither counted nor scored.
