@@ -27,7 +27,7 @@ With new data it is the call the platform makes: neither asks the library for in
 
 The machine is shared, and its speed drifts from one second to the next by more than the
 5 ms judged (ARIMA's bare call has taken 15 ms over two seconds, 21 ms over the next two). So at
-concurrency 1 requests and baseline calls take turns, one each, for `--seconds`: both meet
+concurrency 1 requests and baseline calls take turns, one each, for `--seconds` and at least `--turns` times: both meet
 the machine as it is at that moment, and "added p50" is the requests' p50 minus the
 calls' p50. The requests go over one keep-alive connection from a client that sends a
 prepared request and reads the answer with plain socket calls, a small fraction of a
@@ -270,6 +270,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--seconds", type=float, default=20, help="requests and baseline calls in turns, per model and mode")
+    parser.add_argument("--turns", type=int, default=300, help="at least this many turns, however long they take (LightGBM's p50 moves by ms over fewer)")
     parser.add_argument("--slices", type=int, default=5, help="wrk's slices per model and mode, each followed by baseline calls")
     parser.add_argument("--slice-seconds", type=int, default=2, help="length of a wrk slice, and of the baseline calls after it (whole seconds: wrk's unit)")
     parser.add_argument("--workers", type=int, default=1, help="API processes of the server (vur serve --workers)")
@@ -289,7 +290,7 @@ def main() -> int:
     observations = [{"series_id": uid, "timestamp": t.isoformat(), "value": float(v)} for t, v in zip(stamps[POINTS - HORIZON :], newer, strict=True)]
     new_df = pd.DataFrame({"unique_id": uid, "ds": stamps, "y": values})
     print(f"Series {uid}: {len(history)} points to train on, then {HORIZON} newer observations; {args.workers} API process(es)")
-    print(f"Concurrency 1: requests and baseline calls in turns for {args.seconds:.0f} s per model and mode" + (f"; wrk in {args.slices} slices of {args.slice_seconds} s" if with_wrk else " (wrk not on PATH)"))
+    print(f"Concurrency 1: requests and baseline calls in turns for {args.seconds:.0f} s (at least {args.turns} turns) per model and mode" + (f"; wrk in {args.slices} slices of {args.slice_seconds} s" if with_wrk else " (wrk not on PATH)"))
     print(f"Concurrency {CONCURRENCY}: {' and '.join(burst_generators)} (the rate is judged by {burst_generators[0]})", flush=True)
 
     rows = []
@@ -317,7 +318,7 @@ def main() -> int:
             ):
                 connection = Connection(base_url, path, fresh_token(client), body)
                 in_turns(connection.post, bare, 0, least=3)  # warm up: the first request of a version loads its model
-                turns = in_turns(connection.post, bare, args.seconds)
+                turns = in_turns(connection.post, bare, args.seconds, least=args.turns)
                 connection.close()
                 slices = None
                 if with_wrk:
