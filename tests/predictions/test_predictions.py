@@ -17,10 +17,11 @@ import pytest
 from tests.conftest import Account, assert_envelope, hourly_csv, register, wait_for_job, wait_until
 from tests.core.test_smoke_slice import wait_for_training
 from tests.core.test_websocket import authed, receive_until, subscribe
-from vur.core.db import Database
+from vur.core.db import Database, get_database
 from vur.forecasting import forecasters
 from vur.predictions import scoring
 from vur.predictions.schemas import DIRECT_BATCH, PredictionResponse
+from vur.registry.models import RegisteredModel
 from vur.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -133,12 +134,20 @@ async def test_actual_values_score_earlier_predictions(client: httpx.AsyncClient
     assert [p.get("actual") for p in detail["predictions"]] == [*actual, None]
 
 
-async def test_observations_score_a_forecast_longer_than_any_before_it(client: httpx.AsyncClient, account: Account, model_id: str) -> None:
+async def test_observations_score_a_forecast_longer_than_any_before_it(client: httpx.AsyncClient, account: Account, model_id: str, settings: Settings) -> None:
     """Scoring reads only the predictions that end within the model's longest forecast
     after the newest observation: a longer forecast lengthens that bound, or the values
     observed near its start would never reach it."""
+
+    def model_row() -> tuple[float | None, datetime]:
+        with get_database(settings.resolved_database_url).session() as session:
+            model = session.get(RegisteredModel, uuid.UUID(model_id))
+            return model.longest_forecast_seconds, model.updated_at
+
+    longest, updated = model_row()
     short = (await predict(client, account, model_id, horizon=2, series_ids=["A"])).json()
     long = (await predict(client, account, model_id, horizon=24, series_ids=["A"])).json()
+    assert longest is None and model_row() == (23 * 3600.0, updated)  # bookkeeping: the model's updated_at stays
     # Twenty hours observed: the long forecast ends four hours after them, the short one is all covered.
     observed = [{"series_id": "A", "timestamp": (LAST + timedelta(hours=k)).isoformat(), "value": 100.0 + k} for k in range(1, 21)]
     assert (await predict(client, account, model_id, horizon=1, series_ids=["A"], observations=observed)).status_code == 200

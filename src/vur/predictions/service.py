@@ -311,11 +311,13 @@ def _longest_forecasts(session: Session) -> dict[uuid.UUID, float]:
 
 @cache
 def _lengthen_longest_forecast() -> Any:
-    """Only ever lengthened: two transactions that lengthen it at once keep the longer."""
+    """Only ever lengthened: two transactions that lengthen it at once keep the longer.
+    Bookkeeping, not a change to the model: its `updated_at` stays."""
     models = RegisteredModel.__table__.c
     longest = models.longest_forecast_seconds
     seconds = bindparam("seconds")
-    return update(RegisteredModel.__table__).where(models.id == bindparam("model_id"), longest.is_(None) | (longest < seconds)).values(longest_forecast_seconds=seconds)
+    lengthened = update(RegisteredModel.__table__).where(models.id == bindparam("model_id"), longest.is_(None) | (longest < seconds))
+    return lengthened.values(longest_forecast_seconds=seconds, updated_at=models.updated_at)
 
 
 def check_request(store: ArtifactStore, model: Model, version: ServedVersion, body: PredictRequest) -> None:
