@@ -176,9 +176,9 @@ class Answer:
 
     @classmethod
     def of(cls, forecast: pd.DataFrame | dict[str, Any], levels: list[int]) -> Answer:
-        """The points of a forecast: a frame, or its columns' arrays (`_forecast`). Written
-        as JSON straight from the columns, without a PredictionPoint each to validate and
-        dump again: at a request's sizes, most of what making its answer cost."""
+        """The points of a forecast: a frame, or its columns' arrays (`_forecast`), written
+        as JSON straight from the columns: no PredictionPoint per point to validate and
+        then dump again."""
         import numpy as np
 
         from vur.forecasting.forecasters import POINT
