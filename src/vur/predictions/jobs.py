@@ -3,9 +3,10 @@ written as one JSON file that GET /api/v1/predictions/batch/{job_id} serves."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
+
+from pydantic_core import to_json
 
 from vur.core.db import get_database
 from vur.core.storage import LocalArtifactStore
@@ -43,5 +44,6 @@ def predict_batch(ctx: JobContext, model_id: str, workspace_id: str, requests: l
     key = batch_result_key(uuid.UUID(workspace_id), ctx.job_id)
     with database.session() as session:
         results = [service.record(session, answer) for answer in answers]
-        store.write_bytes(key, json.dumps({"model_id": model_id, "results": results}).encode())
+        # As the single forecasts' answers are written: a bound no series had is null (json.dumps would write NaN, which is not JSON).
+        store.write_bytes(key, to_json({"model_id": model_id, "results": results}, inf_nan_mode="null"))
     return {"result_key": key, "predictions": len(results)}
