@@ -54,9 +54,9 @@ def score_earlier(
         return None
     moments = [datetime.fromisoformat(stamp) for _, stamp in actuals]
     span = {"model_id": model_id, "earliest": min(moments), "latest": max(moments)}
-    if longest is not None:  # a prediction the actuals reach begins by the latest of them, so ends by this
+    bounded = longest is not None
+    if bounded:  # a prediction the actuals reach begins by the latest of them, so ends by this
         span["reach"] = span["latest"] + timedelta(seconds=longest)
-    bounded = "reach" in span
     read = 0
     while pages is None or read < pages:
         if after is None:
