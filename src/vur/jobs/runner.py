@@ -434,6 +434,8 @@ class Worker:
                 log.warning("job_message_failed", worker_id=self.worker_id, message_type=type(message).__name__, error=repr(exc))
 
     def _claim_and_submit(self, context: Any) -> bool:
+        if not service.any_queued(self.database):
+            return False
         with self.database.session() as session:
             job = service.claim_next(session, self.worker_id)
             if job is None:

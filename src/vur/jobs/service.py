@@ -10,13 +10,14 @@ from __future__ import annotations
 import threading
 import uuid
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
+from sqlalchemy import Select, func, select, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from vur.core.db import utcnow
+from vur.core.db import Database, utcnow
 from vur.core.events import Event, publish_after_commit
 from vur.core.repository import get_scoped, paginate
 from vur.jobs.exceptions import IllegalTransition, JobAlreadyFinished, JobNotFound
@@ -136,6 +137,18 @@ def request_cancel(session: Session, job: Job) -> Job:
     session.flush()
     publish_after_commit(session, job_event(job, "job.cancel_requested"))
     return job
+
+
+def any_queued(database: Database) -> bool:
+    """Whether a job waits, asked without a session: a worker asks twice a second, and
+    claims (`claim_next`) only when one does."""
+    return bool(database.read(_queued_job()))
+
+
+@cache
+def _queued_job() -> Select[Any]:
+    jobs = Job.__table__.c
+    return select(jobs.id).where(jobs.status == JobStatus.queued).limit(1)
 
 
 def claim_next(session: Session, worker_id: str, types: set[str] | None = None) -> Job | None:
