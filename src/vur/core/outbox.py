@@ -2,8 +2,9 @@
 
 The in-process bus reaches only its own process. A separate worker (`VUR_JOB_RUNNER=
 external`, possibly on another machine) writes its events to the `event_outbox` table;
-each API process polls the table and republishes new rows on its own bus, so every
-replica serves every subscriber. Rows are short-lived: they are pruned after
+each API process polls the table (every POLL_SECONDS while events come, less often
+while none do) and republishes new rows on its own bus, so every replica serves every
+subscriber. Rows are short-lived: they are pruned after
 `RETENTION`. With `VUR_REDIS_URL` set, Redis pub/sub (core/redis_events.py) does this instead.
 """
 
@@ -26,6 +27,7 @@ log = structlog.get_logger("vur.events")
 
 RETENTION = timedelta(minutes=10)
 POLL_SECONDS = 0.25
+IDLE_POLL_SECONDS = 2.0
 BATCH = 500
 
 
@@ -92,15 +94,21 @@ class OutboxRelay:
             session.execute(delete(OutboxEvent).where(OutboxEvent.created_at < utcnow() - RETENTION))
 
     def _run(self) -> None:
-        pruned_at = 0.0
+        pruned_at, wait = 0.0, POLL_SECONDS
         while not self._stop.is_set():
             try:
-                if self.relay_once() == BATCH:
+                relayed = self.relay_once()
+                if relayed == BATCH:
                     continue
+                # Every POLL_SECONDS while events come (a job's progress); while none do, each
+                # wait doubles up to IDLE_POLL_SECONDS: the API process's own requests pay for
+                # every wake of this thread (it takes the GIL), and most of the time no
+                # `vur worker` writes here at all.
+                wait = POLL_SECONDS if relayed else min(wait * 2, IDLE_POLL_SECONDS)
                 now = time.monotonic()
                 if now - pruned_at > 60:
                     self.prune()
                     pruned_at = now
             except Exception as exc:  # the database went away: keep trying
                 log.warning("outbox_relay_error", error=repr(exc))
-            self._stop.wait(POLL_SECONDS)
+            self._stop.wait(wait)
