@@ -7,12 +7,14 @@ Domains subclass `VurError` in their `exceptions.py`; routes never build error b
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic_core import to_jsonable_python
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vur.core.request_context import REQUEST_ID_HEADER, current_request_id
@@ -76,11 +78,24 @@ class ServiceUnavailable(VurError):
     status_code = 503
 
 
+class EnvelopeResponse(JSONResponse):
+    """The error envelope's JSON. A message or detail that echoes the input may hold what
+    UTF-8 cannot encode (a lone surrogate, which a JSON escape like "\\udc83" makes): that
+    body is written with ASCII escapes, still the same JSON, rather than failing as a 500."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+
 def error_response(status_code: int, message: str, details: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
     request_id = current_request_id()
-    body = {"error": message, "details": details if details is not None else {}, "request_id": request_id}
+    # Details are JSON whatever a service put in them (an id as a UUID, say): an error answer never fails.
+    body = {"error": message, "details": to_jsonable_python(details, fallback=str) if details is not None else {}, "request_id": request_id}
     all_headers = {REQUEST_ID_HEADER: request_id, **(headers or {})}
-    return JSONResponse(body, status_code=status_code, headers=all_headers)
+    return EnvelopeResponse(body, status_code=status_code, headers=all_headers)
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:

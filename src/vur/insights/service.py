@@ -273,8 +273,8 @@ def apply_webhook(session: Session, workspace_id: uuid.UUID | None, body: dict[s
     integer model_id is the machine's number in `workspace_id`; a UUID, its ranking model
     in the registry."""
     model_id, status, metrics = body.get("model_id"), body.get("status"), body.get("metrics")
-    if not model_id or not status:
-        raise IncompleteWebhook("Incomplete webhook: model_id and status are required", {"model_id": model_id, "status": status})
+    if missing := {name: "required" for name, value in (("model_id", model_id), ("status", status)) if not value}:
+        raise IncompleteWebhook("Incomplete webhook: model_id and status are required", missing)
     if status not in MachineStatus.__members__:
         raise IncompleteWebhook(f"Unknown status '{status}'", {"status": f"one of {list(MachineStatus.__members__)}"})
     if isinstance(model_id, int):

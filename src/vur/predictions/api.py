@@ -95,11 +95,19 @@ async def predict_real_time(body: ModelPredictRequest, principal: WorkspaceWrite
     return await _predict_in_thread(request, principal.workspace_id, body.model_id, body, "real_time")
 
 
+def _batch_request_schema() -> dict[str, Any]:
+    """BatchRequest's schema with its models referred to as the document's components
+    (the routes' bodies already make them so), not as pydantic's local "#/$defs/..."."""
+    schema = BatchRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    return schema
+
+
 _BATCH_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": BatchRequest.model_json_schema(), "example": BatchRequest.model_config["json_schema_extra"]["examples"][0]},  # type: ignore[index]
+            "application/json": {"schema": _batch_request_schema(), "example": BatchRequest.model_config["json_schema_extra"]["examples"][0]},  # type: ignore[index]
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
