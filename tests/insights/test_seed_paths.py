@@ -94,6 +94,14 @@ async def test_seed_paths_refuse_what_they_should(client: httpx.AsyncClient, acc
     number = (await client.post("/machines/", headers=account.headers, json={"machine_name": "Torno"})).json()["id"]
     assert_envelope(await client.get("/ranking/", headers=account.headers, params={"machine_id": number}), 404)  # not trained
     assert_envelope(await client.delete("/machines/999", headers=account.headers), 404)
+    # A number past what the databases store is no machine either (found by fuzzing: it was a 500).
+    huge = 594951348246668745851797504
+    assert_envelope(await client.get(f"/machines/{huge}", headers=account.headers), 404)
+    assert_envelope(await client.delete(f"/machines/{huge}", headers=account.headers), 404)
+    assert_envelope(await client.get("/ranking/", headers=account.headers, params={"machine_id": huge}), 404)
+    assert_envelope(await client.post("/train/", headers=account.headers, params={"machine_id": huge, "target_column": "yield"}, files={"file": ("a.csv", process_csv())}), 404)
+    report = {"model_id": huge, "status": "completed"}
+    assert_envelope(await client.post("/webhook/treinamento/", headers={**account.headers, "Content-Type": "application/json"}, content=json.dumps(report).encode()), 404)
     assert_envelope(await client.post("/machines/", headers=account.headers, json={}), 422)
     assert_envelope(await client.post("/machines/", headers=account.headers, json={"machine_name": ""}), 422)
     assert_envelope(await seed_train(client, account.headers, number, content=b"%PDF-1.7\n" + bytes(range(256)) * 4), 422)

@@ -10,6 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from vur.core.db import MAX_DB_INT
 from vur.core.repository import contains, get_scoped, paginate
 from vur.core.storage import ArtifactStore
 from vur.datasets import service as datasets
@@ -66,8 +67,9 @@ def get_machine(session: Session, machine_id: uuid.UUID, workspace_id: uuid.UUID
 
 
 def get_machine_by_number(session: Session, number: int, workspace_id: uuid.UUID, *, for_update: bool = False) -> Machine:
+    # Numbers are positive and stored as INTEGER: one past that is no machine (the driver would refuse to compare it).
     stmt = select(Machine).where(Machine.workspace_id == workspace_id, Machine.number == number)
-    machine = session.scalar(stmt.with_for_update() if for_update else stmt)
+    machine = session.scalar(stmt.with_for_update() if for_update else stmt) if 1 <= number <= MAX_DB_INT else None
     if machine is None:
         raise MachineNotFound(f"Machine {number} not found")
     return machine
