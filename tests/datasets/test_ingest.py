@@ -38,3 +38,10 @@ def test_types_are_inferred_from_the_start_of_the_whole_file(tmp_path: Path, mon
     source.write_bytes(b"a,b\n" + b"1,x\n" * 49 + b"1.5,y\n" + b"2,z\n" * 10)
     ingest.write_typed_parquet(source, "csv", out, max_uncompressed=1 << 30)
     assert pl.read_parquet(out).schema == pl.Schema({"a": pl.Float64, "b": pl.String})
+
+
+def test_a_field_past_the_csv_modules_limit_is_where_the_problem_is(tmp_path: Path) -> None:
+    """Said as the problem, not raised: the csv module refuses a field over 128 KiB."""
+    path = tmp_path / "wide.csv"
+    path.write_bytes(b"a,b\n1,2\n3," + b"x" * 200_000 + b"\n")
+    assert ingest.locate_csv_problem(path, ingest.CsvDialect(",", "utf8", False), 2) == {"line": 3, "problem": "field larger than field limit (131072)"}

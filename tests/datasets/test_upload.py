@@ -192,8 +192,9 @@ async def test_zip_that_is_not_a_workbook(client: httpx.AsyncClient, account: Ac
         (b"value\n1\n2\n", {"columns": ["value"]}),
         (b"a," + b"x" * (1024 * 1024) + b"\n1,2\n", {"line": 1}),
         (b"a,b\n" + b"x,1\n" * 20000 + b'y,"twelve"\n', {"line": 20002, "column": "b", "value": "twelve"}),
+        (b"da\rte,value\n2026-01-01T00:00:00,1\n2026-01-01T01:00:00,2\n", {"line": 1}),  # found by fuzzing: was a 500
     ],
-    ids=["ragged", "mixed-encoding", "mixed-encoding-late", "duplicate-header", "blank-header", "single-column", "huge-header", "text-late-in-numbers"],
+    ids=["ragged", "mixed-encoding", "mixed-encoding-late", "duplicate-header", "blank-header", "single-column", "huge-header", "text-late-in-numbers", "carriage-return-in-header"],
 )
 async def test_malformed_csv_says_where(client: httpx.AsyncClient, account: Account, settings: Settings, content: bytes, expected: dict) -> None:
     details = assert_envelope(await upload(client, account, content), 422)["details"]

@@ -185,6 +185,9 @@ def test_crm_records() -> None:
     assert [p.content for p in segment(separated, "crm_record", max_length=500)] == ["Ana - ligou sobre saldo", "João - pediu segunda via", "Maria - elogio ao atendimento"]
     exported = "nome;plano;cidade\nAna;Ouro;São Paulo\nJoão;Prata;Recife\n"
     assert [p.content for p in segment(exported, "crm_record", max_length=500)] == ["nome: Ana\nplano: Ouro\ncidade: São Paulo", "nome: João\nplano: Prata\ncidade: Recife"]
+    # A field past the csv module's limit (128 KiB) is no export of short fields: the records are read otherwise.
+    huge = f'nome;nota\nAna;"{"x" * 200_000}"\n\nJoão;curta\n'
+    assert len(segment(huge, "crm_record", max_length=500)) >= 2
 
 
 def test_no_chat_or_faq_is_a_reason() -> None:

@@ -86,7 +86,10 @@ def read_header(path: Path, dialect: CsvDialect) -> list[str]:
     if len(first) >= SAMPLE_BYTES * 4:
         raise UnreadableFile("The header line is too long to be a table header", {"line": 1, "bytes": len(first)})
     text = first.decode("latin-1" if dialect.encoding == "latin-1" else "utf-8", errors="replace")
-    return next(csv.reader([text.rstrip("\r\n")], delimiter=dialect.delimiter), [])
+    try:
+        return next(csv.reader([text.rstrip("\r\n")], delimiter=dialect.delimiter), [])
+    except csv.Error as exc:  # a lone carriage return inside a name, or a name past the csv module's field limit
+        raise UnreadableFile("The header line cannot be read as CSV", {"line": 1, "problem": str(exc)}) from exc
 
 
 def check_header(names: list[str]) -> None:
@@ -126,12 +129,15 @@ def locate_csv_problem(path: Path, dialect: CsvDialect, expected_fields: int, me
             offset += len(chunk)
     with path.open(encoding="utf-8" if dialect.encoding == "utf8" else "latin-1", newline="") as text:
         reader = csv.reader(text, delimiter=dialect.delimiter)
-        for row in reader:
-            if len(row) > expected_fields:
-                return {"line": reader.line_num, "problem": f"{len(row)} fields where the header has {expected_fields}"}
-            if unparsed and reader.line_num > 1 and len(row) >= int(unparsed[4]) and row[int(unparsed[4]) - 1] == value:
-                shown, kind = value[:100], _TYPE_NAMES.get(unparsed[2], unparsed[2])
-                return {"line": reader.line_num, "column": unparsed[3], "value": shown, "problem": f"'{shown}' is not a {kind}, as the column's earlier values are"}
+        try:
+            for row in reader:
+                if len(row) > expected_fields:
+                    return {"line": reader.line_num, "problem": f"{len(row)} fields where the header has {expected_fields}"}
+                if unparsed and reader.line_num > 1 and len(row) >= int(unparsed[4]) and row[int(unparsed[4]) - 1] == value:
+                    shown, kind = value[:100], _TYPE_NAMES.get(unparsed[2], unparsed[2])
+                    return {"line": reader.line_num, "column": unparsed[3], "value": shown, "problem": f"'{shown}' is not a {kind}, as the column's earlier values are"}
+        except csv.Error as exc:  # the problem as the csv module sees it (a field past its limit, say)
+            return {"line": reader.line_num, "problem": str(exc)}
     return {}
 
 

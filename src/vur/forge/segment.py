@@ -366,7 +366,10 @@ def _delimited_rows(lines: list[tuple[int, str]]) -> list[tuple[int, str]] | Non
     for delimiter in (";", "\t", ",", "|"):
         if header_line.count(delimiter) < 1:
             continue
-        rows = list(csv.reader([line for _, line in filled], delimiter=delimiter))
+        try:
+            rows = list(csv.reader([line for _, line in filled], delimiter=delimiter))
+        except csv.Error:  # a field past the csv module's limit: not a table of short fields
+            return None
         width = len(rows[0])
         if all(len(row) == width for row in rows) and all(0 < len(cell.strip()) <= 60 for cell in rows[0]):
             header = [cell.strip() for cell in rows[0]]

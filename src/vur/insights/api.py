@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 
+from vur.core.db import MAX_DB_INT
 from vur.core.deps import AppSettings, DbSession, Store
 from vur.core.pagination import PageParams, set_total
 from vur.forecasting.plots import MEDIA_TYPES, PlotFormat
@@ -111,7 +112,7 @@ def train_machine(
 
 
 @router.get("/{machine_id}/ranking", response_model=RankingRead, summary="The variables that drive the target, most important first, with partial-dependence curves of the top ones")
-def get_ranking(machine_id: uuid.UUID, principal: WorkspaceReader, session: DbSession, version: int | None = Query(default=None, ge=1, description="Default: the latest")) -> RankingRead:
+def get_ranking(machine_id: uuid.UUID, principal: WorkspaceReader, session: DbSession, version: int | None = Query(default=None, ge=1, le=MAX_DB_INT, description="Default: the latest")) -> RankingRead:
     machine = service.get_machine(session, machine_id, principal.workspace_id)
     return ranking_read(machine, service.get_ranking(session, machine, version))
 
@@ -140,8 +141,8 @@ def compare_rankings(
     machine_id: uuid.UUID,
     principal: WorkspaceReader,
     session: DbSession,
-    version: int | None = Query(default=None, ge=1, description="Default: the latest"),
-    against: int | None = Query(default=None, ge=1, description="Default: the version before `version`"),
+    version: int | None = Query(default=None, ge=1, le=MAX_DB_INT, description="Default: the latest"),
+    against: int | None = Query(default=None, ge=1, le=MAX_DB_INT, description="Default: the version before `version`"),
 ) -> RankingComparison:
     return service.compare(session, service.get_machine(session, machine_id, principal.workspace_id), version, against)
 
@@ -158,7 +159,7 @@ def plot_ranking(
     session: DbSession,
     format: PlotFormat = "png",
     top: int = Query(default=20, ge=1, le=100),
-    version: int | None = Query(default=None, ge=1),
+    version: int | None = Query(default=None, ge=1, le=MAX_DB_INT),
 ) -> Response:
     machine = service.get_machine(session, machine_id, principal.workspace_id)
     found = service.get_ranking(session, machine, version)
