@@ -203,6 +203,7 @@ async def test_ping_and_malformed_messages_keep_the_socket_open(ws_url: str, acc
             json.dumps({"type": "subscribe", "topics": "training"}),
             json.dumps({"type": "subscribe", "topics": [1, 2]}),
             json.dumps({"type": "subscribe", "topics": ["x" * 201]}),
+            json.dumps({"type": "subscribe", "topics": [f"job:{uuid.uuid4()}" for _ in range(101)]}),
             json.dumps({"type": "unsubscribe", "topics": None}),
             json.dumps({"type": "auth", "token": account.access_token}),
             b'{"type": "ping"}',

@@ -27,6 +27,9 @@ router = APIRouter(tags=["realtime"])
 
 AUTH_TIMEOUT = 10.0
 STATIC_TOPICS = frozenset({"training", "predictions", "system", "alerts"})
+# Topics a connection may follow at once: each id checked costs a query, and each held
+# one is looked at for every event the process publishes.
+MAX_TOPICS = 100
 # "job:<uuid>" style topics: the prefix names a check that the id belongs to the workspace.
 TopicCheck = Callable[[Any, uuid.UUID, uuid.UUID], bool]
 _topic_checks: dict[str, TopicCheck] = {}
@@ -174,6 +177,9 @@ async def _read_commands(connection: Connection) -> None:
             topics = message.get("topics")
             if not isinstance(topics, list) or not all(isinstance(t, str) and len(t) <= 200 for t in topics):
                 await connection.send("error", {"message": "'topics' must be a list of topic names"})
+                continue
+            if kind == "subscribe" and len(connection.topics.union(topics)) > MAX_TOPICS:
+                await connection.send("error", {"message": f"a connection follows at most {MAX_TOPICS} topics; unsubscribe from some first"})
                 continue
             if kind == "unsubscribe":
                 connection.topics.difference_update(topics)
