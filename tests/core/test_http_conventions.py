@@ -3,6 +3,7 @@ CORS, Prometheus metrics and the health endpoints."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ import pytest
 
 from tests.conftest import Account, assert_envelope, hourly_csv
 from vur.app import create_app
+from vur.core.errors import error_response
 from vur.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -383,3 +385,11 @@ async def test_health_detailed(client: httpx.AsyncClient, settings: Settings) ->
 async def test_health_needs_no_authentication(client: httpx.AsyncClient) -> None:
     for url in ("/health", "/health/detailed", "/metrics"):
         assert (await client.get(url)).status_code == 200
+
+
+async def test_an_envelope_is_json_whatever_its_message_and_details_hold() -> None:
+    """The last line of defence: a detail that is no JSON type (a UUID) and a message that
+    UTF-8 cannot encode (a lone surrogate echoed from input) still make an envelope."""
+    some_id = uuid.uuid4()
+    response = error_response(400, "Unknown status '\udc83'", {"id": some_id})
+    assert json.loads(response.body) == {"error": "Unknown status '\udc83'", "details": {"id": str(some_id)}, "request_id": response.headers["X-Request-ID"]}

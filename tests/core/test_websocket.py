@@ -208,6 +208,7 @@ async def test_ping_and_malformed_messages_keep_the_socket_open(ws_url: str, acc
             json.dumps({"type": "auth", "token": account.access_token}),
             b'{"type": "ping"}',
             b"\xff\xfe",
+            "[" * 10_000 + "]" * 10_000,
         ]
         for message in malformed:
             await ws.send(message)

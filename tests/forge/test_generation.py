@@ -19,6 +19,7 @@ from tests.forge.instruction_helpers import PARAGRAPHS, create_dataset, finished
 from tests.forge.provider_server import ProviderServer, Reply, hang, missing_fields, not_json, ok, rate_limited, server_error, unauthorized
 from vur.core.db import Database
 from vur.forge.models import InstructionItem, ProviderKey
+from vur.forge.providers import MalformedAnswer, parse_item
 from vur.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -131,6 +132,12 @@ async def test_429_with_retry_after_and_500_are_retried(client: httpx.AsyncClien
     with database.session() as session:
         item = session.scalars(select(InstructionItem).where(InstructionItem.dataset_id == uuid.UUID(dataset["id"]))).one()
         assert item.generation_meta["attempts"] == 3 and item.generation_meta["provider"] == "openai" and item.generation_meta["model"] == model
+
+
+def test_an_answer_nested_past_the_parsers_limit_is_malformed() -> None:
+    """A provider is outside our control: json.loads would run out of stack on this."""
+    with pytest.raises(MalformedAnswer, match="not JSON"):
+        parse_item("[" * 10_000 + "]" * 10_000)
 
 
 @pytest.mark.parametrize(

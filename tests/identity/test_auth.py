@@ -173,6 +173,9 @@ async def test_login_json_missing_fields_is_422(client: httpx.AsyncClient) -> No
 async def test_login_malformed_json_is_400(client: httpx.AsyncClient) -> None:
     response = await client.post(LOGIN, content=b'{"email": "a@b.c", ', headers={"Content-Type": "application/json"})
     assert_envelope(response, 400)
+    # Nested past the parser's limit (found by fuzzing: json.loads ran out of stack, a 500).
+    deep = b"[" * 10_000 + b"]" * 10_000
+    assert_envelope(await client.post(LOGIN, content=deep, headers={"Content-Type": "application/json"}), 400)
 
 
 # --- throttling ---------------------------------------------------------------------------

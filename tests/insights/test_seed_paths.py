@@ -180,15 +180,15 @@ async def test_incoming_training_webhook(open_client: httpx.AsyncClient, client:
 
     unknown = json.dumps({"model_id": 4242, "status": "completed"}).encode()
     assert_envelope(await open_client.post("/webhook/treinamento/", content=unknown, headers=signed_headers(unknown)), 404)
-    for bad in (b"{}", b'{"model_id": 1}', b'{"status": "completed"}', b'{"model_id": 1, "status": "exploded"}', b"{not json", b"[1, 2]", b'{"model_id": "x y", "status": "completed"}'):
+    deep = b"[" * 10_000 + b"]" * 10_000  # nested past the parser's limit: json.loads ran out of stack, a 500
+    for bad in (b"{}", b'{"model_id": 1}', b'{"status": "completed"}', b'{"model_id": 1, "status": "exploded"}', b"{not json", b"[1, 2]", b'{"model_id": "x y", "status": "completed"}', deep):
         assert_envelope(await open_client.post("/webhook/treinamento/", content=bad, headers=signed_headers(bad)), 400)
     # Found by fuzzing, both were 500s: a UUID in the error's details, and a lone surrogate
-    # (a JSON escape UTF-8 cannot encode) echoed in its message.
+    # (a JSON escape UTF-8 cannot encode), which was echoed in the error's message.
     no_status = json.dumps({"model_id": str(uuid.uuid4()), "status": None}).encode()
     assert assert_envelope(await open_client.post("/webhook/treinamento/", content=no_status, headers=signed_headers(no_status)), 400)["details"] == {"status": "required"}
     surrogate = b'{"model_id": 1, "status": "\\udc83"}'
-    refused = assert_envelope(await open_client.post("/webhook/treinamento/", content=surrogate, headers=signed_headers(surrogate)), 400)
-    assert refused["error"] == "Unknown status '\udc83'"
+    assert_envelope(await open_client.post("/webhook/treinamento/", content=surrogate, headers=signed_headers(surrogate)), 400)
 
 
 async def test_trainings_fire_the_workspaces_webhooks(client: httpx.AsyncClient, account: Account) -> None:

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import pydantic_core
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 from starlette.concurrency import run_in_threadpool
 
@@ -115,8 +116,8 @@ def _canonical_ids(topics: list[str]) -> list[str]:
 async def _first_message_token(websocket: WebSocket) -> str | None:
     try:
         raw = await asyncio.wait_for(_receive(websocket), timeout=AUTH_TIMEOUT)
-        message = json.loads(raw) if raw is not None else None
-    except (TimeoutError, json.JSONDecodeError):
+        message = pydantic_core.from_json(raw) if raw is not None else None
+    except (TimeoutError, ValueError):
         return None
     if isinstance(message, dict) and message.get("type") == "auth" and isinstance(message.get("token"), str):
         return message["token"]
@@ -166,9 +167,11 @@ async def _read_commands(connection: Connection) -> None:
         try:
             if raw is None:
                 raise TypeError("binary frame")
-            message = json.loads(raw)
+            # pydantic-core's parser: it refuses arrays nested past its limit (ValueError), where
+            # json.loads would exhaust the stack and take the connection down.
+            message = pydantic_core.from_json(raw)
             kind = message["type"]
-        except (json.JSONDecodeError, KeyError, TypeError, IndexError):
+        except (ValueError, KeyError, TypeError, IndexError):
             await connection.send("error", {"message": "messages are JSON objects with a 'type', sent as text"})
             continue
         if kind == "ping":

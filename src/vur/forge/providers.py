@@ -11,13 +11,14 @@ cannot get better by waiting: it stops the whole generation (`fatal`).
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import re
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
+
+import pydantic_core
 
 from vur.settings import Settings
 
@@ -101,7 +102,7 @@ def parse_item(content: str | None) -> dict[str, str]:
     if fenced:
         text = fenced.group(1)
     try:
-        data = json.loads(text)
+        data = pydantic_core.from_json(text)  # a provider's answer nested past the parser's limit is malformed too
     except ValueError:
         raise MalformedAnswer(f"the answer is not JSON: {text[:80]!r}") from None
     if not isinstance(data, dict):

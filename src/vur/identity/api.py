@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Annotated
 
+import pydantic_core
 from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 
@@ -57,8 +57,8 @@ async def login_credentials(request: Request) -> LoginRequest:
         raw = {"email": form.get("username") or form.get("email"), "password": form.get("password")}
     else:
         try:
-            raw = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raw = pydantic_core.from_json(await request.body())
+        except ValueError as exc:  # bytes that are not UTF-8, or arrays nested past the parser's limit, too
             raise BadRequest("Malformed JSON body", {"body": str(exc)}) from exc
     try:
         return LoginRequest.model_validate(raw)

@@ -10,7 +10,6 @@ act as that user (in that user's workspace, with that user's role). Unset, they 
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Annotated, Any
 
@@ -131,7 +130,7 @@ def webhook_training(
     if principal is not None and not principal.can_write:
         raise ReadOnlyRole()
     try:
-        report = SeedWebhook.model_validate(json.loads(body or b"null"))
+        report = SeedWebhook.model_validate_json(body or b"null")
     except (ValueError, ValidationError) as exc:
         raise IncompleteWebhook("The body must be a JSON object {model_id, status, metrics}", {"body": str(exc).splitlines()[0][:300]}) from exc
     workspace_id: uuid.UUID | None = principal.workspace_id if principal else None
