@@ -188,7 +188,7 @@ async def test_incoming_training_webhook(open_client: httpx.AsyncClient, client:
     no_status = json.dumps({"model_id": str(uuid.uuid4()), "status": None}).encode()
     assert assert_envelope(await open_client.post("/webhook/treinamento/", content=no_status, headers=signed_headers(no_status)), 400)["details"] == {"status": "required"}
     surrogate = b'{"model_id": 1, "status": "\\udc83"}'
-    assert_envelope(await open_client.post("/webhook/treinamento/", content=surrogate, headers=signed_headers(surrogate)), 400)
+    assert "surrogate" in assert_envelope(await open_client.post("/webhook/treinamento/", content=surrogate, headers=signed_headers(surrogate)), 400)["details"]["body"]
 
 
 async def test_trainings_fire_the_workspaces_webhooks(client: httpx.AsyncClient, account: Account) -> None:

@@ -131,8 +131,8 @@ def webhook_training(
         raise ReadOnlyRole()
     try:
         report = SeedWebhook.model_validate_json(body or b"null")
-    except (ValueError, ValidationError) as exc:
-        raise IncompleteWebhook("The body must be a JSON object {model_id, status, metrics}", {"body": str(exc).splitlines()[0][:300]}) from exc
+    except ValidationError as exc:  # malformed JSON is one too, with the parser's reason
+        raise IncompleteWebhook("The body must be a JSON object {model_id, status, metrics}", {"body": exc.errors(include_url=False)[0]["msg"][:300]}) from exc
     workspace_id: uuid.UUID | None = principal.workspace_id if principal else None
     if workspace_id is None and (user := open_paths_user(session, settings)) is not None:
         workspace_id = user.workspace_id
