@@ -3,6 +3,7 @@ a workspace always keeps an active admin, and a deactivated member is locked out
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
@@ -225,6 +226,33 @@ async def test_viewer_cannot_write(client: httpx.AsyncClient, account: Account, 
     roles = {m["id"]: m["role"] for m in (await client.get(MEMBERS, headers=account.headers)).json()}
     assert roles[other.user_id] == "member" and roles[viewer.user_id] == "viewer"
     assert len(roles) == 3
+
+
+# POSTs that only read: a viewer may call them.
+READING_POSTS = {"/api/v1/datasets/{dataset_id}/validate"}
+# A viewer may still manage its own session and profile.
+OWN_ACCOUNT = re.compile(r"^/api/v1/auth/")
+
+
+async def test_every_write_route_refuses_a_viewer(client: httpx.AsyncClient, account: Account) -> None:
+    """Every POST, PUT, PATCH and DELETE in the API description answers a viewer 403, before
+    looking up what it names or reading its body: a route added without the writer's
+    dependency fails here."""
+    viewer = await add_member(client, account, "viewer")
+    spec = (await client.get("/openapi.json")).json()
+    # Path parameters as the routes take them: seed 003's machine numbers, a step's name, a provider.
+    names = {"machine_id": "1", "step": "upload", "provider": "openai"}
+    checked = 0
+    for path, item in spec["paths"].items():
+        for method in item.keys() & {"post", "put", "patch", "delete"}:
+            if path in READING_POSTS or OWN_ACCOUNT.match(path):
+                continue
+            seed_path = not path.startswith("/api/")
+            url = re.sub(r"{(\w+)}", lambda m: names[m.group(1)] if seed_path or m.group(1) in ("step", "provider") else str(uuid.uuid4()), path)
+            response = await client.request(method.upper(), url, headers=viewer.headers, json={})
+            assert response.status_code == 403, (method, path, response.status_code, response.text[:200])
+            checked += 1
+    assert checked > 50
 
 
 async def test_viewer_can_read(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
