@@ -114,7 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             for scheduler in schedulers:
                 scheduler.stop()
-            await asyncio.to_thread(scorer.wait_idle, 10)  # observations already answered still score
+            await asyncio.to_thread(database.deferred.wait, 10)  # answers already sent are still recorded
+            await asyncio.to_thread(scorer.wait_idle, 10)  # and their observations still score
             await system_metrics.stop()
             relay.stop()
             if settings.redis_url:
@@ -171,11 +172,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     hub.register_topic("job", job_in_workspace)
     app.include_router(hub.router)
     for router in (
-        # First: a forecast's route (its only one, POST /models/{id}/predict, which no other
-        # route matches). FastAPI tries the routes in order, a few Python calls for each
-        # route and each included router: placed after the forecasting and registry
-        # routers, finding it cost a single forecast about half a millisecond.
+        # First: the forecasts' routes (POST /models/{id}/predict, /predictions/predict and
+        # /real-time, which no other route matches). FastAPI tries the routes in order, a few
+        # Python calls for each route and each included router: placed after the forecasting
+        # and registry routers, finding one cost a single forecast about half a millisecond.
         predictions_api.model_router,
+        predictions_api.forecast_router,
         *upload_routers,
         health.router,
         identity_api.router,

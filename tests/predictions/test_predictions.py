@@ -4,8 +4,11 @@ arrive, counted, and bad requests are refused without a trace."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
+import json
+import threading
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import Account, assert_envelope, hourly_csv, register, wait_for_job, wait_until
+from tests.conftest import Account, add_member, assert_envelope, hourly_csv, register, wait_for_job, wait_until
 from tests.core.test_smoke_slice import wait_for_training
 from tests.core.test_websocket import authed, receive_until, subscribe
 from vur.core.db import Database, get_database
@@ -134,13 +137,32 @@ async def test_actual_values_score_earlier_predictions(client: httpx.AsyncClient
     assert [p.get("actual") for p in detail["predictions"]] == [*actual, None]
 
 
+async def test_an_answer_goes_out_before_its_record_and_a_later_read_waits_for_it(client: httpx.AsyncClient, account: Account, model_id: str, database: Database) -> None:
+    """A forecast is recorded after its answer is sent (`vur.core.deferred`): the answer
+    does not wait for the record, and a request made after the answer reads it."""
+    release = threading.Event()
+    database.deferred.submit("test", lambda session: release.wait(30))  # the writer is busy
+    try:
+        answer = await predict(client, account, model_id, horizon=3)
+        assert answer.status_code == 200, answer.text  # answered while its record waits
+        read = asyncio.create_task(client.get(f"/api/v1/predictions/{answer.json()['prediction_id']}", headers=account.headers))
+        await asyncio.sleep(0.5)
+        assert not read.done()
+    finally:
+        release.set()
+    detail = await read
+    assert detail.status_code == 200 and detail.json()["horizon"] == 3 and detail.json()["predictions"] == answer.json()["predictions"]
+
+
 async def test_observations_score_a_forecast_longer_than_any_before_it(client: httpx.AsyncClient, account: Account, model_id: str, settings: Settings) -> None:
     """Scoring reads only the predictions that end within the model's longest forecast
     after the newest observation: a longer forecast lengthens that bound, or the values
     observed near its start would never reach it."""
 
     def model_row() -> tuple[float | None, datetime]:
-        with get_database(settings.resolved_database_url).session() as session:
+        database = get_database(settings.resolved_database_url)
+        database.deferred.wait(10)  # the answers' records, written once they were sent
+        with database.session() as session:
             model = session.get(RegisteredModel, uuid.UUID(model_id))
             return model.longest_forecast_seconds, model.updated_at
 
@@ -320,6 +342,27 @@ async def test_bad_requests_are_refused_and_leave_nothing(client: httpx.AsyncCli
     details = assert_envelope(sent, status)["details"]
     assert any(field in key for key in details), details
     assert await count_predictions(client, account) == before
+
+
+@pytest.mark.parametrize("route", ["/api/v1/models/{model_id}/predict", "/api/v1/predictions/predict", "/api/v1/predictions/real-time"])
+async def test_the_forecast_routes_refuse_what_every_route_refuses(client: httpx.AsyncClient, account: Account, model_id: str, route: str) -> None:
+    """The forecast routes read a request in one pass of their own (`ForecastRoute`) and
+    hand anything else to FastAPI: each refusal reads as on every other route."""
+    url, body = route.format(model_id=model_id), {"model_id": model_id, "horizon": 2} if "{model_id}" not in route else {"horizon": 2}
+    before = await count_predictions(client, account)
+    as_json = {**account.headers, "content-type": "application/json"}
+    assert assert_envelope(await client.post(url, headers=as_json, content=b'{"horizon": '), 400)["error"] == "Malformed JSON body"
+    assert assert_envelope(await client.post(url, headers={**account.headers, "content-type": "text/plain"}, content=json.dumps(body)), 422)["details"] == {"body": "Input should be a valid dictionary or object to extract fields from"}
+    assert "horizon" in assert_envelope(await client.post(url, headers=account.headers, json={**body, "horizon": 2.5}), 422)["details"]
+    assert_envelope(await client.post(url, json=body), 401)
+    assert_envelope(await client.post(url, headers={"Authorization": "Bearer not-a-token"}, json=body), 401)
+    viewer = await add_member(client, account, "viewer")
+    assert_envelope(await client.post(url, headers=viewer.headers, json=body), 403)
+    assert_envelope(await client.post(url, json={"horizon": "soon"}), 401)  # who asks is checked before what is asked
+    if "{model_id}" in route:
+        assert "model_id" in assert_envelope(await client.post(route.format(model_id="not-a-uuid"), headers=account.headers, json=body), 422)["details"]
+    assert await count_predictions(client, account) == before
+    assert (await client.post(url, headers=account.headers, json=body)).status_code == 200
 
 
 async def test_two_values_of_a_series_at_one_timestamp_are_refused(client: httpx.AsyncClient, account: Account, model_id: str) -> None:
@@ -537,7 +580,7 @@ def test_observed_times_become_the_datetimes_numpy_would_make() -> None:
     from vur.predictions.schemas import Observation
 
     moments = [datetime(2026, 1, 1, 0, 0, 0, 250), datetime(1969, 12, 31, 23, 59, 59, 999999), datetime(2026, 3, 29, 2, 30, tzinfo=timezone(timedelta(hours=2))), datetime(1700, 1, 1, tzinfo=UTC)]
-    model = service.ServedModel(uuid.uuid4(), uuid.uuid4(), "forecaster", service.ModelStatus.trained, {}, None)
+    model = service.ServedModel(uuid.uuid4(), uuid.uuid4(), "forecaster", service.ModelStatus.trained, {})
     columns = service._observation_columns([Observation(timestamp=moment, value=1.0) for moment in moments], model)
     expected = np.array([moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment for moment in moments], dtype="datetime64[ns]")
     assert columns["ds"].dtype == np.dtype("datetime64[ns]") and (columns["ds"] == expected).all()

@@ -18,6 +18,8 @@ from sqlalchemy.engine import Engine, Row
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql import Executable
 
+from vur.core.deferred import DeferredWrites
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -100,6 +102,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self.deferred = DeferredWrites(self.sessionmaker)
 
     def read(self, statement: Executable, params: dict[str, Any] | None = None) -> list[Row[Any]]:
         """The rows of one Core query, on a pooled connection and without an ORM session:

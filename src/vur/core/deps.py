@@ -28,9 +28,17 @@ async def get_store(request: Request) -> ArtifactStore:
     return request.app.state.store
 
 
+# How long a request waits for this process's writes deferred before it came (a forecast's
+# record) before it reads anyway: they take milliseconds unless the database is stuck.
+DEFERRED_WAIT_SECONDS = 10.0
+
+
 def get_session(request: Request) -> Iterator[Session]:
     # One request is one transaction: commit when the route returns, roll back if it raises.
-    with request.app.state.database.session() as session:
+    # It first sees the records of answers sent before it (`vur.core.deferred`).
+    database = request.app.state.database
+    database.deferred.wait(DEFERRED_WAIT_SECONDS)
+    with database.session() as session:
         yield session
 
 

@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from vur import __version__
+from vur.core.deps import DEFERRED_WAIT_SECONDS
 from vur.core.metrics import REGISTRY
 
 router = APIRouter(tags=["health"])
@@ -78,5 +79,7 @@ def health_detailed(request: Request, response: Response) -> dict[str, Any]:
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=True)
-def metrics() -> Response:
+def metrics(request: Request) -> Response:
+    # Counted once recorded: the forecasts answered before this scrape are in it.
+    request.app.state.database.deferred.wait(DEFERRED_WAIT_SECONDS)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

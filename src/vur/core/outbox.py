@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from vur.core.db import Base, Database, utcnow
 from vur.core.events import Event, bus
+from vur.core.foreground import wait_for_quiet
 
 log = structlog.get_logger("vur.events")
 
@@ -97,6 +98,7 @@ class OutboxRelay:
         pruned_at, wait = 0.0, POLL_SECONDS
         while not self._stop.is_set():
             try:
+                wait_for_quiet()
                 relayed = self.relay_once()
                 if relayed == BATCH:
                     continue

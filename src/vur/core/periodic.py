@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 import structlog
 
+from vur.core.foreground import wait_for_quiet
+
 log = structlog.get_logger("vur.periodic")
 
 
@@ -27,6 +29,7 @@ class PeriodicTask:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            wait_for_quiet()
             started = time.monotonic()
             try:
                 self.action()

@@ -37,6 +37,7 @@ import structlog
 import vur.models  # noqa: F401  (every table, so foreign keys resolve in worker processes)
 from vur.core.db import get_database
 from vur.core.events import Event, bus, publish_after_commit
+from vur.core.foreground import wait_for_quiet
 from vur.core.logging import ForwardedRecord, configure_logging, forward_records_to, keep_forwarded
 from vur.core.metrics import CounterDeltas, CounterReporter, add_counter_deltas, relayed_counter
 from vur.jobs import service
@@ -326,6 +327,7 @@ class Worker:
         try:
             while not self._stop.is_set():
                 try:
+                    wait_for_quiet()
                     now = time.monotonic()
                     # Heartbeat first: after a long stall (a locked database) the sweep must
                     # not find this worker's own, live jobs stale.
@@ -416,9 +418,9 @@ class Worker:
         only (the job process wrote them out already); counter reports onto the counters."""
         while True:
             try:
-                message = self._events.get(timeout=1)
-            except queue.Empty:
-                continue
+                # No timeout: a thread that woke every second to find nothing would take the
+                # GIL from the API's forecasts each time. `run` ends it with a None.
+                message = self._events.get()
             except (EOFError, OSError):
                 return
             if message is None:

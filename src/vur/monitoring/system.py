@@ -26,6 +26,7 @@ import structlog
 
 from vur.core.db import utcnow
 from vur.core.events import Event, bus
+from vur.core.foreground import wait_for_quiet
 from vur.monitoring.schemas import (
     CpuStats,
     DiskStats,
@@ -135,6 +136,12 @@ class SystemSampler:
 SAMPLER = SystemSampler()
 
 
+def _snapshot_when_quiet(data_dir: Path) -> SystemSnapshot:
+    # psutil reads a few dozen /proc files, each a hand-off of the GIL a forecast would wait on.
+    wait_for_quiet()
+    return SAMPLER.snapshot(data_dir)
+
+
 class SystemMetricsPublisher:
     """Publishes a snapshot on the bus every `interval` seconds, for every authenticated
     socket (no workspace); an interval of 0 publishes nothing."""
@@ -159,7 +166,7 @@ class SystemMetricsPublisher:
     async def _run(self) -> None:
         while True:
             try:
-                snapshot = await anyio.to_thread.run_sync(SAMPLER.snapshot, self.data_dir)
+                snapshot = await anyio.to_thread.run_sync(_snapshot_when_quiet, self.data_dir)
                 bus.publish(Event("system", "system_metrics", snapshot.model_dump(mode="json"), None))
             except Exception as exc:  # one failed snapshot (the data dir gone, say) must not end the stream
                 log.warning("system_metrics_failed", error=repr(exc))

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import Histogram
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
-from sqlalchemy import Select, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from vur.core.db import naive_utc, on_commit, utcnow
@@ -86,7 +86,6 @@ class ServedModel:
     kind: str
     status: ModelStatus
     config: dict[str, Any]
-    longest_forecast_seconds: float | None
 
 
 @dataclass(frozen=True)
@@ -106,14 +105,14 @@ def servable_version(session: Session, model: Model, number: int | None) -> Serv
     return servable_model(session, model.id, model.workspace_id, number)[1]
 
 
-def servable_model(session: Session, model_id: uuid.UUID, workspace_id: uuid.UUID, number: int | None) -> tuple[ServedModel, ServedVersion]:
+def servable_model(reader: Session | Connection, model_id: uuid.UUID, workspace_id: uuid.UUID, number: int | None) -> tuple[ServedModel, ServedVersion]:
     """The workspace's model and its version `number` (default the latest), read in one
-    query: a single forecast's lookups are a good part of its cost."""
+    query (in a session, or on a connection): a single forecast's lookups are a good part of its cost."""
     params = {"model_id": model_id, "workspace_id": workspace_id} | ({"number": number} if number is not None else {})
-    row = session.execute(_model_with_version(latest=number is None), params).first()
+    row = reader.execute(_model_with_version(latest=number is None), params).first()
     if row is None:
         raise ModelNotFound.for_id(RegisteredModel.__resource__, model_id)
-    model = ServedModel(row.id, row.workspace_id, row.kind, row.status, row.config, row.longest_forecast_seconds)
+    model = ServedModel(row.id, row.workspace_id, row.kind, row.status, row.config)
     _check_forecaster(model)
     return model, _servable(model, ServedVersion(row.number, row.artifact_prefix) if row.number is not None else None, number)
 
@@ -128,7 +127,7 @@ def _model_with_version(latest: bool) -> Select[Any]:
     wanted = select(func.max(numbered.c.number)).where(numbered.c.model_id == models.c.id).scalar_subquery() if latest else bindparam("number")
     return (
         select(
-            models.c.id, models.c.workspace_id, models.c.kind, models.c.status, models.c.config, models.c.longest_forecast_seconds, versions.c.number, versions.c.artifact_prefix
+            models.c.id, models.c.workspace_id, models.c.kind, models.c.status, models.c.config, versions.c.number, versions.c.artifact_prefix
         )
         .select_from(models.outerjoin(versions, and_(versions.c.model_id == models.c.id, versions.c.number == wanted)))
         .where(models.c.id == bindparam("model_id"), models.c.workspace_id == bindparam("workspace_id"))
@@ -221,14 +220,12 @@ def predict_with(session: Session, store: ArtifactStore, model: Model, version: 
 @dataclass(frozen=True)
 class Computed:
     """An answer made and not yet recorded: its prediction's row, the response, the
-    actual values its observations give, and the longest forecast span (seconds) recorded
-    for the model when it was read."""
+    actual values its observations give, and the seconds its forecast took."""
 
     row: dict[str, Any]
     response: ResponseJson
     actuals: Actuals
     seconds: float
-    longest: float | None
 
 
 def compute(store: ArtifactStore, model: Model, version: ServedVersion, body: PredictRequest, source: str) -> Computed:
@@ -275,7 +272,7 @@ def compute(store: ArtifactStore, model: Model, version: ServedVersion, body: Pr
         "latency_ms": row["latency_ms"],
         "created_at": to_jsonable_python(row["created_at"]),
     }
-    return Computed(row, response, _actuals(body.observations, model) if body.observations else {}, seconds, model.longest_forecast_seconds)
+    return Computed(row, response, _actuals(body.observations, model) if body.observations else {}, seconds)
 
 
 def record(session: Session, computed: Computed) -> ResponseJson:
@@ -283,7 +280,11 @@ def record(session: Session, computed: Computed) -> ResponseJson:
     earlier predictions first (`scoring`); the response."""
     row = computed.row
     longest = _longest_forecasts(session)
-    known = max((s for s in (computed.longest, longest.get(row["model_id"])) if s is not None), default=None)
+    if row["model_id"] not in longest:
+        # As recorded now, not as when the answer was made: answers sent are recorded
+        # after the ones before them (`vur.core.deferred`), which may have lengthened it.
+        longest[row["model_id"]] = session.execute(_longest_forecast(), {"model_id": row["model_id"]}).scalar()
+    known = longest[row["model_id"]]
     if computed.actuals:
         score_from(session, row["model_id"], computed.actuals, known)
     # A Core insert (the columns' defaults still apply): the ORM's unit of work for one new
@@ -298,15 +299,21 @@ def record(session: Session, computed: Computed) -> ResponseJson:
     return computed.response
 
 
-def _longest_forecasts(session: Session) -> dict[uuid.UUID, float]:
-    """The longest forecast span of each model that this transaction has lengthened (a
-    batch records many answers in one, each read before any was recorded). Kept for the
-    transaction only: one rolled back lengthened nothing."""
+def _longest_forecasts(session: Session) -> dict[uuid.UUID, float | None]:
+    """The longest forecast span of each model as this transaction knows it: read once,
+    then lengthened by its own records (a batch records many answers in one). Kept for
+    the transaction only: one rolled back lengthened nothing."""
     transaction = session.get_transaction()
     held = session.info.get("longest_forecast_seconds")
     if held is None or held[0] is not transaction:
         held = session.info["longest_forecast_seconds"] = (transaction, {})
     return held[1]
+
+
+@cache
+def _longest_forecast() -> Any:
+    models = RegisteredModel.__table__.c
+    return select(models.longest_forecast_seconds).where(models.id == bindparam("model_id"))
 
 
 @cache
