@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import Account, add_member, assert_envelope, hourly_csv, register, wait_for_job, wait_until
 from tests.core.test_smoke_slice import wait_for_training
 from tests.core.test_websocket import authed, receive_until, subscribe
+from vur.core import foreground
 from vur.core.db import Database, get_database
 from vur.forecasting import forecasters
 from vur.predictions import scoring
@@ -342,6 +343,11 @@ async def test_bad_requests_are_refused_and_leave_nothing(client: httpx.AsyncCli
     details = assert_envelope(sent, status)["details"]
     assert any(field in key for key in details), details
     assert await count_predictions(client, account) == before
+
+    async def none_being_answered() -> bool:  # a refusal ends its answer too: background checks stop waiting for it
+        return foreground._answering == 0
+
+    await wait_until(none_being_answered)
 
 
 @pytest.mark.parametrize("route", ["/api/v1/models/{model_id}/predict", "/api/v1/predictions/predict", "/api/v1/predictions/real-time"])

@@ -18,11 +18,12 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import to_json
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile as StarletteUploadFile
+from starlette.types import Receive, Scope, Send
 
+from vur.core import foreground
 from vur.core.db import Database
 from vur.core.deps import DEFERRED_WAIT_SECONDS, AppSettings, DbSession, Store
 from vur.core.errors import PayloadTooLarge, UnprocessableEntity, validation_details
-from vur.core.foreground import forecasting
 from vur.core.pagination import PageParams, set_total
 from vur.core.storage import ArtifactStore
 from vur.identity.auth import WorkspaceReader, WorkspaceWriter, oauth2_scheme, require_writer
@@ -67,10 +68,9 @@ _FORECAST_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="vur-fo
 def _answer(database: Database, store: ArtifactStore, workspace_id: uuid.UUID, model_id: uuid.UUID, body: PredictRequest, source: str) -> tuple[bytes, service.Computed]:
     """The answer's JSON and what is to be recorded of it. The model is read on a pooled
     connection, outside any transaction: nothing here writes."""
-    with forecasting():
-        with database.engine.connect() as connection:
-            model, version = service.servable_model(connection, model_id, workspace_id, body.version)
-        computed = service.compute(store, model, version, body, source)
+    with database.engine.connect() as connection:
+        model, version = service.servable_model(connection, model_id, workspace_id, body.version)
+    computed = service.compute(store, model, version, body, source)
     # Written as it was made (a PredictionResponse's JSON): FastAPI would validate it
     # against the response model and dump it again. A bound no series had is null.
     return to_json(computed.response, inf_nan_mode="null"), computed
@@ -84,11 +84,26 @@ async def _predict_in_thread(request: Request, workspace_id: uuid.UUID, model_id
     if not database.deferred.has_room():
         await asyncio.to_thread(database.deferred.wait_for_room, DEFERRED_WAIT_SECONDS)
     work = partial(contextvars.copy_context().run, _answer, database, request.app.state.store, workspace_id, model_id, body, source)
-    answer, computed = await asyncio.get_running_loop().run_in_executor(_FORECAST_THREADS, work)
+    foreground.begin()  # background checks wait until the answer is out (`_Answer`)
+    try:
+        answer, computed = await asyncio.get_running_loop().run_in_executor(_FORECAST_THREADS, work)
+    except BaseException:
+        foreground.end()
+        raise
     # Recorded once the answer is sent, by this process's deferred writer: its transaction
     # (scoring the observations, the insert, the commit) would hold the answer up by a
     # millisecond and a half. Reads made after it wait for it (`vur.core.deferred`).
-    return Response(answer, media_type="application/json", background=BackgroundTask(_record_later, database, computed))
+    return _Answer(answer, media_type="application/json", background=BackgroundTask(_record_later, database, computed))
+
+
+class _Answer(Response):
+    """A forecast's answer: the forecast counts as being answered until it is sent."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            foreground.end()
 
 
 async def _record_later(database: Database, computed: service.Computed) -> None:
