@@ -67,7 +67,7 @@ class DeferredWrites:
         """Whether the backlog is under MAX_BACKLOG within `timeout` seconds: a writer that
         falls behind holds new requests back instead of queueing without bound."""
         with self._changed:
-            return self._changed.wait_for(lambda: self._handed - self._done < MAX_BACKLOG, timeout)
+            return self._changed.wait_for(self.has_room, timeout)
 
     def has_room(self) -> bool:
         return self._handed - self._done < MAX_BACKLOG
