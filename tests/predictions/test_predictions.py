@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import create_engine, update
 
 from tests.conftest import Account, add_member, assert_envelope, hourly_csv, register, wait_for_job, wait_until
 from tests.core.test_smoke_slice import wait_for_training
@@ -23,9 +24,9 @@ from tests.core.test_websocket import authed, receive_until, subscribe
 from vur.core import foreground
 from vur.core.db import Database, get_database
 from vur.forecasting import forecasters
-from vur.predictions import scoring
+from vur.predictions import scoring, service
 from vur.predictions.schemas import DIRECT_BATCH, PredictionResponse
-from vur.registry.models import RegisteredModel
+from vur.registry.models import ModelStatus, RegisteredModel
 from vur.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -291,6 +292,35 @@ async def test_a_batch_job_that_fails_part_way_records_none_of_its_predictions(c
     assert_envelope(await client.get(f"/api/v1/predictions/batch/{job['id']}", headers=account.headers), 409)
     assert await count_predictions(client, account) == before
     assert counted_in_metrics((await client.get("/metrics")).text, "batch") == metric
+
+
+async def test_a_forecast_made_as_soon_as_a_retraining_ends_uses_the_new_version(client: httpx.AsyncClient, account: Account, tmp_path: Path) -> None:
+    """Forecasts made while a job process trains the next version are answered by the
+    current one and kept by none: the first one after the job uses the new version."""
+    naive = await train(client, account, tmp_path, algorithm="naive")
+    accepted = await client.post(f"/api/v1/models/{naive}/train", headers=account.headers)
+    assert accepted.status_code == 202, accepted.text
+    during = set()
+    while (await client.get(f"/api/v1/jobs/{accepted.json()['job_id']}", headers=account.headers)).json()["status"] not in ("succeeded", "failed"):
+        answer = await predict(client, account, naive, horizon=1)
+        assert answer.status_code == 200, answer.text
+        during.add(answer.json()["model_version"])
+    assert during <= {1, 2}
+    assert (await predict(client, account, naive, horizon=1)).json()["model_version"] == 2
+
+
+async def test_a_change_made_by_another_process_is_served_within_a_second(client: httpx.AsyncClient, account: Account, tmp_path: Path, settings: Settings) -> None:
+    naive = await train(client, account, tmp_path, algorithm="naive")
+    assert (await predict(client, account, naive, horizon=1)).status_code == 200
+    # As another process would change it: not through this process's sessions.
+    other = create_engine(settings.resolved_database_url)
+    try:
+        with other.begin() as connection:
+            connection.execute(update(RegisteredModel.__table__).where(RegisteredModel.__table__.c.id == uuid.UUID(naive)).values(status=ModelStatus.archived))
+    finally:
+        other.dispose()
+    await asyncio.sleep(service.SERVED_SECONDS)
+    assert_envelope(await predict(client, account, naive, horizon=1), 409)
 
 
 async def test_predictions_are_counted_in_the_metrics(client: httpx.AsyncClient, account: Account, model_id: str) -> None:

@@ -285,6 +285,7 @@ class Worker:
         self._stop = threading.Event()
         self._stop_now = threading.Event()
         self._running: dict[uuid.UUID, Future[None]] = {}
+        self._ended = 0  # jobs seen to end, counted before they leave `_running` (`idle_epoch`)
         self._events: Any = None
         self._pool: ProcessPoolExecutor | None = None
         self._threads: list[threading.Thread] = []
@@ -314,6 +315,13 @@ class Worker:
             "processes": self.processes,
             "running_jobs": len(self._running),
         }
+
+    @property
+    def idle_epoch(self) -> int | None:
+        """None while a job runs in this worker's pool (until the worker has seen it end);
+        otherwise how many jobs it has seen end. What was read of the database while this
+        stayed the same was not changed meanwhile by a job of this process."""
+        return None if self._running else self._ended
 
     def run(self) -> None:
         load_job_modules(self.settings.job_modules)
@@ -465,6 +473,7 @@ class Worker:
         for job_id, future in list(self._running.items()):
             if not future.done():
                 continue
+            self._ended += 1
             del self._running[job_id]
             error = future.exception()
             if error is None:

@@ -65,11 +65,11 @@ upload_router = APIRouter(prefix="/api/v1/predictions", tags=["predictions"])
 _FORECAST_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="vur-forecast")
 
 
-def _answer(database: Database, store: ArtifactStore, workspace_id: uuid.UUID, model_id: uuid.UUID, body: PredictRequest, source: str) -> tuple[bytes, service.Computed]:
-    """The answer's JSON and what is to be recorded of it. The model is read on a pooled
-    connection, outside any transaction: nothing here writes."""
-    with database.engine.connect() as connection:
-        model, version = service.servable_model(connection, model_id, workspace_id, body.version)
+def _answer(
+    database: Database, store: ArtifactStore, jobs_epoch: int | None, workspace_id: uuid.UUID, model_id: uuid.UUID, body: PredictRequest, source: str
+) -> tuple[bytes, service.Computed]:
+    """The answer's JSON and what is to be recorded of it. Nothing here writes."""
+    model, version = service.served_model(database, model_id, workspace_id, body.version, jobs_epoch)
     computed = service.compute(store, model, version, body, source)
     # Written as it was made (a PredictionResponse's JSON): FastAPI would validate it
     # against the response model and dump it again. A bound no series had is null.
@@ -83,7 +83,9 @@ async def _predict_in_thread(request: Request, workspace_id: uuid.UUID, model_id
     database = request.app.state.database
     if not database.deferred.has_room():
         await asyncio.to_thread(database.deferred.wait_for_room, DEFERRED_WAIT_SECONDS)
-    work = partial(contextvars.copy_context().run, _answer, database, request.app.state.store, workspace_id, model_id, body, source)
+    worker = request.app.state.worker
+    jobs_epoch = worker.idle_epoch if worker is not None else 0
+    work = partial(contextvars.copy_context().run, _answer, database, request.app.state.store, jobs_epoch, workspace_id, model_id, body, source)
     foreground.begin()  # background checks wait until the answer is out (`_Answer`)
     try:
         answer, computed = await asyncio.get_running_loop().run_in_executor(_FORECAST_THREADS, work)
