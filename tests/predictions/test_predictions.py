@@ -300,11 +300,13 @@ async def test_a_forecast_made_as_soon_as_a_retraining_ends_uses_the_new_version
     naive = await train(client, account, tmp_path, algorithm="naive")
     accepted = await client.post(f"/api/v1/models/{naive}/train", headers=account.headers)
     assert accepted.status_code == 202, accepted.text
-    during = set()
-    while (await client.get(f"/api/v1/jobs/{accepted.json()['job_id']}", headers=account.headers)).json()["status"] not in ("succeeded", "failed"):
+    during, deadline = set(), asyncio.get_running_loop().time() + 120
+    while (job := (await client.get(f"/api/v1/jobs/{accepted.json()['job_id']}", headers=account.headers)).json())["status"] not in ("succeeded", "failed"):
         answer = await predict(client, account, naive, horizon=1)
         assert answer.status_code == 200, answer.text
         during.add(answer.json()["model_version"])
+        assert asyncio.get_running_loop().time() < deadline, job
+    assert job["status"] == "succeeded", job
     assert during <= {1, 2}
     assert (await predict(client, account, naive, horizon=1)).json()["model_version"] == 2
 
