@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vur.core import security
 from vur.core.db import Database, on_commit
+from vur.core.recent import Recent
 from vur.identity.exceptions import AdminRequired, InvalidToken, ReadOnlyRole
 from vur.identity.models import Role, User
 from vur.settings import Settings
@@ -64,14 +65,12 @@ def principal_of(user: User) -> Principal:
     return Principal(user.id, user.workspace_id, user.role, user.email, user.is_superuser)
 
 
-# The principal of each token in use, kept PRINCIPAL_SECONDS (never past the token's
-# expiry): most requests then need no signature check, no users lookup and no thread for
-# one. A change to a user committed in this process forgets every entry at once; one
-# committed by another process (a second server worker, the CLI) is seen within
-# PRINCIPAL_SECONDS.
+# The principal of each token in use, kept a second (never past the token's expiry; see
+# `vur.core.recent`): most requests then need no signature check, no users lookup and no
+# thread for one. A change to a user committed in this process forgets them; one committed
+# by another process (a second server worker, the CLI) is seen within PRINCIPAL_SECONDS.
 PRINCIPAL_SECONDS = 1.0
-_MAX_PRINCIPALS = 10_000
-_principals: dict[str, tuple[float, Principal]] = {}
+_principals: Recent[str, Principal] = Recent(PRINCIPAL_SECONDS)
 
 
 def _active_principal(database: Database, user_id: uuid.UUID) -> Principal | None:
@@ -83,7 +82,7 @@ def _active_principal(database: Database, user_id: uuid.UUID) -> Principal | Non
 @event.listens_for(Session, "after_flush")
 def _forget_principals_of_changed_users(session: Session, _context: Any) -> None:
     if any(isinstance(o, User) for o in (*session.dirty, *session.deleted)):
-        on_commit(session, _principals.clear)
+        on_commit(session, _principals.forget)
 
 
 async def current_principal(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
@@ -99,16 +98,14 @@ async def current_principal(request: Request, token: Annotated[str | None, Depen
 async def _principal_of_token(database: Database, settings: Settings, token: str | None) -> Principal:
     if not token:
         raise InvalidToken("Not authenticated")
-    cached = _principals.get(token)
-    if cached is not None and cached[0] > time.time():
-        return cached[1]
+    if (cached := _principals.get(token)) is not None:
+        return cached
+    mark = _principals.mark()
     user_id, expires = _token_claims(settings, token)
     principal = await run_in_threadpool(_active_principal, database, user_id)
     if principal is None:
         raise InvalidToken()
-    if len(_principals) >= _MAX_PRINCIPALS:
-        _principals.clear()
-    _principals[token] = (min(time.time() + PRINCIPAL_SECONDS, expires), principal)
+    _principals.keep(token, principal, mark, until=mark.at + expires - time.time())  # the token's expiry, on the monotonic clock
     return principal
 
 

@@ -31,6 +31,7 @@ from vur.core.db import Database, naive_utc, on_commit, utcnow
 from vur.core.errors import validation_details
 from vur.core.events import Event, publish_after_commit
 from vur.core.metrics import REGISTRY, relayed_counter
+from vur.core.recent import Recent
 from vur.core.repository import get_scoped, paginate
 from vur.core.storage import ArtifactStore
 from vur.predictions.exceptions import InvalidPredictionRequest, ModelNotServable, PredictionNotFound
@@ -117,48 +118,37 @@ def servable_model(reader: Session | Connection, model_id: uuid.UUID, workspace_
     return model, _servable(model, ServedVersion(row.number, row.artifact_prefix) if row.number is not None else None, number)
 
 
-# The model and version each single forecast was made with, kept SERVED_SECONDS from
-# when they were read (`served_model`): their lookup (a pooled connection, one query)
-# cost a forecast half a millisecond, run right after the previous library call has left
-# the processor's caches cold. Exact within this process: a change to a model or version
-# (or any deletion: a cascade may take models with it) committed here forgets every
-# entry, and an entry is used only while the job runner's `idle_epoch` is the one it was
-# read in (a training job writes its version from a process of its own). A change
-# committed by another process (a second API worker, a `vur worker`, the CLI) is served
-# within SERVED_SECONDS, as a change to a user is (`vur.identity.auth`).
+# The model and version each single forecast was made with, kept a second from when they
+# were read (`served_model`; see `vur.core.recent`): their lookup cost a forecast half a
+# millisecond, run right after the previous library call has left the processor's caches
+# cold. A change to a model or version (or any deletion: a cascade may take models with
+# it) committed in this process forgets them; and an entry is used only while the job
+# runner's `idle_epoch` is the one it was read in (a training job writes its version from
+# a process of its own). A change committed by another process is served within
+# SERVED_SECONDS, as a change to a user is (`vur.identity.auth`).
 SERVED_SECONDS = 1.0
-_MAX_SERVED = 10_000
-_served_models: dict[tuple[uuid.UUID, uuid.UUID, int | None], tuple[float, int, ServedModel, ServedVersion]] = {}
-_forgotten = 0  # how many times `_served_models` was forgotten: a lookup that overlapped one is not kept
+_served_models: Recent[tuple[uuid.UUID, uuid.UUID, int | None], tuple[ServedModel, ServedVersion]] = Recent(SERVED_SECONDS)
 
 
 def served_model(database: Database, model_id: uuid.UUID, workspace_id: uuid.UUID, number: int | None, jobs_epoch: int | None) -> tuple[ServedModel, ServedVersion]:
     """`servable_model`, kept as said above. `jobs_epoch`: the job runner's `idle_epoch`
-    as the request found it (0 in a process that runs no jobs)."""
+    as the request found it (0 in a process that runs no jobs; None while a job runs:
+    nothing is kept)."""
     key = (model_id, workspace_id, number)
-    held = _served_models.get(key)
-    if held is not None and held[0] > time.monotonic() and held[1] == jobs_epoch:
-        return held[2], held[3]
-    forgotten, read_at = _forgotten, time.monotonic()
+    if jobs_epoch is not None and (held := _served_models.get(key, jobs_epoch)) is not None:
+        return held
+    mark = _served_models.mark()
     with database.engine.connect() as connection:
         model, version = servable_model(connection, model_id, workspace_id, number)
-    if jobs_epoch is not None and forgotten == _forgotten:
-        if len(_served_models) >= _MAX_SERVED:
-            _served_models.clear()
-        _served_models[key] = (read_at + SERVED_SECONDS, jobs_epoch, model, version)
+    if jobs_epoch is not None:
+        _served_models.keep(key, (model, version), mark, jobs_epoch)
     return model, version
-
-
-def _forget_served_models() -> None:
-    global _forgotten
-    _forgotten += 1
-    _served_models.clear()
 
 
 @event.listens_for(Session, "after_flush")
 def _forget_served_of_changed_models(session: Session, _context: Any) -> None:
     if session.deleted or any(isinstance(o, RegisteredModel | ModelVersion) for o in (*session.new, *session.dirty)):
-        on_commit(session, _forget_served_models)
+        on_commit(session, _served_models.forget)
 
 
 @cache
