@@ -10,6 +10,7 @@ second API worker, a job's process, the CLI) is seen once the entry's seconds ar
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Hashable
 from typing import Generic, NamedTuple, TypeVar
@@ -33,6 +34,9 @@ class Recent(Generic[Key, Value]):
         self.seconds, self.most = seconds, most
         self._entries: dict[Key, tuple[float, Hashable, Value]] = {}
         self._forgotten = 0
+        # Held to check a read's mark and store it, and to forget: a change committed
+        # between the two would otherwise let a stale read in.
+        self._lock = threading.Lock()
 
     def get(self, key: Key, tag: Hashable = None) -> Value | None:
         held = self._entries.get(key)
@@ -46,13 +50,15 @@ class Recent(Generic[Key, Value]):
     def keep(self, key: Key, value: Value, mark: Mark, tag: Hashable = None, until: float | None = None) -> None:
         """Keep what a read begun at `mark` found, unless the entries were forgotten since.
         `until`: a `time.monotonic()` past which the value must not be used."""
-        if mark.forgotten != self._forgotten:
-            return
-        if len(self._entries) >= self.most:  # a bound, not an eviction policy: entries live a second
-            self._entries.clear()
         expires = mark.at + self.seconds
-        self._entries[key] = (expires if until is None else min(expires, until), tag, value)
+        with self._lock:
+            if mark.forgotten != self._forgotten:
+                return
+            if len(self._entries) >= self.most:  # a bound, not an eviction policy: entries live a second
+                self._entries.clear()
+            self._entries[key] = (expires if until is None else min(expires, until), tag, value)
 
     def forget(self) -> None:
-        self._forgotten += 1
-        self._entries.clear()
+        with self._lock:
+            self._forgotten += 1
+            self._entries.clear()
