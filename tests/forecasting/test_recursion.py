@@ -85,13 +85,18 @@ def test_calendar_features_follow_each_frequency(freq: str, step) -> None:
     assert (arrays["mean"].to_numpy() == library["library"].to_numpy()).all()
 
 
-def test_a_series_too_short_for_its_differences_gets_the_library_error() -> None:
+def test_a_series_shorter_than_the_differences_is_refused_before_forecasting() -> None:
+    """The library would refuse it too, in its internal terms; a batch is checked so before its job runs."""
     history = _history("h", 200)
     entry = get_algorithm("lightgbm")
     forecaster = engines.forecast(entry, entry.resolve({"season_length": 7, "difference": "seasonal", "n_estimators": 20}), history, 6, "h", []).forecaster
-    newcomer = pd.DataFrame({"unique_id": "new", "ds": pd.date_range("2024-03-01", periods=3, freq="h"), "y": [1.0, 2.0, 3.0]})
-    with pytest.raises(ValueError, match="too short for the 'Differences' transformation: \\['new'\\]"):
-        forecaster.predict(6, [], newcomer)
+    needed = 7  # a season of differences
+    newcomer = pd.DataFrame({"unique_id": "new", "ds": pd.date_range("2024-03-01", periods=needed, freq="h"), "y": np.arange(needed, dtype=float)})
+    for forecast in (lambda: forecaster.check(6, newcomer.iloc[1:]), lambda: forecaster.predict(6, [], newcomer.iloc[1:])):
+        with pytest.raises(ValueError, match=f"series \\['new'\\] have fewer than the {needed} points"):
+            forecast()
+    forecaster.check(6, newcomer)  # as many points as the differences span: the library forecasts it
+    assert len(forecaster.predict(6, [], newcomer)) == 6
 
 
 def test_a_model_fitted_with_exogenous_columns_is_left_to_the_library() -> None:

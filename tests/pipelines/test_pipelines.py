@@ -8,12 +8,14 @@ import hashlib
 import hmac
 import io
 import json
+import re
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import Account, assert_envelope, hourly_csv, register, wait_for_job
+from vur.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -191,11 +193,17 @@ def _changed(document: dict, change: str) -> dict:
     elif change == "reordered":
         steps = changed["pipeline"]["steps"]
         steps[0], steps[1] = steps[1], steps[0]
-    elif change == "other_instance":
-        unsigned = {key: value for key, value in changed.items() if key != "signature"}
-        canonical = json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-        changed["signature"] = hmac.new(b"another-instance-secret", canonical, hashlib.sha256).hexdigest()
+    elif change == "forged":  # this installation's name, another key's signature
+        changed["signature"] = _signature(changed, "a guessed secret")
+    elif change == "bad_installation":
+        changed["installation"] = "not hex"
     return changed
+
+
+def _signature(document: dict, secret: str) -> str:
+    unsigned = {key: value for key, value in document.items() if key != "signature"}
+    canonical = json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return hmac.new(secret.encode(), canonical, hashlib.sha256).hexdigest()
 
 
 @pytest.mark.parametrize(
@@ -207,7 +215,8 @@ def _changed(document: dict, change: str) -> dict:
         ("unsigned", "signature"),
         ("wrong_type", "pipeline.steps"),
         ("reordered", "pipeline.steps"),
-        ("other_instance", "signature"),
+        ("forged", "signature"),
+        ("bad_installation", "installation"),
     ],
 )
 async def test_import_refuses_bad_documents(client: httpx.AsyncClient, account: Account, change: str, field: str) -> None:
@@ -217,6 +226,35 @@ async def test_import_refuses_bad_documents(client: httpx.AsyncClient, account: 
     details = assert_envelope(response, 422)["details"]
     assert any(key.startswith(field) for key in details), details
     assert await count(client, account) == before
+
+
+async def test_another_installations_document_brings_its_configuration(client: httpx.AsyncClient, account: Account, tmp_path: Path, settings: Settings) -> None:
+    """Its signature cannot be checked here: what it says was done is not taken, only
+    the configuration, as if the pipeline were created through the API."""
+    dataset_id = await upload(client, account, tmp_path)
+    pipeline_id = (await create(client, account, steps={"upload": {"dataset_id": dataset_id}, "split": {"train_size": 0.7, "test_size": 0.3}, "model": NAIVE}))["id"]
+    for step in ("upload", "preview", "split"):
+        assert (await complete(client, account, pipeline_id, step)).status_code == 200
+    document = await export(client, account, pipeline_id)
+    assert re.fullmatch(r"[0-9a-f]{16}", document["installation"])
+
+    elsewhere = {**document, "installation": "0123456789abcdef"}
+    elsewhere["signature"] = _signature(elsewhere, "the other installation's secret")
+    imported = await client.post("/api/v1/pipelines/import", headers=account.headers, json=elsewhere)
+    assert imported.status_code == 201, imported.text
+    body = imported.json()
+    assert body["completed_steps"] == [] and set(statuses(body).values()) == {"pending"} and body["status"] == "ready"  # as created, configured
+    assert body["steps"][2]["config"]["train_size"] == 0.7 and body["steps"][5]["config"]["algorithm"] == "naive"
+    assert not any(value for step in body["steps"] for value in step["output"].values())
+
+    # A document exported before documents named their installation is this one's: checked, and kept whole.
+    before = {key: value for key, value in document.items() if key != "installation"}
+    before["signature"] = _signature(before, settings.resolved_secret_key())
+    kept = await client.post("/api/v1/pipelines/import", headers=account.headers, json=before)
+    assert kept.status_code == 201, kept.text
+    assert kept.json()["completed_steps"] == ["upload", "preview", "split"]
+    before["pipeline"]["name"] = "renamed"
+    assert_envelope(await client.post("/api/v1/pipelines/import", headers=account.headers, json=before), 422)
 
 
 async def test_import_refuses_malformed_and_oversized_bodies(client: httpx.AsyncClient, account: Account) -> None:

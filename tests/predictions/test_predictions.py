@@ -261,8 +261,11 @@ async def test_a_batch_names_the_request_it_refuses_and_records_none(client: htt
     assert f"requests.{DIRECT_BATCH}.horizon" in refused["details"]
     # Whatever the direct path refuses without running the model, so is it in a large batch, before a job is queued.
     after_a_gap = [{"series_id": "A", "timestamp": (LAST + timedelta(hours=5)).isoformat(), "value": 1.0}]
+    # A series the model never saw, too short for its seasonal differences (24 steps).
+    newcomer = [{"series_id": "Z", "timestamp": (LAST + timedelta(hours=h)).isoformat(), "value": 1.0 + h} for h in range(3)]
     for last, field in (
         ({"horizon": 2, "series_ids": ["A"], "observations": after_a_gap}, "observations"),
+        ({"horizon": 2, "series_ids": ["Z"], "observations": newcomer}, "observations"),
         ({"horizon": 2, "levels": [95]}, "levels"),
         ({"horizon": 2, "version": 7}, "version"),
     ):

@@ -302,8 +302,18 @@ class RegressionForecaster(Forecaster):
     def check(self, horizon: int, observations: Columns | None = None, future: pd.DataFrame | None = None) -> None:
         if self.exogenous:
             self._inputs(horizon, observations, future)
-        else:
-            super().check(horizon, observations)
+        elif _has_rows(observations):
+            history = self._extended(observations)
+            self._check_lengths(history.runs.ids, history.runs.lengths)
+
+    def _check_lengths(self, ids: Any, lengths: Any) -> None:
+        """The target is differenced before the regressor reads it: a series (one it never
+        saw, given with a few observations) needs more points than the differences span."""
+        from mlforecast.target_transforms import Differences
+
+        needed = sum(sum(t.differences) for t in self.fitted.ts.target_transforms or [] if isinstance(t, Differences))
+        if short := [str(uid) for uid, length in zip(ids, lengths, strict=True) if length < needed]:
+            raise ValueError(f"series {sorted(short)[:5]} have fewer than the {needed} points the model differences its target over: give more of their history")
 
     def _inputs(self, horizon: int, observations: Columns | None, future: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The history to forecast from and the exogenous values of each step ahead."""
@@ -313,6 +323,8 @@ class RegressionForecaster(Forecaster):
         history = history[history["unique_id"].isin(future["unique_id"].unique())]
         if history.empty:
             raise InvalidFutureValues(f"the model has no history of the series the future values are for ({sorted(map(str, future['unique_id'].unique()))[:5]}); give their observations too")
+        runs = SeriesRuns.of(history)
+        self._check_lengths(runs.ids, runs.lengths)
         return history, self._future_values(history, horizon, future)
 
     def _future_values(self, history: pd.DataFrame, horizon: int, future: pd.DataFrame) -> pd.DataFrame:
@@ -336,13 +348,11 @@ class RegressionForecaster(Forecaster):
 
         from vur.forecasting import recursion
 
+        self._check_lengths(history.runs.ids, history.runs.lengths)
         targets = history.columns["y"]
         if self._replicated() and not np.isnan(targets).any():
             steps = Points.after(history.runs.ids, history.ends(), horizon, self.freq)
-            try:
-                return Points(steps.unique_id, steps.ds, recursion.forecast(self.fitted, targets, history.runs.lengths, steps.ds, horizon))
-            except recursion.ShortSeries:
-                pass  # the library's call names the series, in its words
+            return Points(steps.unique_id, steps.ds, recursion.forecast(self.fitted, targets, history.runs.lengths, steps.ds, horizon))
         return Points.of(self.fitted.predict(horizon, new_df=history.frame()))
 
     def _replicated(self) -> bool:

@@ -27,9 +27,6 @@ import pandas as pd
 from mlforecast.grouped_array import GroupedArray
 from mlforecast.lag_transforms import Lag
 from mlforecast.target_transforms import Differences, LocalStandardScaler
-from mlforecast.utils import _ShortSeriesException as ShortSeries
-
-__all__ = ["ShortSeries", "forecast", "replicated"]
 
 
 def replicated(fitted: Any) -> bool:
@@ -51,9 +48,9 @@ def replicated(fitted: Any) -> bool:
 
 def forecast(fitted: Any, values: Any, lengths: Any, dates: Any, horizon: int) -> Any:
     """The `horizon` points after each series, series by series, of a `replicated` model.
-    `values`: the series' targets one after the other (`lengths` each), without NaN;
-    `dates`: the timestamps of the points to forecast, series by series. Raises the
-    library's `ShortSeries` when a series is too short for its differences."""
+    `values`: the series' targets one after the other (`lengths` each), without NaN, each
+    at least as long as the model's differences span; `dates`: the timestamps of the
+    points to forecast, series by series."""
     ts = fitted.ts
     # The library's target array: float32 and float64 stay as they are, anything else becomes float32.
     values = np.asarray(values)

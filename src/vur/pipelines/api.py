@@ -30,7 +30,7 @@ def list_pipelines(principal: WorkspaceReader, session: DbSession, response: Res
     "/import",
     response_model=PipelineRead,
     status_code=201,
-    summary="Import a document from GET /export as a new pipeline. The signature is required and must be this instance's (422 otherwise)",
+    summary="Import a document from GET /export as a new pipeline. A document this installation exported must carry its signature (422 otherwise) and keeps its steps' state; another installation's brings its configuration, every step pending",
 )
 def import_pipeline(body: PipelineDocument, principal: WorkspaceWriter, session: DbSession, settings: AppSettings) -> PipelineRead:
     pipeline = service.import_document(session, principal.workspace_id, principal.user_id, body, settings.resolved_secret_key())

@@ -176,15 +176,19 @@ class PipelineContent(BaseModel):
 
 
 class PipelineDocument(BaseModel):
-    """A pipeline as GET /export writes it and POST /import reads it. `signature` is the
-    HMAC-SHA256, under the instance's secret key, of the canonical JSON of every other
-    field; import refuses a document whose signature does not match."""
+    """A pipeline as GET /export writes it and POST /import reads it. `installation` names
+    the VUR installation that exported it (absent from documents exported before it was
+    written); `signature` is the HMAC-SHA256, under that installation's secret key, of the
+    canonical JSON of every other field. The installation that exported a document
+    refuses it if the signature does not match; another one cannot check it and imports
+    the configuration alone."""
 
     model_config = ConfigDict(extra="forbid")
 
     format: Literal["vur.pipeline"]
     version: Literal[1]
     exported_at: datetime
+    installation: str | None = Field(default=None, pattern=r"^[0-9a-f]{16}$")
     pipeline: PipelineContent
     signature: str = Field(pattern=r"^[0-9a-f]{64}$")
 

@@ -396,28 +396,39 @@ def _release_model(session: Session, pipeline: Pipeline, job_id: uuid.UUID, outc
 
 def export_document(pipeline: Pipeline, secret: str) -> PipelineDocument:
     content = PipelineContent.model_validate({"name": pipeline.name, "description": pipeline.description, "steps": pipeline.steps})
-    document = PipelineDocument(format=FORMAT, version=VERSION, exported_at=utcnow(), pipeline=content, signature="0" * 64)
+    document = PipelineDocument(format=FORMAT, version=VERSION, exported_at=utcnow(), installation=installation_of(secret), pipeline=content, signature="0" * 64)
     document.signature = sign(_canonical(document), secret)
     return document
 
 
+def installation_of(secret: str) -> str:
+    """This installation's name in the documents it exports: derived from its secret key
+    (one-way), so that it stays the same across restarts and reveals nothing of the key."""
+    return sign(b"vur installation", secret)[:16]
+
+
 def import_document(session: Session, workspace_id: uuid.UUID, user_id: uuid.UUID, document: PipelineDocument, secret: str) -> Pipeline:
-    """A new pipeline from a verified document. References to datasets and models the
-    workspace cannot see are dropped, and every step from the first that used one goes
-    back to pending."""
-    if not signature_matches(_canonical(document), document.signature, secret):
-        raise InvalidDocument(
-            "The document's signature does not match", {"signature": "the document was changed after its export, or exported by another VUR instance"}
-        )
+    """A new pipeline from a document. One this installation exported must carry its
+    signature, and keeps what was done (references to datasets and models the workspace
+    cannot see are dropped, and every step from the first that used one goes back to
+    pending). Another installation's cannot be checked here: only its configuration is
+    taken, every step pending, as if created through the API."""
     content = document.pipeline
     steps = [{"name": s.name, "config": _stored(s.config), "status": s.status, "output": s.output.model_dump(mode="json", exclude_none=True)} for s in content.steps]
+    if document.installation in (None, installation_of(secret)):
+        if not signature_matches(_canonical(document), document.signature, secret):
+            raise InvalidDocument("The document's signature does not match", {"signature": "the document was changed after its export"})
+    else:
+        steps = [{**step, "status": "pending", "output": {}} for step in steps]
     _drop_hidden_references(session, workspace_id, steps)
     return _add(session, workspace_id, user_id, content.name, content.description, steps)
 
 
 def _canonical(document: PipelineDocument) -> bytes:
-    """The signed bytes: every field but the signature, as this version's schema reads them."""
-    return json.dumps(document.model_dump(mode="json", exclude={"signature"}), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """The signed bytes: every field but the signature, as this version's schema reads
+    them (without `installation` in a document exported before it was written)."""
+    left_out = {"signature"} | ({"installation"} if document.installation is None else set())
+    return json.dumps(document.model_dump(mode="json", exclude=left_out), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _drop_hidden_references(session: Session, workspace_id: uuid.UUID, steps: list[dict[str, Any]]) -> None:
