@@ -33,8 +33,8 @@ Beside it, the platform's own forecast call in this process (the forecaster's
 `forecast_columns` with the observations, or `predict` when served): what the platform
 computes, without HTTP, authentication, validation or the recorded row. The requests'
 p50 over its p50 is what the platform's serving adds to its own computation; it is
-printed too, so that a computation faster than the library's call cannot hide the cost
-of serving it.
+printed too (not judged: the target is over the library's call), so that a computation
+faster than the library's call cannot hide the cost of serving it.
 
 The machine is shared, and its speed drifts from one second to the next by more than the
 5 ms judged (ARIMA's bare call has taken 15 ms over two seconds, 21 ms over the next two). So at
@@ -388,10 +388,8 @@ def main() -> int:
         verdict = "PASS" if added <= TARGET_ADDED_MS else "MISS"
         low, high = row.turns.added_interval()
         print(f"{verdict}  {row.algorithm}/{row.mode}: adds {added:+.2f} ms to the bare p50 (95 % bootstrap interval {low:+.2f} to {high:+.2f}; target <= {TARGET_ADDED_MS} ms)")
-        serving = row.turns.added("own")
         low, high = row.turns.added_interval("own")
-        verdict = "PASS" if serving <= TARGET_ADDED_MS else "MISS"
-        print(f"{verdict}  {row.algorithm}/{row.mode}: serving adds {serving:+.2f} ms to the platform's own forecast call ({low:+.2f} to {high:+.2f})")
+        print(f"      {row.algorithm}/{row.mode}: serving adds {row.turns.added('own'):+.2f} ms to the platform's own forecast call ({low:+.2f} to {high:+.2f})")
         if row.algorithm == "lightgbm":
             throughput = row.rps[burst_generators[0]]
             if row.mode == "served":
